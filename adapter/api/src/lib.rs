@@ -1,1 +1,339 @@
 //! The adapter's public HTTP contract: request and response types and stable error codes.
+//!
+//! Boundary: this crate is a leaf. It knows serde and exact decimals, nothing else: no tokio, no
+//! axum, no SQLite. Only `adapter/src/http` converts between these types and the adapter's inner
+//! types, so a rename here shows up as a compile error there, and scenario files spell out the
+//! literal wire JSON, so a rename cannot pass silently on both sides at once.
+
+mod money;
+
+pub use money::{Money, Quantity};
+use serde::{Deserialize, Serialize};
+
+/// `POST /v1/kkt/receipt` body. Unknown fields are refused, never ignored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceiptRequest {
+    /// Alternatively given as the `Idempotency-Key` header; one of the two is required.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    #[serde(rename = "type")]
+    pub kind: ReceiptType,
+    pub taxation: Taxation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operator: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_contact: Option<String>,
+    pub items: Vec<Item>,
+    pub payments: Vec<Payment>,
+}
+
+/// Operation type, FFD tag 1054.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptType {
+    Sale,
+    SaleRefund,
+    Buy,
+    BuyRefund,
+}
+
+/// Taxation system, FFD tag 1055.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Taxation {
+    Osn,
+    UsnIncome,
+    UsnIncomeOutcome,
+    Envd,
+    Esn,
+    Patent,
+}
+
+/// One receipt line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Item {
+    pub name: String,
+    pub price: Money,
+    pub quantity: Quantity,
+    pub vat: Vat,
+    #[serde(default = "PaymentMethod::default_full")]
+    pub payment_method: PaymentMethod,
+    #[serde(default = "PaymentObject::default_commodity")]
+    pub payment_object: PaymentObject,
+}
+
+/// VAT rate of an item, FFD tag 1199.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Vat {
+    Vat20,
+    Vat10,
+    Vat120,
+    Vat110,
+    Vat0,
+    None,
+}
+
+/// Payment method sign, FFD tag 1214.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentMethod {
+    FullPrepayment,
+    Prepayment,
+    Advance,
+    FullPayment,
+    PartialPayment,
+    Credit,
+    CreditPayment,
+}
+
+impl PaymentMethod {
+    fn default_full() -> Self {
+        PaymentMethod::FullPayment
+    }
+}
+
+/// Payment object sign, FFD tag 1212.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentObject {
+    Commodity,
+    Excise,
+    Job,
+    Service,
+    Payment,
+    Composite,
+    Another,
+}
+
+impl PaymentObject {
+    fn default_commodity() -> Self {
+        PaymentObject::Commodity
+    }
+}
+
+/// One payment of the receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Payment {
+    #[serde(rename = "type")]
+    pub kind: PaymentType,
+    pub amount: Money,
+}
+
+/// How the buyer paid. Change is given only from cash.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PaymentType {
+    Cash,
+    Card,
+}
+
+/// The answer to a receipt request (and to `GET /v1/kkt/receipt/{id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptResponse {
+    pub receipt_id: String,
+    pub status: ReceiptStatus,
+    /// `<fn>-<fd>` once fiscalized.
+    pub fiscal_doc_id: Option<String>,
+    pub fiscal: Option<Fiscal>,
+    pub ofd_status: OfdStatus,
+}
+
+/// `printed` = fiscalized on the KKT; `buffered` = durably accepted, KKT outcome being reconciled;
+/// `rejected` = the KKT definitely refused it (only visible when polling a stored receipt).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReceiptStatus {
+    Printed,
+    Buffered,
+    Rejected,
+}
+
+/// OFD delivery state of the fiscal document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfdStatus {
+    Pending,
+    Synced,
+    Dlq,
+}
+
+/// Fiscal data of a printed receipt.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Fiscal {
+    pub fn_number: String,
+    pub fd_number: u32,
+    /// FPD as a decimal string, as printed on the receipt.
+    pub fpd: String,
+    pub shift_number: u32,
+    pub receipt_number: u32,
+    /// RFC 3339 time of the document, from the KKT clock.
+    pub datetime: String,
+    pub total: Money,
+    /// The receipt QR string `t=..&s=..&fn=..&i=..&fp=..&n=..`.
+    pub qr: String,
+}
+
+/// `GET /v1/kkt/buffer/status`: the seed's nine fields, then extras.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BufferStatus {
+    pub total_capacity: u64,
+    pub current_queued: u64,
+    pub percent_full: f64,
+    pub network_status: NetworkStatus,
+    pub total_receipts: u64,
+    pub pending: u64,
+    pub synced: u64,
+    pub failed: u64,
+    pub dlq_size: u64,
+    /// Receipts whose KKT outcome is still being reconciled.
+    #[serde(default)]
+    pub in_flight: u64,
+}
+
+/// OFD reachability as the circuit breaker sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkStatus {
+    Online,
+    Offline,
+    Degraded,
+}
+
+/// `POST /v1/kkt/buffer/sync` answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SyncResult {
+    pub synced: u64,
+    pub failed: u64,
+    pub skipped: u64,
+}
+
+/// Every error body: a stable machine `code`, a human `message`, and whether the operation
+/// certainly did not happen (`definite`). A POS that gets `definite: false` must retry with the
+/// SAME idempotency key.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub code: String,
+    pub message: String,
+    pub definite: bool,
+}
+
+/// The stable error codes. The strings are the contract; the enum keeps them in one place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The body is not valid JSON or not of the documented shape.
+    MalformedBody,
+    /// A field has an invalid value (money scale, totals, lengths).
+    InvalidField,
+    /// Neither the `Idempotency-Key` header nor the `idempotency_key` field was given.
+    IdempotencyKeyMissing,
+    /// The key was used before with a different body.
+    IdempotencyKeyReused,
+    /// The first request with this key is still being processed.
+    RequestInProgress,
+    /// The buffer of undelivered documents is full; nothing was journaled.
+    BufferFull,
+    /// The journal could not commit (disk full, I/O error); nothing was sent to the KKT.
+    JournalUnavailable,
+    /// The KKT definitely refused the operation (paper out, cover open, shift expired ...).
+    KktRefused,
+    /// The KKT is not reachable; nothing was sent to it.
+    KktUnavailable,
+    /// The receipt does not exist.
+    NotFound,
+    /// The adapter is shutting down.
+    ShuttingDown,
+    /// Unexpected internal failure; details are in the adapter's log.
+    Internal,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 12] = [
+        ErrorCode::MalformedBody,
+        ErrorCode::InvalidField,
+        ErrorCode::IdempotencyKeyMissing,
+        ErrorCode::IdempotencyKeyReused,
+        ErrorCode::RequestInProgress,
+        ErrorCode::BufferFull,
+        ErrorCode::JournalUnavailable,
+        ErrorCode::KktRefused,
+        ErrorCode::KktUnavailable,
+        ErrorCode::NotFound,
+        ErrorCode::ShuttingDown,
+        ErrorCode::Internal,
+    ];
+
+    /// The wire string of the code.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::MalformedBody => "malformed_body",
+            ErrorCode::InvalidField => "invalid_field",
+            ErrorCode::IdempotencyKeyMissing => "idempotency_key_missing",
+            ErrorCode::IdempotencyKeyReused => "idempotency_key_reused",
+            ErrorCode::RequestInProgress => "request_in_progress",
+            ErrorCode::BufferFull => "buffer_full",
+            ErrorCode::JournalUnavailable => "journal_unavailable",
+            ErrorCode::KktRefused => "kkt_refused",
+            ErrorCode::KktUnavailable => "kkt_unavailable",
+            ErrorCode::NotFound => "not_found",
+            ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::Internal => "internal",
+        }
+    }
+
+    /// The HTTP status the code is answered with.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::MalformedBody
+            | ErrorCode::InvalidField
+            | ErrorCode::IdempotencyKeyMissing => 400,
+            ErrorCode::NotFound => 404,
+            ErrorCode::RequestInProgress | ErrorCode::KktRefused => 409,
+            ErrorCode::IdempotencyKeyReused => 422,
+            ErrorCode::BufferFull
+            | ErrorCode::JournalUnavailable
+            | ErrorCode::KktUnavailable
+            | ErrorCode::ShuttingDown => 503,
+            ErrorCode::Internal => 500,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_seed_receipt_body_parses() {
+        let body = r#"{"idempotency_key":"pos1-000123","type":"sale","taxation":"osn","operator":"Ivanova",
+            "customer_contact":"+79990000000","items":[{"name":"Progressive lenses","price":"25000.00",
+            "quantity":"1","vat":"vat20","payment_method":"full_payment","payment_object":"commodity"}],
+            "payments":[{"type":"card","amount":"25000.00"}]}"#;
+        let r: ReceiptRequest = serde_json::from_str(body).unwrap();
+        assert_eq!(r.kind, ReceiptType::Sale);
+        assert_eq!(r.items[0].price.kopecks(), 2_500_000);
+        assert_eq!(r.items[0].quantity.millionths(), 1_000_000);
+        assert_eq!(r.payments[0].kind, PaymentType::Card);
+    }
+
+    #[test]
+    fn unknown_fields_are_refused() {
+        let body = r#"{"type":"sale","taxation":"osn","items":[],"payments":[],"discount":"1"}"#;
+        let err = serde_json::from_str::<ReceiptRequest>(body)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("unknown field `discount`"), "{err}");
+    }
+
+    #[test]
+    fn error_codes_are_unique_and_mapped() {
+        let mut seen = std::collections::BTreeSet::new();
+        for c in ErrorCode::ALL {
+            assert!(seen.insert(c.as_str()), "duplicate code {}", c.as_str());
+            assert!((400..600).contains(&c.http_status()));
+        }
+    }
+}

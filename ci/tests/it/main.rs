@@ -1,0 +1,3 @@
+//! Integration tests of the `ci` crate: the workspace tidy checks.
+
+mod tidy;

@@ -1,0 +1,223 @@
+//! Tidy checks over the whole workspace, in the spirit of rust-analyzer's `tidy.rs`: the dependency rules
+//! of HOUSE-STYLE section 1 read from `cargo metadata`, and source conventions read from the files.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+/// Leaf libraries a `*-api` or `*-proto` crate may depend on (normal dependencies only).
+const LEAF_ALLOWED: &[&str] = &[
+    "serde",
+    "serde_json",
+    "rust_decimal",
+    "thiserror",
+    "encoding_rs",
+    "crc",
+    "hmac",
+    "sha2",
+];
+
+/// Packages that ship a program. None may depend on another in `[dependencies]`.
+const PROGRAMS: &[&str] = &["adapter", "ofd-mock", "kkt-emulator", "uat", "ci"];
+
+/// What the black-box runner must never link, in any dependency kind.
+const UAT_FORBIDDEN: &[&str] = &["adapter", "ofd-mock", "kkt-emulator", "adapter-api"];
+
+struct Package {
+    name: String,
+    manifest: PathBuf,
+    /// (dependency name, kind) where kind is "normal", "dev" or "build".
+    deps: Vec<(String, String)>,
+}
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+fn packages() -> Vec<Package> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let out = Command::new(cargo)
+        .args([
+            "metadata",
+            "--format-version",
+            "1",
+            "--no-deps",
+            "--offline",
+        ])
+        .current_dir(workspace_root())
+        .output()
+        .expect("cargo metadata runs");
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let meta: Value = serde_json::from_slice(&out.stdout).expect("cargo metadata prints JSON");
+    meta["packages"]
+        .as_array()
+        .expect("packages array")
+        .iter()
+        .map(|p| Package {
+            name: p["name"].as_str().unwrap().to_owned(),
+            manifest: PathBuf::from(p["manifest_path"].as_str().unwrap()),
+            deps: p["dependencies"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|d| {
+                    let kind = d["kind"].as_str().unwrap_or("normal").to_owned();
+                    (d["name"].as_str().unwrap().to_owned(), kind)
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+#[test]
+fn all_programs_and_leaf_crates_are_members() {
+    let names: BTreeSet<String> = packages().into_iter().map(|p| p.name).collect();
+    for expected in PROGRAMS
+        .iter()
+        .chain(&["adapter-api", "kkt-proto", "ofd-proto"])
+    {
+        assert!(
+            names.contains(*expected),
+            "workspace member {expected} is missing: {names:?}"
+        );
+    }
+}
+
+#[test]
+fn leaf_crates_depend_only_on_small_leaf_libraries() {
+    let mut violations = Vec::new();
+    for p in packages() {
+        if !(p.name.ends_with("-api") || p.name.ends_with("-proto")) {
+            continue;
+        }
+        for (dep, kind) in &p.deps {
+            if kind == "normal" && !LEAF_ALLOWED.contains(&dep.as_str()) {
+                violations.push(format!("{} depends on {dep}", p.name));
+            }
+        }
+    }
+    assert!(
+        violations.is_empty(),
+        "leaf crates must stay leaves (allowed: {LEAF_ALLOWED:?}):\n{}",
+        violations.join("\n")
+    );
+}
+
+#[test]
+fn no_program_depends_on_another_program() {
+    let mut violations = Vec::new();
+    for p in packages() {
+        for (dep, kind) in &p.deps {
+            if kind == "normal" && PROGRAMS.contains(&dep.as_str()) {
+                violations.push(format!("{} depends on {dep} in [dependencies]", p.name));
+            }
+        }
+    }
+    assert!(violations.is_empty(), "{}", violations.join("\n"));
+}
+
+#[test]
+fn uat_drives_binaries_and_never_links_them() {
+    let uat = packages()
+        .into_iter()
+        .find(|p| p.name == "uat")
+        .expect("uat package");
+    let linked: Vec<_> = uat
+        .deps
+        .iter()
+        .filter(|(d, _)| UAT_FORBIDDEN.contains(&d.as_str()))
+        .collect();
+    assert!(
+        linked.is_empty(),
+        "uat links {linked:?}; it must treat them as black boxes"
+    );
+}
+
+#[test]
+fn every_member_inherits_workspace_lints() {
+    let mut missing = Vec::new();
+    for p in packages() {
+        let text = std::fs::read_to_string(&p.manifest).unwrap();
+        let normalized: String = text.split_whitespace().collect::<Vec<_>>().join(" ");
+        if !normalized.contains("[lints] workspace = true") {
+            missing.push(p.manifest.display().to_string());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "add `[lints] workspace = true` to: {missing:?}"
+    );
+}
+
+/// Every tracked Rust source below the workspace root, skipping build output.
+fn rust_files() -> Vec<PathBuf> {
+    fn walk(dir: &Path, out: &mut Vec<PathBuf>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            let name = path.file_name().unwrap().to_string_lossy().into_owned();
+            if path.is_dir() {
+                if name != "target" && !name.starts_with('.') {
+                    walk(&path, out);
+                }
+            } else if name.ends_with(".rs") {
+                out.push(path);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(&workspace_root(), &mut out);
+    out.sort();
+    out
+}
+
+#[test]
+fn every_rust_file_starts_with_a_module_doc_line() {
+    let files = rust_files();
+    assert!(files.len() > 10, "the walk found too few files: {files:?}");
+    let offenders: Vec<_> = files
+        .iter()
+        .filter(|f| !std::fs::read_to_string(f).unwrap().starts_with("//!"))
+        .map(|f| {
+            f.strip_prefix(workspace_root())
+                .unwrap()
+                .display()
+                .to_string()
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "these files must start with a `//!` line saying what they are for: {offenders:?}"
+    );
+}
+
+#[test]
+fn only_the_http_layer_touches_the_api_types() {
+    let src = workspace_root().join("adapter/src");
+    let mut offenders = Vec::new();
+    for f in rust_files().into_iter().filter(|f| f.starts_with(&src)) {
+        let rel = f.strip_prefix(&src).unwrap().to_string_lossy().into_owned();
+        let in_http = rel.starts_with("http/") || rel == "http.rs";
+        let text = std::fs::read_to_string(&f).unwrap();
+        if !in_http && text.contains("adapter_api") {
+            offenders.push(format!("{rel}: uses adapter_api outside adapter/src/http"));
+        }
+        let config = rel == "config.rs" || rel.starts_with("config/");
+        let serde_derive = text.lines().any(|l| {
+            l.trim_start().starts_with("#[derive(")
+                && (l.contains("Serialize") || l.contains("Deserialize"))
+        });
+        if !in_http && !config && serde_derive {
+            offenders.push(format!("{rel}: serde derive on an inner type"));
+        }
+    }
+    assert!(offenders.is_empty(), "{}", offenders.join("\n"));
+}
