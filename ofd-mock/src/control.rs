@@ -1,0 +1,228 @@
+//! The HTTP control plane: mode selection, statistics, the document record, reset and health.
+
+use std::sync::Arc;
+
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{DefaultBodyLimit, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::mode::{Behaviour, ModeSpec, Refuse};
+use crate::schedule::Flap;
+use crate::state::MockState;
+use crate::store::StoreError;
+
+/// Largest control request body.
+pub const BODY_LEN_MAX: usize = 64 * 1024;
+
+/// Longest flapping timeline `GET /_mock/timeline` renders.
+pub const TIMELINE_UNTIL_MS_MAX: u64 = 86_400_000;
+
+/// An error answer: a stable machine `code`, a human `message`; every control error is definite.
+#[derive(Debug)]
+pub struct ControlError {
+    status: StatusCode,
+    code: &'static str,
+    message: String,
+}
+
+impl ControlError {
+    fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        ControlError {
+            status: StatusCode::BAD_REQUEST,
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+impl IntoResponse for ControlError {
+    fn into_response(self) -> Response {
+        let body = json!({"code": self.code, "message": self.message, "definite": true});
+        (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<JsonRejection> for ControlError {
+    fn from(r: JsonRejection) -> Self {
+        ControlError {
+            status: r.status(),
+            code: "bad_json",
+            message: r.body_text(),
+        }
+    }
+}
+
+impl From<QueryRejection> for ControlError {
+    fn from(r: QueryRejection) -> Self {
+        ControlError::bad("bad_query", r.body_text())
+    }
+}
+
+impl From<StoreError> for ControlError {
+    fn from(e: StoreError) -> Self {
+        tracing::error!(error = %e, "store failure in the control plane");
+        ControlError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            code: "store_failed",
+            message: "the record store failed; see the mock's log".into(),
+        }
+    }
+}
+
+type Shared = State<Arc<MockState>>;
+
+/// The control plane router.
+pub fn app(state: Arc<MockState>) -> Router {
+    Router::new()
+        .route("/set_mode", post(set_mode))
+        .route("/_mock/mode", post(post_mode).get(get_mode))
+        .route("/_mock/stats", get(stats))
+        .route("/_mock/documents", get(documents))
+        .route("/_mock/timeline", get(timeline))
+        .route("/_mock/reset", post(reset))
+        .route("/_mock/health", get(health))
+        .layer(DefaultBodyLimit::max(BODY_LEN_MAX))
+        .with_state(state)
+}
+
+/// The seed's two-mode switch.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SetMode {
+    mode: SeedMode,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum SeedMode {
+    Online,
+    Offline,
+}
+
+async fn set_mode(
+    State(s): Shared,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, ControlError> {
+    let Json(body) = body?;
+    let req: SetMode = serde_json::from_value(body).map_err(|e| {
+        ControlError::bad("bad_mode", format!("{e}; /set_mode takes {{\"mode\": \"online\"|\"offline\"}}, /_mock/mode has the full menu"))
+    })?;
+    let behaviour = match req.mode {
+        SeedMode::Online => Behaviour::Online {},
+        SeedMode::Offline => Behaviour::Offline {
+            refuse: Refuse::CloseListener,
+        },
+    };
+    s.set_mode(ModeSpec {
+        behaviour,
+        ..ModeSpec::default()
+    });
+    Ok(Json(json!({"status": "ok", "mode": s.mode_json()})))
+}
+
+async fn post_mode(
+    State(s): Shared,
+    body: Result<Json<Value>, JsonRejection>,
+) -> Result<Json<Value>, ControlError> {
+    let Json(body) = body?;
+    let spec =
+        ModeSpec::from_json(body).map_err(|e| ControlError::bad("bad_mode", e.to_string()))?;
+    tracing::info!(mode = %spec.to_json(), "mode changed");
+    s.set_mode(spec);
+    Ok(Json(json!({"status": "ok", "mode": s.mode_json()})))
+}
+
+async fn get_mode(State(s): Shared) -> Json<Value> {
+    Json(s.mode_json())
+}
+
+async fn stats(State(s): Shared) -> Json<Value> {
+    Json(s.stats_json())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DocFilter {
+    #[serde(rename = "fn")]
+    fn_number: Option<String>,
+    fd: Option<u32>,
+}
+
+async fn documents(
+    State(s): Shared,
+    q: Result<Query<DocFilter>, QueryRejection>,
+) -> Result<Json<Value>, ControlError> {
+    let Query(q) = q?;
+    let docs: Vec<Value> = s
+        .store
+        .list(q.fn_number.as_deref())
+        .iter()
+        .filter(|r| q.fd.is_none_or(|fd| r.fd_number == fd))
+        .map(|r| r.to_json())
+        .collect();
+    Ok(Json(json!({"count": docs.len(), "documents": docs})))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TimelineQuery {
+    until_ms: u64,
+}
+
+async fn timeline(
+    State(s): Shared,
+    q: Result<Query<TimelineQuery>, QueryRejection>,
+) -> Result<Json<Value>, ControlError> {
+    let Query(q) = q?;
+    if q.until_ms > TIMELINE_UNTIL_MS_MAX {
+        return Err(ControlError::bad(
+            "bad_query",
+            format!("until_ms must be at most {TIMELINE_UNTIL_MS_MAX}"),
+        ));
+    }
+    let spec = s.with_mode(|m| m.spec().clone());
+    let Behaviour::Flapping {
+        online_ms,
+        offline_ms,
+        jitter_ms,
+        ..
+    } = spec.behaviour
+    else {
+        return Err(ControlError::bad(
+            "not_flapping",
+            "the current mode is not flapping; it has no timeline",
+        ));
+    };
+    let flap = Flap {
+        online_ms,
+        offline_ms,
+        jitter_ms,
+        seed: spec.seed,
+    };
+    let entries: Vec<Value> = flap
+        .timeline(q.until_ms)
+        .into_iter()
+        .map(|(at_ms, online)| json!({"at_ms": at_ms, "state": if online { "online" } else { "offline" }}))
+        .collect();
+    Ok(Json(json!({"seed": spec.seed, "timeline": entries})))
+}
+
+async fn reset(State(s): Shared) -> Result<Json<Value>, ControlError> {
+    s.reset()?;
+    Ok(Json(json!({"status": "ok"})))
+}
+
+async fn health(State(s): Shared) -> Json<Value> {
+    Json(json!({
+        "status": "ok",
+        "ofd_addr": s.ofd_addr.to_string(),
+        "listening": s.listening(),
+        "persistent": s.config.db.is_some(),
+        "mode": s.mode_json()["mode"],
+    }))
+}

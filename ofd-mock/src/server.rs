@@ -1,0 +1,325 @@
+//! The OFD TCP side: a listener supervisor that opens and closes the socket as the mode asks, and the
+//! per-connection handler that reads one message, applies the mode, stores and answers.
+//!
+//! **Boundary:** one message per connection, as the FN exchange does; bytes after the first message are ignored.
+//! Every read, write and hold has a deadline, and at most `connections_max` connections are handled at once.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ofd_proto::{Need, RESPONSE_FLK_ERROR, RESPONSE_OK};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
+use tokio::time::{Instant, timeout, timeout_at};
+
+use crate::mode::Action;
+use crate::protocol::Request;
+use crate::state::MockState;
+use crate::store::Delivery;
+
+/// How soon the supervisor retries binding after the port could not be taken back.
+const REBIND_RETRY: Duration = Duration::from_millis(50);
+/// The supervisor's longest sleep without an event; it re-reads the mode at least this often.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
+/// Binds the OFD listener with `SO_REUSEADDR`, so it can be closed and reopened on the same port.
+pub fn bind_ofd(addr: SocketAddr) -> io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
+}
+
+/// Runs the OFD listener until `shutdown` turns true. `listener` is the socket bound at start.
+pub async fn run(
+    state: Arc<MockState>,
+    listener: TcpListener,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(state.config.connections_max));
+    let mut listener = Some(listener);
+    loop {
+        let now = std::time::Instant::now();
+        let (want_open, next_change) =
+            state.with_mode(|m| (m.listener_open(now), m.next_change(now)));
+        let mut wake = Instant::now() + IDLE_TICK;
+        if want_open && listener.is_none() {
+            match bind_ofd(state.ofd_addr) {
+                Ok(l) => listener = Some(l),
+                Err(e) => {
+                    tracing::warn!(addr = %state.ofd_addr, error = %e, "cannot reopen the OFD listener; retrying");
+                    wake = Instant::now() + REBIND_RETRY;
+                }
+            }
+        } else if !want_open && listener.is_some() {
+            // Dropping the socket makes the kernel refuse new connects and reset queued ones.
+            listener = None;
+        }
+        state.set_listening(listener.is_some());
+        if let Some(at) = next_change {
+            wake = wake.min(Instant::from_std(at));
+        }
+        tokio::select! {
+            _ = shutdown.changed() => break,
+            () = state.mode_changed.notified() => {}
+            () = tokio::time::sleep_until(wake) => {}
+            accepted = accept(listener.as_ref()) => match accepted {
+                Ok((stream, peer)) => admit(&state, &permits, stream, peer),
+                Err(e) => {
+                    // Accept errors (EMFILE and friends) are transient; a short pause avoids a busy loop.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(REBIND_RETRY).await;
+                }
+            },
+        }
+    }
+    state.set_listening(false);
+}
+
+async fn accept(listener: Option<&TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Counts the connection and hands it to a task, or closes it at once when every permit is taken.
+fn admit(state: &Arc<MockState>, permits: &Arc<Semaphore>, stream: TcpStream, peer: SocketAddr) {
+    state.count(|c| c.connections += 1);
+    let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {
+        state.count(|c| c.over_capacity += 1);
+        reset(stream);
+        return;
+    };
+    let state = Arc::clone(state);
+    tokio::spawn(async move {
+        let _active = Active::new(&state, permit);
+        handle(&state, stream, peer).await;
+    });
+}
+
+/// Keeps `active_connections` and the permit in step with the connection's life.
+struct Active<'a> {
+    state: &'a MockState,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl<'a> Active<'a> {
+    fn new(state: &'a MockState, permit: OwnedSemaphorePermit) -> Self {
+        state.count(|c| c.active_connections += 1);
+        Active {
+            state,
+            _permit: permit,
+        }
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.state
+            .count(|c| c.active_connections = c.active_connections.saturating_sub(1));
+    }
+}
+
+/// Closes with a TCP reset instead of a FIN.
+fn reset(stream: TcpStream) {
+    if let Err(e) = stream.set_zero_linger() {
+        tracing::debug!(error = %e, "cannot set SO_LINGER 0; closing normally");
+    }
+    drop(stream);
+}
+
+/// Why reading the request failed.
+#[derive(Debug)]
+enum ReadFailure {
+    /// The peer closed before sending a byte (a connect probe).
+    Probe,
+    /// Anything else: malformed, too large, truncated, timed out, IO error.
+    Invalid(String),
+}
+
+async fn handle(state: &MockState, mut stream: TcpStream, peer: SocketAddr) {
+    let action = state.decide();
+    tracing::debug!(%peer, action = action.name(), "connection");
+    match action {
+        Action::Refuse => return reset(stream),
+        Action::Unavailable => return drop(stream),
+        Action::Blackhole => return blackhole(state, stream).await,
+        _ => {}
+    }
+    let read_deadline = Instant::now() + Duration::from_millis(state.config.read_timeout_ms);
+    let bytes = match read_message(&mut stream, state.config.frame_len_max, read_deadline).await {
+        Ok(b) => b,
+        Err(ReadFailure::Probe) => return state.count(|c| c.probes += 1),
+        Err(ReadFailure::Invalid(why)) => {
+            tracing::info!(%peer, why, "invalid message");
+            return state.count(|c| c.invalid_messages += 1);
+        }
+    };
+    if let Action::Garbage { bytes } = &action {
+        let _sent = write_all(state, &mut stream, bytes).await;
+        return;
+    }
+    let request = match Request::parse(&bytes) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(%peer, error = %e, "invalid message");
+            return state.count(|c| c.invalid_messages += 1);
+        }
+    };
+    let Some(answer) = process(state, &request, &action) else {
+        return;
+    };
+    match action {
+        Action::AckLoss => {}
+        Action::ResetMidFrame => {
+            let _sent = write_all(state, &mut stream, &answer[..answer.len() / 2]).await;
+            reset(stream);
+        }
+        Action::Slow { delay_ms } => {
+            tokio::time::sleep(Duration::from_millis(delay_ms)).await;
+            finish(state, stream, &answer).await;
+        }
+        _ => finish(state, stream, &answer).await,
+    }
+}
+
+/// Stores or rejects the document and returns the answer to send, or `None` when nothing can be sent.
+fn process(state: &MockState, request: &Request, action: &Action) -> Option<Vec<u8>> {
+    let now_ms = jiff::Timestamp::now().as_millisecond();
+    let inn = state.config.ofd_inn.as_str();
+    let refusal = if let Some(problem) = request.format_problem() {
+        tracing::info!(problem, "format check failed");
+        Some(RESPONSE_FLK_ERROR)
+    } else if let Some(secret) = &state.config.verify_fpd
+        && !request.fpd_matches(secret.as_bytes())
+    {
+        state.count(|c| c.fpd_mismatches += 1);
+        Some(RESPONSE_FLK_ERROR)
+    } else if let Action::Reject { code } = action
+        && state.store.ack_of(&request.key()).is_none()
+    {
+        // A stored document is acknowledged again even in reject mode: the OFD already accepted it.
+        Some(*code)
+    } else {
+        None
+    };
+    if let Some(code) = refusal {
+        state.count(|c| c.rejected += 1);
+        return request
+            .answer(inn, code, now_ms)
+            .map_err(|e| tracing::error!(error = %e, "cannot build a rejection"))
+            .ok();
+    }
+    // The acknowledgement is built before the lock is taken, so a build failure stores nothing.
+    let fresh = match request.answer(inn, RESPONSE_OK, now_ms) {
+        Ok(a) => a,
+        Err(e) => {
+            tracing::error!(error = %e, "cannot build an acknowledgement");
+            return None;
+        }
+    };
+    let body = &request.frame.body;
+    match state
+        .store
+        .deliver(request.key(), body, request.document_json(), now_ms, |_| {
+            fresh
+        }) {
+        Ok((delivery, ack)) => {
+            if delivery == Delivery::Conflict {
+                tracing::warn!(fn_number = %request.fn_number, fd = request.fd_number, "conflicting content under a stored key");
+            }
+            Some(ack)
+        }
+        Err(e) => {
+            // Without a durable record the mock must not acknowledge: the sender will retry.
+            tracing::error!(error = %e, "cannot store the document; closing without an answer");
+            None
+        }
+    }
+}
+
+/// Writes the answer and closes gracefully, counting a complete answer.
+async fn finish(state: &MockState, mut stream: TcpStream, answer: &[u8]) {
+    if write_all(state, &mut stream, answer).await {
+        state.count(|c| c.answers_sent += 1);
+        let limit = Duration::from_millis(state.config.write_timeout_ms);
+        let _closed = timeout(limit, stream.shutdown()).await;
+    }
+}
+
+async fn write_all(state: &MockState, stream: &mut TcpStream, bytes: &[u8]) -> bool {
+    let limit = Duration::from_millis(state.config.write_timeout_ms);
+    match timeout(limit, async {
+        stream.write_all(bytes).await?;
+        stream.flush().await
+    })
+    .await
+    {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::info!(error = %e, "write failed");
+            false
+        }
+        Err(_) => {
+            tracing::info!("write timed out");
+            false
+        }
+    }
+}
+
+/// Reads exactly one message, refusing it as soon as the bytes cannot be one or it would exceed `len_max`.
+async fn read_message(
+    stream: &mut TcpStream,
+    len_max: usize,
+    deadline: Instant,
+) -> Result<Vec<u8>, ReadFailure> {
+    let mut buf = Vec::new();
+    let mut chunk = vec![0u8; 8192];
+    loop {
+        let want = match ofd_proto::bytes_needed(&buf, len_max) {
+            Ok(Need::Complete(len)) => {
+                buf.truncate(len);
+                return Ok(buf);
+            }
+            Ok(Need::More(n)) => n.min(chunk.len()),
+            Err(e) => return Err(ReadFailure::Invalid(e.to_string())),
+        };
+        let n = match timeout_at(deadline, stream.read(&mut chunk[..want])).await {
+            Err(_) => {
+                return Err(ReadFailure::Invalid(format!(
+                    "read timed out after {} bytes",
+                    buf.len()
+                )));
+            }
+            Ok(Err(e)) => return Err(ReadFailure::Invalid(format!("read failed: {e}"))),
+            Ok(Ok(n)) => n,
+        };
+        if n == 0 {
+            return Err(if buf.is_empty() {
+                ReadFailure::Probe
+            } else {
+                ReadFailure::Invalid(format!("closed after {} bytes", buf.len()))
+            });
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Reads and discards until the peer closes or the hold time ends; never writes.
+async fn blackhole(state: &MockState, mut stream: TcpStream) {
+    let deadline = Instant::now() + Duration::from_millis(state.config.blackhole_hold_ms);
+    let mut sink = [0u8; 4096];
+    while let Ok(Ok(n)) = timeout_at(deadline, stream.read(&mut sink)).await {
+        if n == 0 {
+            break;
+        }
+    }
+}
