@@ -1,5 +1,9 @@
 //! The `adapter` program as a library; `src/main.rs` is a thin wrapper around [`main_entry`].
 
+pub mod config;
+pub mod hlc;
+pub mod journal;
+
 use std::process::ExitCode;
 
 /// Exit code for bad input (command line or files).

@@ -1,0 +1,382 @@
+//! Configuration: every setting comes from a flag, an `ADAPTER_*` environment variable or the TOML
+//! file given with `--config`, in that order of precedence, over the seed's defaults.
+//!
+//! Invalid configuration is a [`ConfigError`] that names the setting; `main` turns it into exit code 2.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// Command line and environment. Every field is optional so that the file and the defaults can
+/// fill what is not given here.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(
+    name = "adapter",
+    version,
+    about = "Offline-first fiscal adapter between a POS and a Shtrih-M KKT"
+)]
+pub struct Cli {
+    /// TOML file with any of the settings below (snake_case keys).
+    #[arg(long, env = "ADAPTER_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(flatten)]
+    pub settings: FileSettings,
+}
+
+/// The settings as they may appear in the TOML file, on the command line or in the environment.
+#[derive(Debug, Clone, Default, Deserialize, clap::Args)]
+#[serde(deny_unknown_fields)]
+pub struct FileSettings {
+    /// POS API listen address [default: 127.0.0.1:8000].
+    #[arg(long, env = "ADAPTER_LISTEN")]
+    pub listen: Option<SocketAddr>,
+    /// Journal database file [default: ./data/buffer.db].
+    #[arg(long, env = "ADAPTER_DB")]
+    pub db: Option<PathBuf>,
+    /// Serial port of the KKT [default: ./kkt.tty, the emulator's default link].
+    #[arg(long, env = "ADAPTER_KKT_PORT")]
+    pub kkt_port: Option<PathBuf>,
+    /// Serial line speed [default: 115200].
+    #[arg(long, env = "ADAPTER_KKT_BAUD")]
+    pub kkt_baud: Option<u32>,
+    /// Operator password used for KKT commands [default: 30, the system administrator].
+    #[arg(long, env = "ADAPTER_KKT_PASSWORD")]
+    pub kkt_password: Option<u32>,
+    /// Open the shift automatically on the first sale when it is closed [default: true].
+    #[arg(long, env = "ADAPTER_AUTO_OPEN_SHIFT")]
+    pub auto_open_shift: Option<bool>,
+    /// Undelivered documents the buffer holds before refusing new sales [default: 10000].
+    #[arg(long, env = "ADAPTER_CAPACITY")]
+    pub capacity: Option<u64>,
+    /// SQLite `wal_autocheckpoint` in pages [default: 100].
+    #[arg(long, env = "ADAPTER_WAL_AUTOCHECKPOINT")]
+    pub wal_autocheckpoint: Option<u32>,
+    /// UNSAFE: run the journal with `synchronous=NORMAL`, which loses acknowledged sales on a power
+    /// cut. Exists only as the negative control of the power-loss tests [default: false].
+    #[arg(long, env = "ADAPTER_UNSAFE_SYNCHRONOUS_NORMAL")]
+    pub unsafe_synchronous_normal: Option<bool>,
+    /// OFD address [default: 127.0.0.1:7777].
+    #[arg(long, env = "ADAPTER_OFD_ADDR")]
+    pub ofd_addr: Option<String>,
+    /// Background sync interval in milliseconds [default: 10000].
+    #[arg(long, env = "ADAPTER_SYNC_INTERVAL_MS")]
+    pub sync_interval_ms: Option<u64>,
+    /// Documents per sync pass [default: 100].
+    #[arg(long, env = "ADAPTER_BATCH_SIZE_MAX")]
+    pub batch_size_max: Option<u32>,
+    /// First backoff after a transport failure, in ms [default: 1000].
+    #[arg(long, env = "ADAPTER_BACKOFF_INITIAL_MS")]
+    pub backoff_initial_ms: Option<u64>,
+    /// Backoff cap, in ms [default: 60000].
+    #[arg(long, env = "ADAPTER_BACKOFF_MAX_MS")]
+    pub backoff_max_ms: Option<u64>,
+    /// Failures of one document (OFD otherwise reachable) before it goes to the DLQ [default: 20].
+    #[arg(long, env = "ADAPTER_RETRY_MAX")]
+    pub retry_max: Option<u32>,
+    /// Consecutive failures that open the circuit breaker [default: 5].
+    #[arg(long, env = "ADAPTER_BREAKER_FAILURES")]
+    pub breaker_failures: Option<u32>,
+    /// How long the breaker stays open before probing, in ms [default: 60000].
+    #[arg(long, env = "ADAPTER_BREAKER_OPEN_MS")]
+    pub breaker_open_ms: Option<u64>,
+    /// Successful probes that close a half-open breaker [default: 2].
+    #[arg(long, env = "ADAPTER_BREAKER_PROBES")]
+    pub breaker_probes: Option<u32>,
+    /// OFD connect timeout, in ms [default: 3000].
+    #[arg(long, env = "ADAPTER_OFD_CONNECT_TIMEOUT_MS")]
+    pub ofd_connect_timeout_ms: Option<u64>,
+    /// OFD write and read timeout, in ms [default: 10000].
+    #[arg(long, env = "ADAPTER_OFD_IO_TIMEOUT_MS")]
+    pub ofd_io_timeout_ms: Option<u64>,
+    /// Probe the OFD with a bare connect when nothing is waiting, so health shows an outage
+    /// before the first sale [default: true].
+    #[arg(long, env = "ADAPTER_PROBE_WHEN_IDLE")]
+    pub probe_when_idle: Option<bool>,
+    /// Sync lock: `sqlite` (a lease row in the journal) or `redis://HOST:PORT` [default: sqlite].
+    #[arg(long, env = "ADAPTER_LOCK")]
+    pub lock: Option<String>,
+    /// Sync lease time to live, in ms [default: 300000].
+    #[arg(long, env = "ADAPTER_LOCK_TTL_MS")]
+    pub lock_ttl_ms: Option<u64>,
+}
+
+/// The effective configuration, every value resolved and validated.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub db: PathBuf,
+    pub kkt_port: PathBuf,
+    pub kkt_baud: u32,
+    pub kkt_password: u32,
+    pub auto_open_shift: bool,
+    pub capacity: u64,
+    pub wal_autocheckpoint: u32,
+    pub unsafe_synchronous_normal: bool,
+    pub ofd_addr: String,
+    pub sync_interval: Duration,
+    pub batch_size_max: u32,
+    pub backoff_initial: Duration,
+    pub backoff_max: Duration,
+    pub retry_max: u32,
+    pub breaker_failures: u32,
+    pub breaker_open: Duration,
+    pub breaker_probes: u32,
+    pub ofd_connect_timeout: Duration,
+    pub ofd_io_timeout: Duration,
+    pub probe_when_idle: bool,
+    pub lock: LockKind,
+    pub lock_ttl: Duration,
+}
+
+/// Which sync lock guards the OFD relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LockKind {
+    Sqlite,
+    Redis(String),
+}
+
+/// A setting that cannot be used, named as the user wrote it.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("setting `{setting}`: {message}")]
+    Invalid {
+        setting: &'static str,
+        message: String,
+    },
+}
+
+fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        setting,
+        message: message.into(),
+    }
+}
+
+impl FileSettings {
+    /// Fills every field not set in `self` from `lower`.
+    fn or(self, lower: FileSettings) -> FileSettings {
+        macro_rules! pick {
+            ($($f:ident),*) => { FileSettings { $($f: self.$f.or(lower.$f)),* } };
+        }
+        pick!(
+            listen,
+            db,
+            kkt_port,
+            kkt_baud,
+            kkt_password,
+            auto_open_shift,
+            capacity,
+            wal_autocheckpoint,
+            unsafe_synchronous_normal,
+            ofd_addr,
+            sync_interval_ms,
+            batch_size_max,
+            backoff_initial_ms,
+            backoff_max_ms,
+            retry_max,
+            breaker_failures,
+            breaker_open_ms,
+            breaker_probes,
+            ofd_connect_timeout_ms,
+            ofd_io_timeout_ms,
+            probe_when_idle,
+            lock,
+            lock_ttl_ms
+        )
+    }
+}
+
+/// Reads a TOML settings file.
+pub fn read_file(path: &Path) -> Result<FileSettings, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })
+}
+
+impl Config {
+    /// Resolves the command line (already merged with the environment by clap), the optional file
+    /// and the defaults into a validated configuration.
+    pub fn resolve(cli: Cli) -> Result<Config, ConfigError> {
+        let file = match &cli.config {
+            Some(path) => read_file(path)?,
+            None => FileSettings::default(),
+        };
+        Config::from_settings(cli.settings.or(file))
+    }
+
+    /// Applies the defaults and validates.
+    pub fn from_settings(s: FileSettings) -> Result<Config, ConfigError> {
+        let ms = Duration::from_millis;
+        let positive = |setting: &'static str, v: u64| {
+            if v == 0 {
+                Err(invalid(setting, "must be greater than zero"))
+            } else {
+                Ok(v)
+            }
+        };
+        let lock = match s.lock.as_deref().unwrap_or("sqlite") {
+            "sqlite" => LockKind::Sqlite,
+            url if url.starts_with("redis://") && url.len() > "redis://".len() => {
+                LockKind::Redis(url.to_owned())
+            }
+            other => {
+                return Err(invalid(
+                    "lock",
+                    format!("`{other}` is neither `sqlite` nor `redis://HOST:PORT`"),
+                ));
+            }
+        };
+        let config = Config {
+            listen: s
+                .listen
+                .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000))),
+            db: s.db.unwrap_or_else(|| PathBuf::from("./data/buffer.db")),
+            kkt_port: s.kkt_port.unwrap_or_else(|| PathBuf::from("./kkt.tty")),
+            kkt_baud: positive("kkt_baud", u64::from(s.kkt_baud.unwrap_or(115_200)))? as u32,
+            kkt_password: s.kkt_password.unwrap_or(30),
+            auto_open_shift: s.auto_open_shift.unwrap_or(true),
+            capacity: positive("capacity", s.capacity.unwrap_or(10_000))?,
+            wal_autocheckpoint: s.wal_autocheckpoint.unwrap_or(100),
+            unsafe_synchronous_normal: s.unsafe_synchronous_normal.unwrap_or(false),
+            ofd_addr: s.ofd_addr.unwrap_or_else(|| "127.0.0.1:7777".to_owned()),
+            sync_interval: ms(positive(
+                "sync_interval_ms",
+                s.sync_interval_ms.unwrap_or(10_000),
+            )?),
+            batch_size_max: positive("batch_size_max", u64::from(s.batch_size_max.unwrap_or(100)))?
+                as u32,
+            backoff_initial: ms(positive(
+                "backoff_initial_ms",
+                s.backoff_initial_ms.unwrap_or(1_000),
+            )?),
+            backoff_max: ms(positive(
+                "backoff_max_ms",
+                s.backoff_max_ms.unwrap_or(60_000),
+            )?),
+            retry_max: positive("retry_max", u64::from(s.retry_max.unwrap_or(20)))? as u32,
+            breaker_failures: positive(
+                "breaker_failures",
+                u64::from(s.breaker_failures.unwrap_or(5)),
+            )? as u32,
+            breaker_open: ms(positive(
+                "breaker_open_ms",
+                s.breaker_open_ms.unwrap_or(60_000),
+            )?),
+            breaker_probes: positive("breaker_probes", u64::from(s.breaker_probes.unwrap_or(2)))?
+                as u32,
+            ofd_connect_timeout: ms(positive(
+                "ofd_connect_timeout_ms",
+                s.ofd_connect_timeout_ms.unwrap_or(3_000),
+            )?),
+            ofd_io_timeout: ms(positive(
+                "ofd_io_timeout_ms",
+                s.ofd_io_timeout_ms.unwrap_or(10_000),
+            )?),
+            probe_when_idle: s.probe_when_idle.unwrap_or(true),
+            lock,
+            lock_ttl: ms(positive("lock_ttl_ms", s.lock_ttl_ms.unwrap_or(300_000))?),
+        };
+        if config.backoff_max < config.backoff_initial {
+            return Err(invalid(
+                "backoff_max_ms",
+                "must not be below backoff_initial_ms",
+            ));
+        }
+        if config.ofd_addr.parse::<SocketAddr>().is_err() && !config.ofd_addr.contains(':') {
+            return Err(invalid(
+                "ofd_addr",
+                format!("`{}` is not HOST:PORT", config.ofd_addr),
+            ));
+        }
+        Ok(config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Config, String> {
+        let cli = Cli::try_parse_from(std::iter::once("adapter").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        Config::resolve(cli).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn defaults_are_the_seeds() {
+        let c = parse(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:8000");
+        assert_eq!(c.db, PathBuf::from("./data/buffer.db"));
+        assert_eq!(
+            (
+                c.capacity,
+                c.wal_autocheckpoint,
+                c.batch_size_max,
+                c.retry_max
+            ),
+            (10_000, 100, 100, 20)
+        );
+        assert_eq!(
+            (c.sync_interval, c.backoff_initial, c.backoff_max),
+            (
+                Duration::from_secs(10),
+                Duration::from_secs(1),
+                Duration::from_secs(60)
+            )
+        );
+        assert_eq!(
+            (c.breaker_failures, c.breaker_open, c.breaker_probes),
+            (5, Duration::from_secs(60), 2)
+        );
+        assert_eq!(c.lock, LockKind::Sqlite);
+        assert!(!c.unsafe_synchronous_normal);
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_the_file_over_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("adapter.toml");
+        std::fs::write(&file, "capacity = 50\nsync_interval_ms = 200\n").unwrap();
+        let c = parse(&["--config", file.to_str().unwrap(), "--capacity", "7"]).unwrap();
+        assert_eq!(c.capacity, 7);
+        assert_eq!(c.sync_interval, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn invalid_settings_are_named() {
+        assert_eq!(
+            parse(&["--capacity", "0"]).unwrap_err(),
+            "setting `capacity`: must be greater than zero"
+        );
+        assert!(
+            parse(&["--lock", "etcd://x"])
+                .unwrap_err()
+                .starts_with("setting `lock`")
+        );
+        assert!(
+            parse(&["--backoff-initial-ms", "5000", "--backoff-max-ms", "10"])
+                .unwrap_err()
+                .starts_with("setting `backoff_max_ms`")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bad.toml");
+        std::fs::write(&file, "capasity = 5\n").unwrap();
+        let err = parse(&["--config", file.to_str().unwrap()]).unwrap_err();
+        assert!(err.contains("unknown field `capasity`"), "{err}");
+    }
+}

@@ -1,0 +1,175 @@
+//! Connection setup (pragmas), schema migrations by `PRAGMA user_version`, and settings readback.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags};
+
+use super::JournalConfig;
+use super::error::{JournalError, Result};
+use super::types::EffectiveSettings;
+
+/// Schema migrations; migration `i` takes the file from `user_version = i` to `i + 1`.
+/// Append only: a released migration is never edited.
+const MIGRATIONS: &[&str] = &[V1];
+
+/// Version 1: receipts (phase 1), ofd_exchange and sync_lease (phase 2), meta.
+const V1: &str = "
+CREATE TABLE receipts (
+    id               TEXT PRIMARY KEY NOT NULL,
+    idempotency_key  TEXT NOT NULL UNIQUE,
+    request_hash     TEXT,
+    request_body     TEXT,
+    hlc              INTEGER NOT NULL UNIQUE,
+    kind             TEXT NOT NULL CHECK (kind IN ('receipt', 'shift_open', 'shift_close')),
+    kkt_state        TEXT NOT NULL
+                     CHECK (kkt_state IN ('received', 'kkt_in_flight', 'fiscalized', 'rejected')),
+    status           TEXT CHECK (status IN ('pending', 'synced', 'dlq')),
+    last_error       TEXT,
+    error_code       TEXT,
+    fn_number        TEXT,
+    fd_number        INTEGER,
+    fpd              INTEGER,
+    shift_number     INTEGER,
+    receipt_number   INTEGER,
+    fiscal_time      TEXT,
+    total_kopecks    INTEGER,
+    document_tlv     BLOB,
+    retry_count      INTEGER NOT NULL DEFAULT 0 CHECK (retry_count >= 0),
+    next_attempt_at  INTEGER,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    CHECK ((status IS NOT NULL) = (kkt_state = 'fiscalized'))
+);
+CREATE UNIQUE INDEX receipts_fn_fd ON receipts (fn_number, fd_number)
+    WHERE fn_number IS NOT NULL AND fd_number IS NOT NULL;
+CREATE INDEX receipts_in_kkt ON receipts (kkt_state)
+    WHERE kkt_state IN ('received', 'kkt_in_flight');
+CREATE INDEX receipts_status ON receipts (status, fn_number, fd_number)
+    WHERE status IS NOT NULL;
+
+CREATE TABLE ofd_exchange (
+    fn_number        TEXT NOT NULL,
+    fd_number        INTEGER NOT NULL,
+    outgoing_message BLOB NOT NULL,
+    reply            BLOB,
+    response_code    INTEGER,
+    operator_sign    BLOB,
+    replied_at       INTEGER,
+    written_to_fn    INTEGER NOT NULL DEFAULT 0 CHECK (written_to_fn IN (0, 1)),
+    send_count       INTEGER NOT NULL DEFAULT 0,
+    created_at       INTEGER NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    PRIMARY KEY (fn_number, fd_number)
+);
+
+CREATE TABLE sync_lease (
+    name        TEXT PRIMARY KEY NOT NULL,
+    owner       TEXT,
+    token       INTEGER NOT NULL CHECK (token >= 0),
+    expires_at  INTEGER NOT NULL,
+    acquired_at INTEGER
+);
+
+CREATE TABLE meta (
+    key   TEXT PRIMARY KEY NOT NULL,
+    value
+);
+";
+
+/// The `meta` key holding the HLC high-water mark.
+pub(crate) const META_HLC_HIGH_WATER: &str = "hlc_high_water";
+
+/// Opens the writer connection, applies the durability pragmas and migrates the schema.
+pub(crate) fn open_writer(config: &JournalConfig) -> Result<Connection> {
+    if let Some(dir) = config.path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| JournalError::Io {
+            code: e.raw_os_error(),
+            message: format!("creating {}: {e}", dir.display()),
+        })?;
+    }
+    let conn = Connection::open(&config.path)?;
+    conn.busy_timeout(Duration::from_millis(config.busy_timeout_ms))?;
+    let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(JournalError::Schema(format!(
+            "journal_mode=WAL refused (got {mode}); the file system may not support shared memory"
+        )));
+    }
+    if config.unsafe_synchronous_normal {
+        tracing::warn!(
+            path = %config.path.display(),
+            "UNSAFE: journal opened with synchronous=NORMAL; acknowledged receipts CAN BE LOST \
+             on power failure. Use only as the power-loss negative control."
+        );
+        conn.pragma_update(None, "synchronous", "NORMAL")?;
+    } else {
+        conn.pragma_update(None, "synchronous", "FULL")?;
+    }
+    conn.pragma_update(None, "wal_autocheckpoint", config.wal_autocheckpoint_pages)?;
+    migrate(&conn)?;
+    if let Some(pages) = config.db_pages_max {
+        // After the migration, so the cap applies to data, not to creating the schema.
+        conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+    }
+    Ok(conn)
+}
+
+/// Opens one read-only connection for the read pool.
+pub(crate) fn open_reader(path: &Path, busy_timeout_ms: u64) -> Result<Connection> {
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(Duration::from_millis(busy_timeout_ms))?;
+    Ok(conn)
+}
+
+/// Brings the schema to the latest version, one migration per transaction.
+fn migrate(conn: &Connection) -> Result<()> {
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let latest = MIGRATIONS.len() as i64;
+    if version > latest {
+        return Err(JournalError::Schema(format!(
+            "journal schema version {version} is newer than this program's {latest}"
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(version.max(0) as usize) {
+        let next = index as i64 + 1;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        let applied = conn
+            .execute_batch(sql)
+            .and_then(|()| conn.pragma_update(None, "user_version", next));
+        match applied {
+            Ok(()) => conn.execute_batch("COMMIT")?,
+            Err(e) => {
+                // The migration failed half-way: undo it so the file stays at `version`.
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(JournalError::Schema(format!("migration to v{next}: {e}")));
+            }
+        }
+        tracing::info!(version = next, "journal schema migrated");
+    }
+    Ok(())
+}
+
+/// Reads the settings in force on `conn` (call it on the writer connection).
+pub(crate) fn effective_settings(conn: &Connection) -> Result<EffectiveSettings> {
+    let get_i64 = |pragma: &str| -> Result<i64> {
+        Ok(conn.query_row(&format!("PRAGMA {pragma}"), [], |r| r.get(0))?)
+    };
+    let synchronous = match get_i64("synchronous")? {
+        0 => "off".to_string(),
+        1 => "normal".to_string(),
+        2 => "full".to_string(),
+        3 => "extra".to_string(),
+        other => other.to_string(),
+    };
+    Ok(EffectiveSettings {
+        journal_mode: conn.query_row("PRAGMA journal_mode", [], |r| r.get(0))?,
+        synchronous,
+        wal_autocheckpoint: get_i64("wal_autocheckpoint")?,
+        busy_timeout_ms: get_i64("busy_timeout")?,
+        schema_version: get_i64("user_version")?,
+    })
+}

@@ -1,0 +1,550 @@
+//! Example-based tests of each journal operation, group commit and failure handling.
+
+use super::{FN, Fixture, fiscal, raw, sale};
+use crate::hlc::HlcStamp;
+use crate::journal::{
+    DocKind, InsertOutcome, JournalError, KktState, OfdReply, OfdStatus, ReceiptRow,
+};
+
+async fn inserted(f: &Fixture, key: &str) -> ReceiptRow {
+    match f.journal.insert_received(sale(key)).await.expect("insert") {
+        InsertOutcome::Inserted(row) => row,
+        other => panic!("expected a new row, got {other:?}"),
+    }
+}
+
+/// Takes a sale all the way to `fiscalized` with document `fd`.
+async fn fiscalized(f: &Fixture, key: &str, fd: u32) -> ReceiptRow {
+    let row = inserted(f, key).await;
+    f.journal
+        .mark_in_flight(&row.receipt_id)
+        .await
+        .expect("in flight");
+    f.journal
+        .mark_fiscalized(&row.receipt_id, fiscal(fd))
+        .await
+        .expect("fiscalized")
+}
+
+#[tokio::test]
+async fn open_applies_durability_pragmas_on_the_writer_connection() {
+    let f = Fixture::with(|c| c.wal_autocheckpoint_pages = 7).await;
+    let s = f.journal.effective_settings().await.expect("settings");
+    assert_eq!(
+        (
+            s.journal_mode.as_str(),
+            s.synchronous.as_str(),
+            s.wal_autocheckpoint
+        ),
+        ("wal", "full", 7)
+    );
+    assert_eq!((s.busy_timeout_ms, s.schema_version), (5_000, 1));
+    let unsafe_f = Fixture::with(|c| c.unsafe_synchronous_normal = true).await;
+    let s = unsafe_f
+        .journal
+        .effective_settings()
+        .await
+        .expect("settings");
+    assert_eq!(
+        (s.synchronous.as_str(), s.wal_autocheckpoint),
+        ("normal", 100)
+    );
+}
+
+#[tokio::test]
+async fn a_sale_goes_through_every_state_and_the_file_shows_it() {
+    let f = Fixture::new().await;
+    let row = inserted(&f, "pos1-1").await;
+    assert_eq!((row.kkt_state, row.status), (KktState::Received, None));
+    assert_eq!(row.receipt_id.len(), 16, "receipt id must fit tag 1192");
+    let row = f
+        .journal
+        .mark_in_flight(&row.receipt_id)
+        .await
+        .expect("in flight");
+    assert_eq!(
+        f.journal.list_unresolved().await.expect("list"),
+        vec![row.clone()]
+    );
+    let row = f
+        .journal
+        .mark_fiscalized(&row.receipt_id, fiscal(11))
+        .await
+        .expect("fiscal");
+    assert_eq!(
+        (row.kkt_state, row.status),
+        (KktState::Fiscalized, Some(OfdStatus::Pending))
+    );
+    assert_eq!(row.fiscal, Some(fiscal(11)));
+    assert_eq!(
+        f.sql_i64("SELECT count(*) FROM receipts WHERE status='pending'"),
+        1
+    );
+
+    f.journal
+        .record_ofd_outgoing(FN, 11, vec![1, 2, 3])
+        .await
+        .expect("outgoing");
+    let reply = OfdReply {
+        reply: vec![9, 9],
+        response_code: 0,
+        operator_sign: Some(vec![7; 6]),
+    };
+    let x = f
+        .journal
+        .record_ofd_reply(FN, 11, reply, None)
+        .await
+        .expect("reply");
+    assert_eq!(
+        (x.response_code, x.written_to_fn, x.send_count),
+        (Some(0), false, 1)
+    );
+    let x = f.journal.mark_reply_written(FN, 11).await.expect("written");
+    assert!(x.written_to_fn);
+    let synced = f.journal.mark_synced(FN, 11, None).await.expect("synced");
+    assert_eq!(synced.and_then(|r| r.status), Some(OfdStatus::Synced));
+    assert_eq!(
+        f.sql_i64("SELECT count(*) FROM receipts WHERE status='pending'"),
+        0
+    );
+    let counts = f.journal.counts().await.expect("counts");
+    assert_eq!((counts.total, counts.synced, counts.undelivered), (1, 1, 0));
+    f.journal.check_invariants().await.expect("invariants");
+}
+
+#[tokio::test]
+async fn an_idempotency_key_is_journaled_once_across_restarts() {
+    let f = Fixture::new().await;
+    let first = inserted(&f, "pos1-7").await;
+    let f = f.reopen().await;
+    let mut replay = sale("pos1-7");
+    replay.request_hash = "a different body".into();
+    match f.journal.insert_received(replay).await.expect("replay") {
+        // The stored hash comes back, so the caller can tell a replay from a conflict.
+        InsertOutcome::Existing(row) => assert_eq!(row, first),
+        other => panic!("expected the existing row, got {other:?}"),
+    }
+    assert_eq!(f.sql_i64("SELECT count(*) FROM receipts"), 1);
+    let by_key = f.journal.get_by_key("pos1-7").await.expect("get");
+    assert_eq!(by_key.map(|r| r.receipt_id), Some(first.receipt_id));
+}
+
+#[tokio::test]
+async fn capacity_refuses_a_new_sale_before_journaling_it() {
+    let f = Fixture::with(|c| c.capacity_max = 2).await;
+    fiscalized(&f, "a", 1).await;
+    inserted(&f, "b").await;
+    let err = f
+        .journal
+        .insert_received(sale("c"))
+        .await
+        .expect_err("full");
+    assert_eq!(
+        err,
+        JournalError::CapacityExceeded {
+            undelivered: 2,
+            capacity_max: 2
+        }
+    );
+    assert_eq!(f.sql_i64("SELECT count(*) FROM receipts"), 2);
+    // A replay of a journaled key is still answered, and the KKT's own documents still land.
+    assert!(matches!(
+        f.journal.insert_received(sale("b")).await,
+        Ok(InsertOutcome::Existing(_))
+    ));
+    f.journal
+        .insert_fiscal_document(DocKind::ShiftClose, fiscal(2))
+        .await
+        .expect("shift documents are never refused");
+    // Delivering documents frees room.
+    f.journal.mark_synced(FN, 1, None).await.expect("synced");
+    f.journal.mark_synced(FN, 2, None).await.expect("synced");
+    inserted(&f, "c").await;
+}
+
+#[tokio::test]
+async fn steps_out_of_order_are_refused_and_leave_the_row_alone() {
+    let f = Fixture::new().await;
+    let row = inserted(&f, "r").await;
+    let rejected = f
+        .journal
+        .mark_rejected(&row.receipt_id, "paper_out", "no paper")
+        .await;
+    assert_eq!(rejected.expect("rejected").kkt_state, KktState::Rejected);
+    let err = f.journal.mark_fiscalized(&row.receipt_id, fiscal(5)).await;
+    assert!(
+        matches!(err, Err(JournalError::InvalidTransition { .. })),
+        "{err:?}"
+    );
+    let err = f.journal.mark_in_flight("0000000000000000").await;
+    assert!(matches!(err, Err(JournalError::NotFound(_))), "{err:?}");
+    let done = fiscalized(&f, "s", 5).await;
+    // The same document again is a no-op; a different one is refused.
+    let again = f.journal.mark_fiscalized(&done.receipt_id, fiscal(5)).await;
+    assert_eq!(again.expect("idempotent"), done);
+    let other = f.journal.mark_fiscalized(&done.receipt_id, fiscal(6)).await;
+    assert!(matches!(other, Err(JournalError::InvalidTransition { .. })));
+    assert!(f.journal.dlq_retry(&done.receipt_id).await.is_err());
+    assert_eq!(
+        f.journal
+            .get_by_id(&row.receipt_id)
+            .await
+            .expect("get")
+            .map(|r| r.kkt_state),
+        Some(KktState::Rejected)
+    );
+}
+
+#[tokio::test]
+async fn one_fiscal_document_cannot_belong_to_two_rows() {
+    let f = Fixture::new().await;
+    fiscalized(&f, "a", 9).await;
+    let b = inserted(&f, "b").await;
+    let err = f
+        .journal
+        .mark_fiscalized(&b.receipt_id, fiscal(9))
+        .await
+        .expect_err("dup");
+    assert!(matches!(err, JournalError::Constraint(_)), "{err:?}");
+    assert!(!err.is_storage_failure());
+    let b = f
+        .journal
+        .get_by_id(&b.receipt_id)
+        .await
+        .expect("get")
+        .expect("row");
+    assert_eq!((b.kkt_state, b.fiscal), (KktState::Received, None));
+}
+
+#[tokio::test]
+async fn delivery_failures_dlq_and_retry() {
+    let f = Fixture::new().await;
+    let row = fiscalized(&f, "a", 21).await;
+    f.journal
+        .record_ofd_outgoing(FN, 21, vec![5; 10])
+        .await
+        .expect("outgoing");
+    let failed = f
+        .journal
+        .record_delivery_failure(FN, 21, "connection refused", 1_700_000_002_000)
+        .await;
+    let failed = failed.expect("failure").expect("row");
+    assert_eq!(
+        (failed.retry_count, failed.next_attempt_at_ms),
+        (1, Some(1_700_000_002_000))
+    );
+    let counts = f.journal.counts().await.expect("counts");
+    assert_eq!((counts.pending, counts.failed), (1, 1));
+    assert!(
+        f.journal
+            .list_pending(Some(1_700_000_001_000), 10)
+            .await
+            .expect("due")
+            .is_empty()
+    );
+    assert_eq!(
+        f.journal
+            .list_pending(Some(1_700_000_002_000), 10)
+            .await
+            .expect("due")
+            .len(),
+        1
+    );
+
+    let reply = OfdReply {
+        reply: vec![1],
+        response_code: 14,
+        operator_sign: None,
+    };
+    f.journal
+        .record_ofd_reply(FN, 21, reply, None)
+        .await
+        .expect("reply");
+    f.journal
+        .mark_dlq(FN, 21, "ofd_14", "format check failed", None)
+        .await
+        .expect("dlq");
+    let dlq = f.journal.list_dlq(10).await.expect("dlq list");
+    assert_eq!(dlq.len(), 1);
+    assert_eq!(
+        (dlq[0].response_code, dlq[0].receipt.error_code.as_deref()),
+        (Some(14), Some("ofd_14"))
+    );
+    assert_eq!(
+        f.sql_i64("SELECT count(*) FROM receipts WHERE status='pending'"),
+        0
+    );
+
+    let retried = f.journal.dlq_retry(&row.receipt_id).await.expect("retry");
+    assert_eq!(
+        (retried.status, retried.retry_count),
+        (Some(OfdStatus::Pending), 0)
+    );
+    let x = f
+        .journal
+        .ofd_exchange(FN, 21)
+        .await
+        .expect("x")
+        .expect("row");
+    assert_eq!(
+        (x.reply, x.response_code, x.outgoing_message),
+        (None, None, vec![5; 10])
+    );
+    // Documents the adapter never journaled are reported as absent, not as errors.
+    assert_eq!(
+        f.journal.mark_synced(FN, 999, None).await.expect("foreign"),
+        None
+    );
+}
+
+#[tokio::test]
+async fn leases_fence_stale_holders() {
+    let f = Fixture::new().await;
+    let a = f
+        .journal
+        .lease_acquire("ofd_sync", "a", 1_000)
+        .await
+        .expect("a")
+        .expect("held");
+    assert_eq!(a.token, 1);
+    assert_eq!(
+        f.journal
+            .lease_acquire("ofd_sync", "b", 1_000)
+            .await
+            .expect("b"),
+        None
+    );
+    f.clock.advance(1_001);
+    let b = f
+        .journal
+        .lease_acquire("ofd_sync", "b", 1_000)
+        .await
+        .expect("b")
+        .expect("held");
+    assert_eq!(b.token, 2);
+    assert_eq!(f.journal.lease_renew(&a, 1_000).await.expect("renew"), None);
+    fiscalized(&f, "x", 3).await;
+    let fenced = f.journal.mark_synced(FN, 3, Some(&a)).await;
+    assert!(
+        matches!(fenced, Err(JournalError::Fenced { token: 1, .. })),
+        "{fenced:?}"
+    );
+    assert!(
+        f.journal
+            .mark_synced(FN, 3, Some(&b))
+            .await
+            .expect("b syncs")
+            .is_some()
+    );
+    assert!(f.journal.lease_release(&b).await.expect("release"));
+    assert_eq!(f.journal.lease("ofd_sync").await.expect("lease"), None);
+    let a2 = f
+        .journal
+        .lease_acquire("ofd_sync", "a", 1_000)
+        .await
+        .expect("a")
+        .expect("held");
+    assert_eq!(a2.token, 3, "tokens only ever grow");
+}
+
+#[tokio::test]
+async fn stamps_stay_monotonic_across_a_restart_with_the_clock_set_back() {
+    let f = Fixture::new().await;
+    let mut last = HlcStamp::ZERO;
+    for i in 0..3 {
+        let row = inserted(&f, &format!("k{i}")).await;
+        assert!(row.hlc > last);
+        last = row.hlc;
+    }
+    f.clock.set(1_000);
+    let f = f.reopen().await;
+    assert_eq!(f.journal.hlc_high_water().await.expect("hw"), last);
+    let row = inserted(&f, "after").await;
+    assert!(row.hlc > last, "{:?} <= {last:?}", row.hlc);
+    let max_id: String = raw(&f.db_path())
+        .query_row("SELECT max(id) FROM receipts", [], |r| r.get(0))
+        .expect("max id");
+    assert_eq!(max_id, row.receipt_id, "receipt ids sort by creation");
+}
+
+/// Runs `count` concurrent writes while an outside connection holds the write lock, so all
+/// of them are queued before the writer can start: group commit is then deterministic.
+async fn queued_behind_a_lock<T, Fut>(
+    f: &Fixture,
+    count: usize,
+    write: impl Fn(usize) -> Fut,
+) -> Vec<Result<T, JournalError>>
+where
+    T: Send + 'static,
+    Fut: std::future::Future<Output = Result<T, JournalError>> + Send + 'static,
+{
+    let blocker = raw(&f.db_path());
+    blocker.execute_batch("BEGIN IMMEDIATE").expect("block");
+    let tasks: Vec<_> = (0..count).map(|i| tokio::spawn(write(i))).collect();
+    // Bounded wait (at most about 5 s) until every request is queued or being run.
+    for _ in 0..5_000 {
+        if f.journal.requests_waiting() >= count as u64 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+    }
+    blocker.execute_batch("COMMIT").expect("unblock");
+    let mut results = Vec::new();
+    for t in tasks {
+        results.push(t.await.expect("task"));
+    }
+    results
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_transactions_and_fail_alone() {
+    const WRITERS: usize = 64;
+    let f = Fixture::new().await;
+    let taken = fiscalized(&f, "taken", 1).await;
+    let before = f.journal.stats();
+    let rows = queued_behind_a_lock(&f, WRITERS, |i| {
+        let j = f.journal.clone();
+        async move { j.insert_received(sale(&format!("c{i}"))).await }
+    })
+    .await;
+    let ids: Vec<String> = rows
+        .into_iter()
+        .map(|r| r.expect("insert").row().receipt_id.clone())
+        .collect();
+    let results = queued_behind_a_lock(&f, WRITERS, |i| {
+        let (j, id) = (f.journal.clone(), ids[i].clone());
+        // Every other writer claims the already-used FD 1: a constraint failure that must
+        // roll back that request alone.
+        let fd = if i % 2 == 0 { 1 } else { 100 + i as u32 };
+        async move { j.mark_fiscalized(&id, fiscal(fd)).await }
+    })
+    .await;
+    let mut failed = 0;
+    for result in results {
+        match result {
+            Ok(row) => assert_eq!(row.kkt_state, KktState::Fiscalized),
+            Err(JournalError::Constraint(_)) => failed += 1,
+            Err(e) => panic!("unexpected error {e:?}"),
+        }
+    }
+    assert_eq!(failed, WRITERS / 2);
+    let stats = f.journal.stats();
+    let requests = stats.requests_committed - before.requests_committed;
+    let transactions = stats.transactions_committed - before.transactions_committed;
+    assert_eq!(requests, 2 * WRITERS as u64);
+    // Each phase: the first request alone (taken before the lock was seen), then the rest.
+    assert!(
+        transactions <= 4,
+        "{transactions} transactions for {requests} requests"
+    );
+    let counts = f.journal.counts().await.expect("counts");
+    assert_eq!((counts.total, counts.pending, counts.in_kkt), (65, 33, 32));
+    assert_eq!(
+        f.journal.get_by_fiscal(FN, 1).await.expect("get"),
+        Some(taken)
+    );
+    f.journal.check_invariants().await.expect("invariants");
+}
+
+#[tokio::test]
+async fn a_full_disk_is_a_storage_error_and_leaves_nothing_half_written() {
+    let f = Fixture::with(|c| c.db_pages_max = Some(40)).await;
+    let mut inserted_count = 0_i64;
+    let mut storage_error = None;
+    for i in 0..500 {
+        let mut new = sale(&format!("big{i}"));
+        new.request_body = "x".repeat(2_000);
+        match f.journal.insert_received(new).await {
+            Ok(_) => inserted_count += 1,
+            Err(e) => {
+                storage_error = Some(e);
+                break;
+            }
+        }
+    }
+    let err = storage_error.expect("the page cap must be reached");
+    assert!(err.is_storage_failure(), "{err:?}");
+    assert_eq!(f.sql_i64("SELECT count(*) FROM receipts"), inserted_count);
+    f.journal
+        .check_invariants()
+        .await
+        .expect("invariants after disk full");
+    // The journal keeps working for what still fits: state changes of journaled rows.
+    let first = f
+        .journal
+        .get_by_key("big0")
+        .await
+        .expect("get")
+        .expect("row");
+    f.journal
+        .mark_in_flight(&first.receipt_id)
+        .await
+        .expect("still writable");
+}
+
+#[tokio::test]
+async fn an_unopenable_path_is_a_storage_error() {
+    let dir = tempfile::tempdir().expect("dir");
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").expect("write");
+    let config = crate::journal::JournalConfig::new(file.join("buffer.db"));
+    let err = crate::journal::Journal::open(config).expect_err("cannot open");
+    assert!(err.is_storage_failure(), "{err:?}");
+}
+
+#[tokio::test]
+async fn a_broken_invariant_is_caught_at_open() {
+    let f = Fixture::new().await;
+    fiscalized(&f, "a", 4).await;
+    let path = f.db_path();
+    let config = f.journal.config().clone();
+    f.journal.close().await.expect("close");
+    raw(&path)
+        .execute_batch("UPDATE receipts SET fpd = NULL")
+        .expect("damage");
+    let err = crate::journal::Journal::open(config).expect_err("must refuse");
+    assert!(matches!(err, JournalError::Invariant(_)), "{err:?}");
+}
+
+#[tokio::test]
+async fn checkpoint_truncates_the_wal_and_close_stops_writes() {
+    let f = Fixture::new().await;
+    inserted(&f, "a").await;
+    let info = f.journal.checkpoint().await.expect("checkpoint");
+    assert!(!info.busy);
+    let wal = std::fs::metadata(f.db_path().with_extension("db-wal")).expect("wal");
+    assert_eq!(wal.len(), 0);
+    let clone = f.journal.clone();
+    f.journal.close().await.expect("close");
+    assert_eq!(
+        clone.insert_received(sale("b")).await,
+        Err(JournalError::Closed)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_that_fails_after_writing_is_rolled_back_alone() {
+    let f = Fixture::new().await;
+    let before = f.journal.stats();
+    let results = queued_behind_a_lock(&f, 2, |i| {
+        let j = f.journal.clone();
+        async move {
+            j.write(move |ctx| {
+                let row = crate::journal::ops::insert_received(ctx, sale(&format!("w{i}")))?;
+                match i {
+                    // Fails after its insert, as a broken invariant found on re-read would.
+                    0 => Err(JournalError::Invariant("forced after writing".into())),
+                    _ => Ok(row),
+                }
+            })
+            .await
+        }
+    })
+    .await;
+    assert!(matches!(results[0], Err(JournalError::Invariant(_))));
+    assert!(results[1].is_ok());
+    assert_eq!(f.journal.get_by_key("w0").await.expect("get"), None);
+    assert!(f.journal.get_by_key("w1").await.expect("get").is_some());
+    let stats = f.journal.stats();
+    assert_eq!(stats.requests_committed - before.requests_committed, 2);
+}

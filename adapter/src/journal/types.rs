@@ -1,0 +1,266 @@
+//! Plain data types of the journal: states, rows and the inputs of each write.
+//!
+//! No serde here on purpose: only `adapter/src/http` converts to and from the wire types.
+
+use crate::hlc::HlcStamp;
+
+/// What kind of fiscal document a row stands for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DocKind {
+    /// A sale (or refund, buy, buy refund) posted by the POS.
+    Receipt,
+    /// The shift-open report.
+    ShiftOpen,
+    /// The shift-close report.
+    ShiftClose,
+}
+
+/// Where a row stands with respect to the KKT (column `kkt_state`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KktState {
+    /// Journaled; no command has been sent to the KKT for it yet.
+    Received,
+    /// Commands may have reached the KKT; only reconciliation may decide the outcome.
+    InFlight,
+    /// The KKT issued the fiscal document; fiscal data is present.
+    Fiscalized,
+    /// The KKT definitely refused it (error code recorded); nothing was fiscalized.
+    Rejected,
+}
+
+/// OFD delivery state of a fiscalized row (column `status`). Rows that are not fiscalized have
+/// `status = NULL`, so `WHERE status='pending'` counts exactly the fiscalized documents the
+/// OFD has not acknowledged yet, whether or not earlier attempts failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OfdStatus {
+    /// Fiscalized, not yet acknowledged by the OFD.
+    Pending,
+    /// Acknowledged by the OFD.
+    Synced,
+    /// Needs a person: refused by the OFD or out of retries; left only by an explicit retry.
+    Dlq,
+}
+
+macro_rules! sql_enum {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// The text stored in the journal.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+
+            /// Parses the stored text; `None` for anything else.
+            pub fn parse(text: &str) -> Option<$ty> {
+                match text { $($text => Some($ty::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
+sql_enum!(DocKind { Receipt => "receipt", ShiftOpen => "shift_open", ShiftClose => "shift_close" });
+sql_enum!(KktState {
+    Received => "received",
+    InFlight => "kkt_in_flight",
+    Fiscalized => "fiscalized",
+    Rejected => "rejected",
+});
+sql_enum!(OfdStatus { Pending => "pending", Synced => "synced", Dlq => "dlq" });
+
+/// The fiscal data of one document as read back from the KKT.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FiscalData {
+    /// FN serial number (16 digits).
+    pub fn_number: String,
+    /// Fiscal document number within the FN.
+    pub fd_number: u32,
+    /// Fiscal sign of the document (FPD).
+    pub fpd: u32,
+    /// Shift number.
+    pub shift_number: u32,
+    /// Receipt number within the shift (0 for shift reports).
+    pub receipt_number: u32,
+    /// Date and time as the KKT printed it, `YYYY-MM-DDTHH:MM:SS` (device local time).
+    pub fiscal_time: String,
+    /// Document total in kopecks (0 for shift reports).
+    pub total_kopecks: i64,
+    /// The FFD document as TLV, read back from the FN.
+    pub document_tlv: Vec<u8>,
+}
+
+/// Input of [`super::Journal::insert_received`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewReceipt {
+    /// The POS's idempotency key (unique over the journal's lifetime).
+    pub idempotency_key: String,
+    /// Hash of the canonical request body, to tell a replay from a conflicting reuse.
+    pub request_hash: String,
+    /// The request body as received.
+    pub request_body: String,
+}
+
+/// One row of the `receipts` table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReceiptRow {
+    /// Receipt id: 16 lowercase hex digits of the creation HLC stamp, so it fits tag 1192.
+    pub receipt_id: String,
+    /// Idempotency key (for shift documents `kind:fn:fd`).
+    pub idempotency_key: String,
+    /// Hash of the request body (`None` for shift documents).
+    pub request_hash: Option<String>,
+    /// The request body (`None` for shift documents).
+    pub request_body: Option<String>,
+    /// HLC stamp of the latest write to this row.
+    pub hlc: HlcStamp,
+    /// Document kind.
+    pub kind: DocKind,
+    /// KKT-side state.
+    pub kkt_state: KktState,
+    /// OFD-side state; `Some` exactly when `kkt_state` is `Fiscalized`.
+    pub status: Option<OfdStatus>,
+    /// Last error text (KKT refusal or OFD failure).
+    pub last_error: Option<String>,
+    /// Stable error code of a KKT refusal or a DLQ entry.
+    pub error_code: Option<String>,
+    /// Fiscal data; `Some` exactly when fiscalized.
+    pub fiscal: Option<FiscalData>,
+    /// Failed OFD attempts since the last success or DLQ retry.
+    pub retry_count: u32,
+    /// Earliest time of the next OFD attempt, Unix ms.
+    pub next_attempt_at_ms: Option<i64>,
+    /// Creation time, Unix ms (physical part of the creation stamp).
+    pub created_at_ms: i64,
+    /// Time of the latest write, Unix ms.
+    pub updated_at_ms: i64,
+}
+
+/// What [`super::Journal::insert_received`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InsertOutcome {
+    /// A new row in state `received`.
+    Inserted(ReceiptRow),
+    /// The key was already journaled: the existing row, untouched (compare `request_hash`).
+    Existing(ReceiptRow),
+}
+
+impl InsertOutcome {
+    /// The row, whichever way it came.
+    pub fn row(&self) -> &ReceiptRow {
+        match self {
+            InsertOutcome::Inserted(row) | InsertOutcome::Existing(row) => row,
+        }
+    }
+}
+
+/// One row of `ofd_exchange`: the relay state of one FN document (phase 2).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfdExchange {
+    /// FN serial number.
+    pub fn_number: String,
+    /// Fiscal document number.
+    pub fd_number: u32,
+    /// The FN's outgoing message, byte for byte as it goes to the OFD.
+    pub outgoing_message: Vec<u8>,
+    /// The OFD's reply, byte for byte, once received.
+    pub reply: Option<Vec<u8>>,
+    /// The OFD's response code (0 = accepted).
+    pub response_code: Option<i64>,
+    /// The operator's fiscal sign from the reply.
+    pub operator_sign: Option<Vec<u8>>,
+    /// When the reply was journaled, Unix ms.
+    pub replied_at_ms: Option<i64>,
+    /// True once the reply was written back to the FN.
+    pub written_to_fn: bool,
+    /// How many times the outgoing message was journaled as sent.
+    pub send_count: u32,
+}
+
+/// The OFD's answer to one document, as [`super::Journal::record_ofd_reply`] stores it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OfdReply {
+    /// The reply bytes, to be written back to the FN.
+    pub reply: Vec<u8>,
+    /// Response code (0 = accepted).
+    pub response_code: i64,
+    /// Operator's fiscal sign.
+    pub operator_sign: Option<Vec<u8>>,
+}
+
+/// A held sync lease: only the holder of the current `token` may journal acknowledgements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// Lease name (one per kind of exclusive work, e.g. `ofd_sync`).
+    pub name: String,
+    /// Owner id (process or task identity).
+    pub owner: String,
+    /// Fencing token: strictly increases with every new acquisition.
+    pub token: i64,
+    /// Expiry, Unix ms.
+    pub expires_at_ms: i64,
+}
+
+/// Counts for the buffer status endpoint, all taken in one read transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct BufferCounts {
+    /// Every row.
+    pub total: u64,
+    /// Rows in `received` or `kkt_in_flight`.
+    pub in_kkt: u64,
+    /// `status='pending'`.
+    pub pending: u64,
+    /// `status='synced'`.
+    pub synced: u64,
+    /// Pending rows whose last OFD attempt failed (`retry_count > 0`).
+    pub failed: u64,
+    /// `status='dlq'`.
+    pub dlq: u64,
+    /// `kkt_state='rejected'`.
+    pub rejected: u64,
+    /// Not yet delivered = `in_kkt + pending + dlq`: what the capacity limit counts.
+    pub undelivered: u64,
+}
+
+/// The settings in force on the writer connection (per-connection, so only it can tell).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EffectiveSettings {
+    /// `PRAGMA journal_mode`, e.g. `wal`.
+    pub journal_mode: String,
+    /// `PRAGMA synchronous` as a name: `off`, `normal`, `full` or `extra`.
+    pub synchronous: String,
+    /// `PRAGMA wal_autocheckpoint` in pages.
+    pub wal_autocheckpoint: i64,
+    /// `PRAGMA busy_timeout` in ms.
+    pub busy_timeout_ms: i64,
+    /// `PRAGMA user_version`: the schema version.
+    pub schema_version: i64,
+}
+
+/// Result of a `wal_checkpoint(TRUNCATE)`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CheckpointInfo {
+    /// True if a reader or writer prevented a complete checkpoint.
+    pub busy: bool,
+    /// Frames in the WAL before the checkpoint.
+    pub wal_frames: i64,
+    /// Frames copied back into the database.
+    pub checkpointed_frames: i64,
+}
+
+/// Counters of the writer thread, for tests and metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WriterStats {
+    /// Write transactions committed.
+    pub transactions_committed: u64,
+    /// Write requests that ran inside a committed transaction (succeeded or not).
+    pub requests_committed: u64,
+    /// The largest batch seen.
+    pub batch_len_max: u64,
+}
+
+/// One DLQ entry for review: the row and the OFD's response code, if the OFD answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DlqEntry {
+    /// The receipt or shift document.
+    pub receipt: ReceiptRow,
+    /// The OFD's response code from `ofd_exchange` (absent for local failures).
+    pub response_code: Option<i64>,
+}
