@@ -1,13 +1,27 @@
-//! The `uat` program as a library; `src/main.rs` is a thin wrapper around [`main_entry`].
+//! The `uat` runner as a library: scenario model, loader, process control, executor and checks.
+//!
+//! **Boundary:** this crate never links `adapter`, `ofd-mock` or `kkt-emulator`; it starts their
+//! built binaries and talks to them over HTTP and their SQLite files only.
 
-use std::process::ExitCode;
+pub mod check;
+pub mod cli;
+pub mod expect;
+pub mod history;
+pub mod load;
+pub mod model;
+pub mod paths;
+pub mod probe;
+pub mod procs;
+pub mod run;
+pub mod schema;
+pub mod template;
+pub mod util;
 
-/// Exit code for bad input (command line or files).
-pub const EXIT_BAD_INPUT: u8 = 2;
+pub use cli::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INFRA, EXIT_OK};
+pub use load::{LoadError, Scenario, load_file, load_str};
+pub use run::{Report, RunOptions, Verdict, run_scenario};
 
-/// Entry point called by the binary. This program is not built yet: it says so and exits with
-/// [`EXIT_BAD_INPUT`] rather than pretending to work.
-pub fn main_entry() -> ExitCode {
-    eprintln!("uat: not implemented in this build yet; see the workspace README");
-    ExitCode::from(EXIT_BAD_INPUT)
+/// Entry point called by the binary; returns the exit code.
+pub fn main_entry() -> std::process::ExitCode {
+    std::process::ExitCode::from(cli::main_entry())
 }

@@ -1,0 +1,123 @@
+//! The recorded history of a scenario run: invoke/complete events, kept in memory and in `history.jsonl`.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::time::Instant;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// Whether an event opens or closes an operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Phase {
+    Invoke,
+    Complete,
+}
+
+/// How an operation ended. Indeterminate: it may or may not have taken effect (e.g. cut off by a kill).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    Ok,
+    Fail,
+    Indeterminate,
+}
+
+/// An item an operation added to a list (`append`); `id` is unknown when a cut-off request
+/// was to take it from the response.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Item {
+    pub list: String,
+    pub id: Option<Value>,
+}
+
+/// One line of `history.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Milliseconds since the scenario started.
+    pub t_ms: u64,
+    #[serde(rename = "type")]
+    pub phase: Phase,
+    /// Step label such as `3` or `4[2].1` (step 4, iteration 2, sub-step 1).
+    pub step: String,
+    pub kind: String,
+    pub detail: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<Outcome>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub items: Vec<Item>,
+}
+
+/// The event log of one scenario.
+#[derive(Debug)]
+pub struct History {
+    start: Instant,
+    file: Option<BufWriter<File>>,
+    pub events: Vec<Event>,
+}
+
+impl History {
+    /// Starts a history written to `path` as JSON lines.
+    pub fn create(path: &Path) -> std::io::Result<History> {
+        Ok(History {
+            start: Instant::now(),
+            file: Some(BufWriter::new(File::create(path)?)),
+            events: Vec::new(),
+        })
+    }
+
+    /// Records an event; write errors are reported once and then the file is dropped, because the
+    /// in-memory history still serves the checks.
+    pub fn record(
+        &mut self,
+        phase: Phase,
+        step: &str,
+        kind: &str,
+        detail: &str,
+        outcome: Option<Outcome>,
+        items: Vec<Item>,
+    ) {
+        let ev = Event {
+            t_ms: u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX),
+            phase,
+            step: step.to_owned(),
+            kind: kind.to_owned(),
+            detail: detail.to_owned(),
+            outcome,
+            items,
+        };
+        if let Some(f) = &mut self.file {
+            let line = serde_json::to_string(&ev).unwrap_or_default();
+            if writeln!(f, "{line}").and_then(|_| f.flush()).is_err() {
+                eprintln!("uat: cannot write history.jsonl; keeping the history in memory only");
+                self.file = None;
+            }
+        }
+        self.events.push(ev);
+    }
+
+    pub fn invoke(&mut self, step: &str, kind: &str, detail: &str) {
+        self.record(Phase::Invoke, step, kind, detail, None, Vec::new());
+    }
+
+    pub fn complete(
+        &mut self,
+        step: &str,
+        kind: &str,
+        detail: &str,
+        outcome: Outcome,
+        items: Vec<Item>,
+    ) {
+        self.record(Phase::Complete, step, kind, detail, Some(outcome), items);
+    }
+}
+
+/// Parses a `history.jsonl` text.
+pub fn parse_jsonl(text: &str) -> Result<Vec<Event>, serde_json::Error> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect()
+}

@@ -1,0 +1,233 @@
+//! The runner's senses: HTTP requests to processes, read-only SQLite queries and readiness probes.
+
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use reqwest::blocking::Client;
+use serde_json::Value;
+
+use crate::expect;
+use crate::load::parse_request_line;
+use crate::model::{Expected, Ready, RequestParts};
+use crate::template::Vars;
+use crate::util::NamedMap;
+
+/// How a request failed without a response.
+#[derive(Debug)]
+pub enum HttpError {
+    /// Nothing was sent (connection refused): the operation certainly did not happen.
+    Refused(String),
+    /// Sent, but no complete answer: the operation may or may not have happened.
+    Cut(String),
+    /// The step itself is wrong (template, body).
+    Bad(String),
+}
+
+impl std::fmt::Display for HttpError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            HttpError::Refused(m) => write!(f, "connection refused: {m}"),
+            HttpError::Cut(m) => write!(f, "no answer (indeterminate): {m}"),
+            HttpError::Bad(m) => f.write_str(m),
+        }
+    }
+}
+
+/// A response: status and body (JSON if it parses, else a string, null when empty).
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub body: Value,
+}
+
+impl Response {
+    /// The response as one JSON value, for "last value seen" messages.
+    pub fn as_value(&self) -> Value {
+        serde_json::json!({ "status": self.status, "body": self.body })
+    }
+}
+
+/// A client that never uses a proxy: every target is on loopback.
+pub fn client() -> Result<Client, String> {
+    Client::builder()
+        .no_proxy()
+        .build()
+        .map_err(|e| format!("http client: {e}"))
+}
+
+/// Sends `"METHOD port /path"` to 127.0.0.1 on the named port; `cap` bounds the timeout.
+pub fn request(
+    client: &Client,
+    vars: &Vars,
+    line: &str,
+    parts: RequestParts<'_>,
+    cap: Duration,
+) -> Result<Response, HttpError> {
+    let line = vars.render(line).map_err(HttpError::Bad)?;
+    let (method, port_name, path) = parse_request_line(&line).map_err(HttpError::Bad)?;
+    let port = vars
+        .ports
+        .get(port_name)
+        .ok_or_else(|| HttpError::Bad(format!("no port `{port_name}`")))?;
+    let url = format!("http://127.0.0.1:{port}{path}");
+    let method = reqwest::Method::from_bytes(method.as_bytes())
+        .map_err(|e| HttpError::Bad(e.to_string()))?;
+    let mut rb = client
+        .request(method, &url)
+        .timeout(parts.timeout.0.min(cap));
+    for (k, v) in parts.headers.iter() {
+        rb = rb.header(k, vars.render(v).map_err(HttpError::Bad)?);
+    }
+    if let Some(j) = parts.json {
+        rb = rb.json(&vars.render_json(j).map_err(HttpError::Bad)?);
+    } else if let Some(b) = parts.body {
+        rb = rb
+            .header("content-type", "application/json")
+            .body(vars.render(b).map_err(HttpError::Bad)?);
+    }
+    let resp = rb.send().map_err(|e| classify(&url, &e))?;
+    let status = resp.status().as_u16();
+    let text = resp
+        .text()
+        .map_err(|e| HttpError::Cut(format!("{url}: reading the body: {e}")))?;
+    let body = if text.trim().is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(Value::String(text))
+    };
+    Ok(Response { status, body })
+}
+
+fn classify(url: &str, e: &reqwest::Error) -> HttpError {
+    if e.is_connect() {
+        HttpError::Refused(format!("{url}: {e}"))
+    } else {
+        HttpError::Cut(format!("{url}: {e}"))
+    }
+}
+
+/// Checks a response against `status`/`json` expectations.
+pub fn judge_response(
+    status: Option<u16>,
+    json: &NamedMap<Expected>,
+    r: &Response,
+) -> Result<(), String> {
+    if let Some(s) = status
+        && s != r.status
+    {
+        return Err(format!(
+            "status: expected {s}, observed {} (body {})",
+            r.status,
+            expect::clip(&r.body)
+        ));
+    }
+    expect::check_json(json, &r.body)
+}
+
+/// Upper bound on rows read by one query; scenario queries are small by design.
+const ROWS_MAX: usize = 10_000;
+
+/// Runs one query on the SQLite file at `path`, read-only unless `writable`.
+pub fn query(path: &Path, sql: &str, writable: bool) -> Result<Vec<Vec<Value>>, String> {
+    use rusqlite::OpenFlags;
+    let flags = if writable {
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    } else {
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
+    };
+    let err = |e: rusqlite::Error| format!("{}: {e}", path.display());
+    let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(err)?;
+    conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
+    let mut stmt = conn.prepare(sql).map_err(err)?;
+    let ncol = stmt.column_count();
+    let mut rows = stmt.query([]).map_err(err)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(err)? {
+        if out.len() >= ROWS_MAX {
+            return Err(format!("query returned more than {ROWS_MAX} rows"));
+        }
+        let mut r = Vec::with_capacity(ncol);
+        for c in 0..ncol {
+            r.push(cell(row.get_ref(c).map_err(err)?));
+        }
+        out.push(r);
+    }
+    Ok(out)
+}
+
+fn cell(v: rusqlite::types::ValueRef<'_>) -> Value {
+    use rusqlite::types::ValueRef;
+    match v {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => Value::from(i),
+        ValueRef::Real(f) => Value::from(f),
+        ValueRef::Text(t) => Value::from(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::from(b.iter().map(|x| format!("{x:02x}")).collect::<String>()),
+    }
+}
+
+/// One readiness attempt; Err carries what was seen.
+fn ready_once(client: &Client, r: &Ready, vars: &Vars) -> Result<(), String> {
+    if let Some(u) = &r.http_get {
+        let url = vars.render(u)?;
+        let resp = client
+            .get(&url)
+            .timeout(Duration::from_secs(2))
+            .send()
+            .map_err(|e| e.to_string())?;
+        if resp.status().is_success() {
+            return Ok(());
+        }
+        return Err(format!("{url}: status {}", resp.status()));
+    }
+    if let Some(a) = &r.tcp {
+        let addr: SocketAddr = vars
+            .render(a)?
+            .parse()
+            .map_err(|e| format!("bad tcp address `{a}`: {e}"))?;
+        return TcpStream::connect_timeout(&addr, Duration::from_secs(1))
+            .map(drop)
+            .map_err(|e| format!("{addr}: {e}"));
+    }
+    if let Some(p) = &r.path_exists {
+        let p = vars.render(p)?;
+        return if Path::new(&p).exists() {
+            Ok(())
+        } else {
+            Err(format!("{p} does not exist"))
+        };
+    }
+    Err("empty readiness probe".into())
+}
+
+/// Polls the readiness probe until it passes, `exited` reports an exit, or the timeout passes.
+pub fn await_ready(
+    client: &Client,
+    r: &Ready,
+    vars: &Vars,
+    deadline: Instant,
+    mut exited: impl FnMut() -> Option<String>,
+) -> Result<(), String> {
+    let end = deadline.min(Instant::now() + r.timeout.0);
+    let mut attempts = 0u64;
+    loop {
+        attempts += 1;
+        let last = match ready_once(client, r, vars) {
+            Ok(()) => return Ok(()),
+            Err(e) => e,
+        };
+        if let Some(st) = exited() {
+            return Err(format!(
+                "exited ({st}) before it was ready; last probe: {last}"
+            ));
+        }
+        if Instant::now() >= end {
+            return Err(format!(
+                "not ready after {} ({attempts} attempts); last probe: {last}",
+                r.timeout
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,333 @@
+//! Process control: each process in its own process group, logs to files, signals to the whole group,
+//! and a final sweep that kills every group ever started and proves, by PID, that none is left.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// A process ready to be spawned: everything already templated.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub command: String,
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub cwd: PathBuf,
+}
+
+/// Every process the runner started for one scenario.
+#[derive(Debug)]
+pub struct Procs {
+    dir: PathBuf,
+    running: BTreeMap<String, Child>,
+    /// Process group ids of every start, including processes that have since exited.
+    groups: Vec<i32>,
+}
+
+/// Log file paths of a process: stdout, stderr.
+pub fn log_paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
+    (
+        dir.join(format!("{name}.stdout.log")),
+        dir.join(format!("{name}.stderr.log")),
+    )
+}
+
+fn open_log(path: &Path) -> std::io::Result<File> {
+    OpenOptions::new().create(true).append(true).open(path)
+}
+
+impl Procs {
+    pub fn new(dir: &Path) -> Procs {
+        Procs {
+            dir: dir.to_owned(),
+            running: BTreeMap::new(),
+            groups: Vec::new(),
+        }
+    }
+
+    /// PIDs (= process group ids) of every start so far.
+    pub fn started_groups(&self) -> &[i32] {
+        &self.groups
+    }
+
+    /// The PID of a running process.
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.running.get(name).map(Child::id)
+    }
+
+    /// Spawns `name` in a new process group with stdout/stderr appended to its log files.
+    pub fn start(&mut self, name: &str, spec: &Spec) -> Result<u32, String> {
+        if let Some(child) = self.running.get_mut(name)
+            && child.try_wait().map_err(|e| e.to_string())?.is_none()
+        {
+            return Err(format!(
+                "process `{name}` is already running (pid {})",
+                child.id()
+            ));
+        }
+        let (out_path, err_path) = log_paths(&self.dir, name);
+        let mut out = open_log(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
+        let err = open_log(&err_path).map_err(|e| format!("{}: {e}", err_path.display()))?;
+        // A marker separates restarts in the log; a failed write only loses the marker.
+        let _ = writeln!(
+            out,
+            "--- uat: start {name}: {} {}",
+            spec.command,
+            spec.args.join(" ")
+        );
+        let child = Command::new(&spec.command)
+            .args(&spec.args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&spec.cwd)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot start `{name}` ({}): {e}", spec.command))?;
+        let pid = child.id();
+        self.groups.push(pid as i32);
+        register(pid as i32);
+        self.running.insert(name.to_owned(), child);
+        Ok(pid)
+    }
+
+    /// Has the process exited? Returns its status if so (and forgets it).
+    pub fn exited(&mut self, name: &str) -> Option<ExitStatus> {
+        let child = self.running.get_mut(name)?;
+        match child.try_wait() {
+            Ok(Some(st)) => {
+                self.running.remove(name);
+                Some(st)
+            }
+            _ => None,
+        }
+    }
+
+    fn group_of(&self, name: &str) -> Result<Pid, String> {
+        self.running
+            .get(name)
+            .map(|c| Pid::from_raw(c.id() as i32))
+            .ok_or_else(|| format!("process `{name}` is not running"))
+    }
+
+    /// Sends `sig` to the process group of `name`.
+    pub fn signal(&mut self, name: &str, sig: Signal) -> Result<(), String> {
+        let pg = self.group_of(name)?;
+        killpg(pg, sig).map_err(|e| format!("signal {sig} to group {pg} of `{name}`: {e}"))
+    }
+
+    /// Waits up to `limit` for `name` to exit; returns its status.
+    pub fn wait(&mut self, name: &str, limit: Duration) -> Result<Option<ExitStatus>, String> {
+        let Some(child) = self.running.get_mut(name) else {
+            return Ok(None);
+        };
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+                self.running.remove(name);
+                return Ok(Some(st));
+            }
+            if Instant::now() >= end {
+                return Ok(None);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// SIGKILL to the group and reap the leader.
+    pub fn kill(&mut self, name: &str) -> Result<ExitStatus, String> {
+        self.signal(name, Signal::SIGKILL)?;
+        self.wait(name, Duration::from_secs(10))?
+            .ok_or_else(|| format!("`{name}` survived SIGKILL for 10s"))
+    }
+
+    /// SIGTERM (and SIGCONT, so a paused process can act on it), then SIGKILL after `grace`.
+    /// Returns the exit status and whether SIGKILL was needed.
+    pub fn stop(&mut self, name: &str, grace: Duration) -> Result<(ExitStatus, bool), String> {
+        self.signal(name, Signal::SIGTERM)?;
+        let _ = self.signal(name, Signal::SIGCONT);
+        if let Some(st) = self.wait(name, grace)? {
+            return Ok((st, false));
+        }
+        Ok((self.kill(name)?, true))
+    }
+
+    /// Kills every process group ever started, reaps, and verifies by PID that no member is left.
+    pub fn cleanup(&mut self) -> Result<(), String> {
+        for &g in &self.groups {
+            // ESRCH (group already gone) is the normal case.
+            let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
+        }
+        let names: Vec<String> = self.running.keys().cloned().collect();
+        for n in names {
+            let _ = self.wait(&n, Duration::from_secs(5));
+        }
+        let end = Instant::now() + Duration::from_secs(5);
+        loop {
+            let left: Vec<i32> = self.groups.iter().flat_map(|g| group_members(*g)).collect();
+            if left.is_empty() {
+                unregister(&self.groups);
+                return Ok(());
+            }
+            if Instant::now() >= end {
+                return Err(format!(
+                    "processes left behind after SIGKILL: pids {left:?}"
+                ));
+            }
+            for &g in &self.groups {
+                let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Procs {
+    /// A panic or early return must not leave processes behind either.
+    fn drop(&mut self) {
+        for &g in &self.groups {
+            let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
+        }
+        for c in self.running.values_mut() {
+            let _ = c.wait();
+        }
+        unregister(&self.groups);
+    }
+}
+
+/// Live (non-zombie) processes whose process group is `pgid`, read from /proc.
+pub fn group_members(pgid: i32) -> Vec<i32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse::<i32>().ok()))
+        .filter(|pid| matches!(proc_stat(*pid), Some((state, pg)) if pg == pgid && state != 'Z' && state != 'X'))
+        .collect()
+}
+
+/// (state, process group) of a PID, or None when it is gone.
+pub fn proc_stat(pid: i32) -> Option<(char, i32)> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain spaces and parentheses; the fields after the last ')' do not.
+    let rest = text.get(text.rfind(')')? + 1..)?;
+    let mut f = rest.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    let _ppid = f.next()?;
+    let pgrp = f.next()?.parse().ok()?;
+    Some((state, pgrp))
+}
+
+/// Is `pid` alive (present and not a zombie)?
+pub fn alive(pid: i32) -> bool {
+    matches!(proc_stat(pid), Some((s, _)) if s != 'Z' && s != 'X')
+}
+
+impl Procs {
+    /// Runs a one-shot command (an `exec` step) in its own group, with its output appended to
+    /// `exec.stdout.log`/`exec.stderr.log`, and kills the group when `limit` passes.
+    pub fn run_once(&mut self, spec: &Spec, limit: Duration) -> Result<ExitStatus, String> {
+        let (out_path, err_path) = log_paths(&self.dir, "exec");
+        let mut out = open_log(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
+        let err = open_log(&err_path).map_err(|e| format!("{}: {e}", err_path.display()))?;
+        let _ = writeln!(
+            out,
+            "--- uat: exec {} {}",
+            spec.command,
+            spec.args.join(" ")
+        );
+        let mut child = Command::new(&spec.command)
+            .args(&spec.args)
+            .envs(spec.env.iter().map(|(k, v)| (k, v)))
+            .current_dir(&spec.cwd)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .process_group(0)
+            .spawn()
+            .map_err(|e| format!("cannot run `{}`: {e}", spec.command))?;
+        let pg = child.id() as i32;
+        self.groups.push(pg);
+        register(pg);
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+                return Ok(st);
+            }
+            if Instant::now() >= end {
+                let _ = killpg(Pid::from_raw(pg), Signal::SIGKILL);
+                let _ = child.wait();
+                return Err(format!(
+                    "`{}` still running after {}s; killed",
+                    spec.command,
+                    limit.as_secs()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// Process groups alive right now, across all scenarios of this run, for the interrupt handler.
+static LIVE_GROUPS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+fn live_groups() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    LIVE_GROUPS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn register(pg: i32) {
+    live_groups().push(pg);
+}
+
+fn unregister(groups: &[i32]) {
+    live_groups().retain(|g| !groups.contains(g));
+}
+
+/// On Ctrl-C or SIGTERM, kills every process group still alive and exits with `exit_code`.
+/// Our children live in their own groups, so the terminal's SIGINT never reaches them: without
+/// this, an interrupted run would leave them running.
+pub fn install_interrupt_handler(exit_code: i32) {
+    let spawned = std::thread::Builder::new()
+        .name("uat-signals".into())
+        .spawn(move || {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            let which = rt.block_on(async {
+                use tokio::signal::unix::{SignalKind, signal};
+                let (Ok(mut int), Ok(mut term)) = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                ) else {
+                    return None;
+                };
+                tokio::select! {
+                    _ = int.recv() => Some("SIGINT"),
+                    _ = term.recv() => Some("SIGTERM"),
+                }
+            });
+            let Some(which) = which else { return };
+            let groups = live_groups().clone();
+            for g in &groups {
+                let _ = killpg(Pid::from_raw(*g), Signal::SIGKILL);
+            }
+            eprintln!(
+                "uat: {which}: killed {} process groups; run incomplete",
+                groups.len()
+            );
+            std::process::exit(exit_code);
+        });
+    if let Err(e) = spawned {
+        eprintln!("uat: cannot watch for Ctrl-C: {e}");
+    }
+}

@@ -1,0 +1,517 @@
+//! Runs one scenario: processes, steps, checks, `finally`, the history, artifacts and cleanup.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use reqwest::blocking::Client;
+use serde_json::Value;
+
+use crate::expect;
+use crate::history::{History, Item, Outcome};
+use crate::load::Scenario;
+use crate::model::{HttpStep, SignalName, Step};
+use crate::probe::{self, HttpError};
+use crate::procs::{Procs, Spec};
+use crate::template::Vars;
+use crate::util::At;
+
+/// Where and how to run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The run directory, `target/uat/<run-id>`; each scenario gets a folder inside.
+    pub run_dir: PathBuf,
+    /// Where `{{bin.NAME}}` binaries live (the cargo profile directory).
+    pub bin_dir: PathBuf,
+    /// Keep the scenario folder even on success.
+    pub keep: bool,
+    /// Seed for every random choice, printed so a failed run can be replayed.
+    pub seed: u64,
+}
+
+/// The verdict of one scenario.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Passed,
+    /// A step, check or `finally` step failed: the message names the step and expected vs observed.
+    Failed(String),
+    /// The runner itself could not do its job (directory, ports, cleanup).
+    Infra(String),
+}
+
+/// The outcome of one scenario.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub name: String,
+    pub path: PathBuf,
+    pub verdict: Verdict,
+    pub elapsed: Duration,
+    /// The scenario folder, when kept.
+    pub kept_dir: Option<PathBuf>,
+    /// Figure lines, e.g. the exactly_once counts.
+    pub figures: Vec<String>,
+    /// PIDs of every process group started (for tests that check nothing is left behind).
+    pub pids: Vec<i32>,
+}
+
+/// Extra time `finally` steps get after the scenario timeout.
+const FINALLY_GRACE: Duration = Duration::from_secs(30);
+
+/// A step failure: its outcome (fail or indeterminate), message and the items it touched.
+struct Failure {
+    outcome: Outcome,
+    msg: String,
+    items: Vec<Item>,
+}
+
+fn fail(msg: impl Into<String>) -> Failure {
+    Failure {
+        outcome: Outcome::Fail,
+        msg: msg.into(),
+        items: Vec::new(),
+    }
+}
+
+type StepResult = Result<(String, Vec<Item>), Failure>;
+
+struct Runner<'a> {
+    sc: &'a Scenario,
+    dir: PathBuf,
+    vars: Vars,
+    procs: Procs,
+    hist: History,
+    client: Client,
+    deadline: Instant,
+    figures: Vec<String>,
+}
+
+/// Runs one scenario to completion; never panics on bad scenario content.
+pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Report {
+    let started = Instant::now();
+    let dir = opts.run_dir.join(sanitize(sc.name()));
+    let mut report = Report {
+        name: sc.name().to_owned(),
+        path: sc.path.clone(),
+        verdict: Verdict::Passed,
+        elapsed: Duration::ZERO,
+        kept_dir: None,
+        figures: Vec::new(),
+        pids: Vec::new(),
+    };
+    let mut runner = match Runner::new(sc, opts, &dir) {
+        Ok(r) => r,
+        Err(v) => {
+            report.verdict = v;
+            report.kept_dir = Some(dir);
+            return report;
+        }
+    };
+    let mut verdict = runner.run_body();
+    if let Err(m) = runner.run_finally()
+        && verdict == Verdict::Passed
+    {
+        verdict = Verdict::Failed(m);
+    }
+    if let Err(m) = runner.procs.cleanup() {
+        verdict = Verdict::Infra(m);
+    }
+    if verdict != Verdict::Passed {
+        runner.copy_databases();
+    }
+    report.pids = runner.procs.started_groups().to_vec();
+    report.figures = std::mem::take(&mut runner.figures);
+    drop(runner);
+    if verdict == Verdict::Passed && !opts.keep {
+        if let Err(e) = std::fs::remove_dir_all(&dir) {
+            eprintln!("uat: cannot remove {}: {e}", dir.display());
+        }
+    } else {
+        report.kept_dir = Some(dir);
+    }
+    report.verdict = verdict;
+    report.elapsed = started.elapsed();
+    report
+}
+
+/// A scenario name as a directory name.
+pub fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Picks a free loopback port for every name; listeners are held until all are picked so no
+/// two names share a port.
+fn pick_ports(names: impl Iterator<Item = String>) -> std::io::Result<Vec<(String, u16)>> {
+    let mut held = Vec::new();
+    let mut out = Vec::new();
+    for n in names {
+        let l = TcpListener::bind("127.0.0.1:0")?;
+        out.push((n, l.local_addr()?.port()));
+        held.push(l);
+    }
+    Ok(out)
+}
+
+impl<'a> Runner<'a> {
+    fn new(sc: &'a Scenario, opts: &RunOptions, dir: &Path) -> Result<Runner<'a>, Verdict> {
+        let infra = |m: String| Verdict::Infra(m);
+        std::fs::create_dir_all(dir).map_err(|e| infra(format!("{}: {e}", dir.display())))?;
+        let dir =
+            std::fs::canonicalize(dir).map_err(|e| infra(format!("{}: {e}", dir.display())))?;
+        let mut vars = Vars {
+            dir: dir.clone(),
+            ..Vars::default()
+        };
+        let ports = pick_ports(sc.ports.iter().cloned())
+            .map_err(|e| infra(format!("picking ports: {e}")))?;
+        vars.ports.extend(ports);
+        for b in &sc.bins {
+            let p = opts.bin_dir.join(b);
+            if !p.is_file() {
+                return Err(Verdict::Failed(format!(
+                    "binary `{b}` is not built at {} (run `cargo build --bins` or pass --bin-dir)",
+                    p.display()
+                )));
+            }
+            vars.bins.insert(b.clone(), p);
+        }
+        let hist = History::create(&dir.join("history.jsonl"))
+            .map_err(|e| infra(format!("history.jsonl: {e}")))?;
+        let client = probe::client().map_err(infra)?;
+        Ok(Runner {
+            sc,
+            procs: Procs::new(&dir),
+            dir,
+            vars,
+            hist,
+            client,
+            deadline: Instant::now() + sc.file.scenario.timeout.0,
+            figures: Vec::new(),
+        })
+    }
+
+    fn remaining(&self) -> Duration {
+        self.deadline.saturating_duration_since(Instant::now())
+    }
+
+    /// Autostart, steps, then checks. Stops at the first failing step.
+    fn run_body(&mut self) -> Verdict {
+        let sc = self.sc;
+        for (name, p) in sc.file.process.iter() {
+            if !p.autostart {
+                continue;
+            }
+            let label = format!("setup:{name}");
+            self.hist.invoke(&label, "start", name);
+            match self.start(name) {
+                Ok(d) => self
+                    .hist
+                    .complete(&label, "start", &d, Outcome::Ok, Vec::new()),
+                Err(f) => {
+                    self.hist
+                        .complete(&label, "start", &f.msg, f.outcome, Vec::new());
+                    return Verdict::Failed(format!("autostart of process `{name}`: {}", f.msg));
+                }
+            }
+        }
+        if let Err(m) = self.run_steps(&sc.file.step, "") {
+            return Verdict::Failed(m);
+        }
+        let mut failed = Vec::new();
+        for (n, c) in sc.file.check.iter().enumerate() {
+            if let Err(m) = self.run_check(c) {
+                failed.push(format!(
+                    "check {} at {}: {m}",
+                    n + 1,
+                    sc.location(c.span.start)
+                ));
+            }
+        }
+        if failed.is_empty() {
+            Verdict::Passed
+        } else {
+            Verdict::Failed(failed.join("\n"))
+        }
+    }
+
+    fn run_finally(&mut self) -> Result<(), String> {
+        self.deadline = Instant::now().max(self.deadline) + FINALLY_GRACE;
+        let mut errors = Vec::new();
+        for (n, s) in self.sc.file.finally.iter().enumerate() {
+            let label = format!("finally {}", n + 1);
+            if let Err(m) = self.run_one(&label, s) {
+                errors.push(m);
+            }
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors.join("\n"))
+        }
+    }
+
+    /// Runs steps in order; `prefix` builds nested labels such as `4[2].1`.
+    fn run_steps(&mut self, steps: &[At<Step>], prefix: &str) -> Result<(), String> {
+        for (n, s) in steps.iter().enumerate() {
+            let label = format!("{prefix}{}", n + 1);
+            if Instant::now() >= self.deadline {
+                return Err(format!(
+                    "scenario timeout {} reached before step {label} ({}) at {}",
+                    self.sc.file.scenario.timeout,
+                    s.value.title(),
+                    self.sc.location(s.span.start)
+                ));
+            }
+            self.run_one(&label, s)?;
+        }
+        Ok(())
+    }
+
+    /// Runs one step with its invoke/complete events; the error names step, title and location.
+    fn run_one(&mut self, label: &str, s: &At<Step>) -> Result<(), String> {
+        let title = s.value.title();
+        let kind = s.value.kind();
+        self.hist.invoke(label, kind, &title);
+        let r = match &s.value {
+            Step::Repeat(r) => {
+                let saved = self.vars.i;
+                let mut res = Ok((format!("{} iterations", r.repeat), Vec::new()));
+                for i in 1..=r.repeat {
+                    self.vars.i = Some(i);
+                    if let Err(m) = self.run_steps(&r.steps, &format!("{label}[{i}].")) {
+                        res = Err(fail(m));
+                        break;
+                    }
+                }
+                self.vars.i = saved;
+                // A nested failure already carries its own step label and location.
+                if let Err(f) = res {
+                    self.hist
+                        .complete(label, kind, &f.msg, Outcome::Fail, Vec::new());
+                    return Err(f.msg);
+                }
+                res
+            }
+            other => self.exec(other),
+        };
+        match r {
+            Ok((detail, items)) => {
+                self.hist.complete(label, kind, &detail, Outcome::Ok, items);
+                Ok(())
+            }
+            Err(f) => {
+                self.hist.complete(label, kind, &f.msg, f.outcome, f.items);
+                Err(format!(
+                    "step {label} ({title}) at {}: {}",
+                    self.sc.location(s.span.start),
+                    f.msg
+                ))
+            }
+        }
+    }
+
+    fn exec(&mut self, step: &Step) -> StepResult {
+        match step {
+            Step::Start(s) => self.start(&s.start).map(|d| (d, Vec::new())),
+            Step::Stop(s) => {
+                let (st, killed) = self
+                    .procs
+                    .stop(&s.stop, s.grace.0.min(self.remaining()))
+                    .map_err(fail)?;
+                let how = if killed {
+                    format!(" (SIGKILL after {})", s.grace)
+                } else {
+                    String::new()
+                };
+                Ok((format!("exited: {st}{how}"), Vec::new()))
+            }
+            Step::Kill(k) => self.kill(&k.kill, k.signal),
+            Step::Pause(p) => self
+                .procs
+                .signal(&p.pause, Signal::SIGSTOP)
+                .map(|_| ("SIGSTOP".into(), Vec::new()))
+                .map_err(fail),
+            Step::Resume(p) => self
+                .procs
+                .signal(&p.resume, Signal::SIGCONT)
+                .map(|_| ("SIGCONT".into(), Vec::new()))
+                .map_err(fail),
+            Step::Http(h) => self.http(h),
+            Step::WaitUntil(w) => self.wait_until(w).map(|d| (d, Vec::new())).map_err(fail),
+            Step::Sql(q) => {
+                let rows = self.sql(&q.db, &q.sql, q.writable).map_err(fail)?;
+                if let Some(rows_exp) = q.expect.as_ref().and_then(|e| e.rows.as_ref()) {
+                    expect::check_rows(rows_exp, &rows).map_err(fail)?;
+                }
+                Ok((expect::rows_text(&rows), Vec::new()))
+            }
+            Step::File(f) => self.file(f).map(|d| (d, Vec::new())).map_err(fail),
+            Step::Sleep(s) => {
+                std::thread::sleep(s.sleep.0.min(self.remaining()));
+                Ok((format!("slept {}", s.sleep), Vec::new()))
+            }
+            Step::Exec(e) => {
+                let spec = Spec {
+                    command: self.vars.render(&e.exec).map_err(fail)?,
+                    args: e
+                        .args
+                        .iter()
+                        .map(|a| self.vars.render(a))
+                        .collect::<Result<_, _>>()
+                        .map_err(fail)?,
+                    env: Vec::new(),
+                    cwd: self.dir.clone(),
+                };
+                let st = self
+                    .procs
+                    .run_once(&spec, e.timeout.0.min(self.remaining()))
+                    .map_err(fail)?;
+                match st.code() {
+                    Some(c) if c == e.exit => Ok((format!("exit {c}"), Vec::new())),
+                    _ => Err(fail(format!(
+                        "exit code: expected {}, observed {st} (see exec.stderr.log)",
+                        e.exit
+                    ))),
+                }
+            }
+            Step::Repeat(_) => Err(fail("internal: repeat handled by run_one")),
+        }
+    }
+
+    fn spec(&self, name: &str) -> Result<Spec, String> {
+        let p = self
+            .sc
+            .file
+            .process
+            .get(name)
+            .ok_or_else(|| format!("unknown process `{name}`"))?;
+        let v = &self.vars;
+        Ok(Spec {
+            command: v.render(&p.command)?,
+            args: p
+                .args
+                .iter()
+                .map(|a| v.render(a))
+                .collect::<Result<_, _>>()?,
+            env: p
+                .env
+                .iter()
+                .map(|(k, x)| Ok((k.clone(), v.render(x)?)))
+                .collect::<Result<_, String>>()?,
+            cwd: match &p.cwd {
+                Some(c) => PathBuf::from(v.render(c)?),
+                None => self.dir.clone(),
+            },
+        })
+    }
+
+    fn start(&mut self, name: &str) -> Result<String, Failure> {
+        let spec = self.spec(name).map_err(fail)?;
+        let pid = self.procs.start(name, &spec).map_err(fail)?;
+        if let Some(r) = self
+            .sc
+            .file
+            .process
+            .get(name)
+            .and_then(|p| p.ready.as_ref())
+        {
+            let procs = &mut self.procs;
+            probe::await_ready(&self.client, r, &self.vars, self.deadline, || {
+                procs.exited(name).map(|s| s.to_string())
+            })
+            .map_err(|m| fail(format!("`{name}` (pid {pid}) {m}; see {name}.stderr.log")))?;
+        }
+        Ok(format!("pid {pid}"))
+    }
+
+    fn kill(&mut self, name: &str, sig: SignalName) -> StepResult {
+        let signal = match sig {
+            SignalName::KILL => Signal::SIGKILL,
+            SignalName::TERM => Signal::SIGTERM,
+            SignalName::INT => Signal::SIGINT,
+            SignalName::HUP => Signal::SIGHUP,
+            SignalName::QUIT => Signal::SIGQUIT,
+            SignalName::USR1 => Signal::SIGUSR1,
+            SignalName::USR2 => Signal::SIGUSR2,
+        };
+        if signal == Signal::SIGKILL {
+            let st = self.procs.kill(name).map_err(fail)?;
+            return Ok((format!("SIGKILL; exited: {st}"), Vec::new()));
+        }
+        self.procs.signal(name, signal).map_err(fail)?;
+        Ok((format!("{signal} sent"), Vec::new()))
+    }
+
+    fn http(&mut self, h: &HttpStep) -> StepResult {
+        let resp = match probe::request(
+            &self.client,
+            &self.vars,
+            &h.http,
+            h.parts(),
+            self.remaining(),
+        ) {
+            Ok(r) => r,
+            Err(HttpError::Cut(m)) => {
+                // Cut off: an item known in advance may or may not exist now.
+                let items = h
+                    .append
+                    .iter()
+                    .map(|(list, spec)| Item {
+                        list: list.to_owned(),
+                        id: if spec.starts_with('$') {
+                            None
+                        } else {
+                            self.vars.render(spec).ok().map(Value::from)
+                        },
+                    })
+                    .collect();
+                return Err(Failure {
+                    outcome: Outcome::Indeterminate,
+                    msg: HttpError::Cut(m).to_string(),
+                    items,
+                });
+            }
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        if let Some(e) = &h.expect {
+            probe::judge_response(e.status, &e.json, &resp).map_err(fail)?;
+        }
+        for (name, path) in h.capture.iter() {
+            let v = observe::select(&resp.body, path)
+                .map_err(|m| fail(format!("capture `{name}`: {m}")))?;
+            self.vars.captures.insert(name.to_owned(), v);
+        }
+        let mut items = Vec::new();
+        for (list, spec) in h.append.iter() {
+            let v = if spec.starts_with('$') {
+                observe::select(&resp.body, spec)
+                    .map_err(|m| fail(format!("append `{list}`: {m}")))?
+            } else {
+                Value::from(self.vars.render(spec).map_err(fail)?)
+            };
+            let entry = self
+                .vars
+                .captures
+                .entry(list.to_owned())
+                .or_insert_with(|| Value::Array(Vec::new()));
+            if let Value::Array(a) = entry {
+                a.push(v.clone());
+            }
+            items.push(Item {
+                list: list.to_owned(),
+                id: Some(v),
+            });
+        }
+        Ok((format!("status {}", resp.status), items))
+    }
+}
+
+mod observe;

@@ -1,0 +1,180 @@
+//! Minimal templating: `{{port.NAME}}`, `{{bin.NAME}}`, `{{dir}}`, `{{i}}` and capture names. No expressions.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::Value;
+
+/// One `{{...}}` occurrence in a text.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Placeholder {
+    pub offset: usize,
+    pub name: String,
+    pub unterminated: bool,
+}
+
+/// Every placeholder in `text`, in order.
+pub fn placeholders(text: &str) -> Vec<Placeholder> {
+    let mut out = Vec::new();
+    let mut pos = 0;
+    while let Some(rel) = text.get(pos..).and_then(|t| t.find("{{")) {
+        let start = pos + rel;
+        let inner = start + 2;
+        match text.get(inner..).and_then(|t| t.find("}}")) {
+            Some(len) => {
+                let name = text.get(inner..inner + len).unwrap_or("").trim().to_owned();
+                out.push(Placeholder {
+                    offset: start,
+                    name,
+                    unterminated: false,
+                });
+                pos = inner + len + 2;
+            }
+            None => {
+                out.push(Placeholder {
+                    offset: start,
+                    name: String::new(),
+                    unterminated: true,
+                });
+                break;
+            }
+        }
+    }
+    out
+}
+
+/// The values templates may refer to.
+#[derive(Debug, Clone, Default)]
+pub struct Vars {
+    pub dir: PathBuf,
+    pub ports: BTreeMap<String, u16>,
+    pub bins: BTreeMap<String, PathBuf>,
+    pub i: Option<u32>,
+    pub captures: BTreeMap<String, Value>,
+}
+
+impl Vars {
+    fn lookup(&self, name: &str) -> Result<Value, String> {
+        if let Some(p) = name.strip_prefix("port.") {
+            return self
+                .ports
+                .get(p)
+                .map(|p| Value::from(*p))
+                .ok_or_else(|| format!("no port `{p}`"));
+        }
+        if let Some(b) = name.strip_prefix("bin.") {
+            return self
+                .bins
+                .get(b)
+                .map(|p| Value::from(p.display().to_string()))
+                .ok_or_else(|| format!("no binary `{b}`"));
+        }
+        match name {
+            "dir" => Ok(Value::from(self.dir.display().to_string())),
+            "i" => self
+                .i
+                .map(Value::from)
+                .ok_or_else(|| "`{{i}}` outside a repeat".to_owned()),
+            _ => self
+                .captures
+                .get(name)
+                .cloned()
+                .ok_or_else(|| format!("`{{{{{name}}}}}` has no value yet (no capture ran)")),
+        }
+    }
+
+    /// Substitutes every placeholder in `s`; strings go in raw, other values as JSON text.
+    pub fn render(&self, s: &str) -> Result<String, String> {
+        let mut out = String::with_capacity(s.len());
+        let mut pos = 0;
+        for p in placeholders(s) {
+            if p.unterminated {
+                return Err(format!("unterminated `{{{{` in `{s}`"));
+            }
+            out.push_str(s.get(pos..p.offset).unwrap_or(""));
+            match self.lookup(&p.name)? {
+                Value::String(v) => out.push_str(&v),
+                v => out.push_str(&v.to_string()),
+            }
+            let close = s.get(p.offset..).and_then(|t| t.find("}}")).unwrap_or(0);
+            pos = p.offset + close + 2;
+        }
+        out.push_str(s.get(pos..).unwrap_or(""));
+        Ok(out)
+    }
+
+    /// Renders every string inside a JSON value; a string that is exactly one placeholder
+    /// takes the referenced value with its JSON type (a captured number stays a number).
+    pub fn render_json(&self, v: &Value) -> Result<Value, String> {
+        Ok(match v {
+            Value::String(s) => {
+                let ps = placeholders(s);
+                match ps.as_slice() {
+                    [p] if !p.unterminated && s.starts_with("{{") && s.ends_with("}}") => {
+                        self.lookup(&p.name)?
+                    }
+                    _ => Value::String(self.render(s)?),
+                }
+            }
+            Value::Array(a) => Value::Array(
+                a.iter()
+                    .map(|x| self.render_json(x))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Value::Object(m) => {
+                let mut out = serde_json::Map::new();
+                for (k, x) in m {
+                    out.insert(self.render(k)?, self.render_json(x)?);
+                }
+                Value::Object(out)
+            }
+            other => other.clone(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn vars() -> Vars {
+        let mut v = Vars {
+            i: Some(3),
+            ..Vars::default()
+        };
+        v.ports.insert("web".into(), 8080);
+        v.captures.insert("n".into(), json!(42));
+        v
+    }
+
+    #[test]
+    fn renders_strings_and_keeps_types_of_whole_placeholders() {
+        let v = vars();
+        assert_eq!(
+            v.render("http://127.0.0.1:{{port.web}}/x/{{ i }}").unwrap(),
+            "http://127.0.0.1:8080/x/3"
+        );
+        assert_eq!(
+            v.render_json(&json!({"a": "{{n}}", "b": "id-{{n}}"}))
+                .unwrap(),
+            json!({"a": 42, "b": "id-42"})
+        );
+        assert!(v.render("{{missing}}").is_err());
+        assert!(v.render("{{i").is_err());
+    }
+
+    #[test]
+    fn finds_placeholders_with_offsets() {
+        let ps = placeholders("a {{x}} b {{y");
+        assert_eq!(
+            ps[0],
+            Placeholder {
+                offset: 2,
+                name: "x".into(),
+                unterminated: false
+            }
+        );
+        assert!(ps[1].unterminated);
+    }
+}

@@ -1,0 +1,79 @@
+//! Bad scenario files produce exact file:line:column errors (snapshot tested).
+
+use std::path::Path;
+
+/// Loads `text` as `bad.toml` and returns the error text (or "loaded" if it loaded).
+fn check(text: &str) -> String {
+    match uat::load_str(Path::new("bad.toml"), text.to_owned()) {
+        Ok(_) => "loaded".to_owned(),
+        Err(e) => e.to_string(),
+    }
+}
+
+const HEAD: &str = "[scenario]\nname = \"bad\"\n\n[process.web]\ncommand = \"python3\"\nargs = [\"{{port.web}}\"]\n\n";
+
+const CASES: &[(&str, &str)] = &[
+    (
+        "unknown key in a step",
+        "[[step]]\nhttp = \"GET web /\"\nexpect.status = 200\nexpect.stauts = 200\n",
+    ),
+    ("unknown step kind", "[[step]]\nlaunch = \"web\"\n"),
+    (
+        "name then unknown kind",
+        "[[step]]\nname = \"x\"\nlaunch = \"web\"\n",
+    ),
+    ("bad type", "[[step]]\nkill = \"web\"\nsignal = 9\n"),
+    (
+        "unknown signal",
+        "[[step]]\nkill = \"web\"\nsignal = \"TERMINATE\"\n",
+    ),
+    ("bad duration", "[[step]]\nsleep = \"5 seconds\"\n"),
+    (
+        "missing wait timeout",
+        "[[step]]\nwait_until = \"GET web /\"\nexpect.status = 200\n",
+    ),
+    (
+        "unknown key in a nested step",
+        "[[step]]\nrepeat = 2\n[[step.steps]]\nstart = \"web\"\nwait = true\n",
+    ),
+    ("unknown top-level table", "[[steps]]\nstart = \"web\"\n"),
+    ("unknown check kind", "[[check]]\nexactly_twice = \"x\"\n"),
+    (
+        "unknown process",
+        "[[step]]\nstart = \"web\"\n\n[[step]]\nstop = \"db\"\n",
+    ),
+    (
+        "unknown template",
+        "[[step]]\nhttp = \"GET web /{{recipt_id}}\"\n",
+    ),
+    ("bad request line", "[[step]]\nhttp = \"FETCH web /\"\n"),
+    (
+        "bad JSONPath",
+        "[[step]]\nhttp = \"GET web /\"\ncapture.id = \"$..[\"\n",
+    ),
+    (
+        "matcher with a bad key type",
+        "[[step]]\nhttp = \"GET web /\"\nexpect.json = { \"$.n\" = { gte = \"zero\" } }\n",
+    ),
+    (
+        "exactly_once without appends",
+        "[[check]]\nexactly_once = \"receipts\"\nobserve = \"GET web /docs\"\nids = \"$[*].id\"\n",
+    ),
+];
+
+#[test]
+fn bad_files_name_file_line_and_column() {
+    let mut out = String::new();
+    for (title, body) in CASES {
+        let err = check(&format!("{HEAD}{body}"));
+        assert_ne!(err, "loaded", "{title} must not load");
+        out.push_str(&format!("## {title}\n{err}\n\n"));
+    }
+    insta::assert_snapshot!("bad_files", out);
+}
+
+#[test]
+fn a_good_file_loads() {
+    let text = format!("{HEAD}[[step]]\nname = \"go\"\nstart = \"web\"\n");
+    assert_eq!(check(&text), "loaded");
+}
