@@ -1,17 +1,190 @@
-//! The `adapter` program as a library; `src/main.rs` is a thin wrapper around [`main_entry`].
+//! The fiscal adapter as a library: configuration, journal, KKT driver, phase-1 fiscal service, phase-2
+//! OFD sync and the POS HTTP API. `src/main.rs` is a thin wrapper around [`main_entry`].
 
 pub mod config;
 pub mod hlc;
+pub mod http;
 pub mod journal;
+pub mod kkt;
+pub mod sale;
+pub mod service;
+pub mod sync;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Instant;
 
-/// Exit code for bad input (command line or files).
+use clap::Parser;
+
+use crate::config::{Cli, Config};
+use crate::journal::{Journal, JournalConfig};
+use crate::kkt::{KktConfig, KktHandle};
+use crate::service::Fiscalizer;
+
+/// Exit code: stopped cleanly.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: invalid configuration (the message names the setting).
 pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code: the journal, the listener or another resource could not be set up.
+pub const EXIT_INFRA: u8 = 3;
 
-/// Entry point called by the binary. This program is not built yet: it says so and exits with
-/// [`EXIT_BAD_INPUT`] rather than pretending to work.
+/// Why the adapter could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("journal {path}: {source}")]
+    Journal {
+        path: String,
+        source: journal::JournalError,
+    },
+    #[error("cannot create the journal directory {path}: {source}")]
+    DataDir {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("sync worker: {0}")]
+    Sync(String),
+    #[error("server: {0}")]
+    Serve(std::io::Error),
+}
+
+/// Entry point called by the binary.
 pub fn main_entry() -> ExitCode {
-    eprintln!("adapter: not implemented in this build yet; see the workspace README");
-    ExitCode::from(EXIT_BAD_INPUT)
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match Config::resolve(cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("adapter: invalid configuration: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("adapter: cannot start the runtime: {e}");
+            return ExitCode::from(EXIT_INFRA);
+        }
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::from(EXIT_OK),
+        Err(e) => {
+            eprintln!("adapter: {e}");
+            ExitCode::from(EXIT_INFRA)
+        }
+    }
+}
+
+/// Opens the journal, starts the KKT driver, the reconciler and the sync worker, and serves the POS
+/// API until SIGTERM or Ctrl-C; then finishes the device operation in progress, checkpoints and returns.
+pub async fn run(config: Config) -> Result<(), RunError> {
+    if let Some(dir) = config.db.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|source| RunError::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    if config.unsafe_synchronous_normal {
+        tracing::warn!(
+            "UNSAFE: journal runs with synchronous=NORMAL; acknowledged sales can be lost on power loss"
+        );
+    }
+    let mut jc = JournalConfig::new(config.db.clone());
+    jc.capacity_max = config.capacity;
+    jc.wal_autocheckpoint_pages = config.wal_autocheckpoint;
+    jc.unsafe_synchronous_normal = config.unsafe_synchronous_normal;
+    let path = config.db.display().to_string();
+    let journal = tokio::task::spawn_blocking(move || Journal::open(jc))
+        .await
+        .map_err(|e| RunError::Sync(e.to_string()))?
+        .map_err(|source| RunError::Journal {
+            path: path.clone(),
+            source,
+        })?;
+    let kkt = KktHandle::spawn(KktConfig {
+        port: config.kkt_port.clone(),
+        baud: config.kkt_baud,
+        password: config.kkt_password,
+        link: kkt::link_config_default(),
+    });
+    let fiscalizer = Fiscalizer::new(
+        journal.clone(),
+        kkt.clone(),
+        config.auto_open_shift,
+        http::decode_journaled_sale,
+    );
+    if let Err(e) = fiscalizer.reconcile().await {
+        tracing::warn!(error = %e, "start-up reconciliation not finished; retrying in the background");
+    }
+    let reconciler = fiscalizer.spawn_reconciler();
+    let sync = sync::SyncHandle::from_config(&config, journal.clone(), kkt.clone())
+        .map_err(|e| RunError::Sync(e.to_string()))?;
+    let sync_task = sync.start();
+    let forward = {
+        let (f, s) = (fiscalizer.clone(), sync.clone());
+        tokio::spawn(async move {
+            loop {
+                f.fiscalized_signal().notified().await;
+                s.notify_fiscalized();
+            }
+        })
+    };
+    let state = Arc::new(http::AppState {
+        config: config.clone(),
+        fiscalizer: fiscalizer.clone(),
+        sync: sync.clone(),
+        started: Instant::now(),
+    });
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| RunError::Listen {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+    let addr = listener.local_addr().map_err(RunError::Serve)?;
+    println!("adapter listening on http://{addr}");
+    tracing::info!(%addr, db = %config.db.display(), kkt = %config.kkt_port.display(), ofd = %config.ofd_addr, "adapter started");
+    axum::serve(listener, http::app(state))
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .map_err(RunError::Serve)?;
+    tracing::info!("stopping: finishing the device operation in progress");
+    reconciler.abort();
+    forward.abort();
+    sync.stop();
+    let _ = sync_task.await;
+    // Waiting for the fiscal lock lets a sale already at the KKT finish and be journaled.
+    fiscalizer.quiesce().await;
+    match journal.checkpoint().await {
+        Ok(info) => tracing::info!(?info, "journal checkpointed"),
+        Err(e) => {
+            tracing::warn!(error = %e, "final checkpoint failed; the WAL is replayed at the next start")
+        }
+    }
+    let _ = journal.close().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = term => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

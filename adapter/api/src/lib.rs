@@ -209,6 +209,9 @@ pub struct SyncResult {
     pub synced: u64,
     pub failed: u64,
     pub skipped: u64,
+    /// Why the pass stopped (`Drained`, `BreakerOpen`, `BackingOff`, `DlqHead`, ...).
+    #[serde(default)]
+    pub stopped: String,
 }
 
 /// Every error body: a stable machine `code`, a human `message`, and whether the operation
@@ -244,6 +247,8 @@ pub enum ErrorCode {
     KktUnavailable,
     /// The receipt does not exist.
     NotFound,
+    /// A DLQ retry of a document that is not in the DLQ.
+    NotInDlq,
     /// The adapter is shutting down.
     ShuttingDown,
     /// Unexpected internal failure; details are in the adapter's log.
@@ -251,7 +256,7 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 12] = [
+    pub const ALL: [ErrorCode; 13] = [
         ErrorCode::MalformedBody,
         ErrorCode::InvalidField,
         ErrorCode::IdempotencyKeyMissing,
@@ -262,6 +267,7 @@ impl ErrorCode {
         ErrorCode::KktRefused,
         ErrorCode::KktUnavailable,
         ErrorCode::NotFound,
+        ErrorCode::NotInDlq,
         ErrorCode::ShuttingDown,
         ErrorCode::Internal,
     ];
@@ -279,6 +285,7 @@ impl ErrorCode {
             ErrorCode::KktRefused => "kkt_refused",
             ErrorCode::KktUnavailable => "kkt_unavailable",
             ErrorCode::NotFound => "not_found",
+            ErrorCode::NotInDlq => "not_in_dlq",
             ErrorCode::ShuttingDown => "shutting_down",
             ErrorCode::Internal => "internal",
         }
@@ -291,7 +298,7 @@ impl ErrorCode {
             | ErrorCode::InvalidField
             | ErrorCode::IdempotencyKeyMissing => 400,
             ErrorCode::NotFound => 404,
-            ErrorCode::RequestInProgress | ErrorCode::KktRefused => 409,
+            ErrorCode::RequestInProgress | ErrorCode::KktRefused | ErrorCode::NotInDlq => 409,
             ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::BufferFull
             | ErrorCode::JournalUnavailable

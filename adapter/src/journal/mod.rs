@@ -358,6 +358,19 @@ impl Journal {
             .await
     }
 
+    /// Takes a lease over from a holder proven dead; `None` if it changed hands meanwhile.
+    pub async fn lease_take_over(
+        &self,
+        name: &str,
+        dead_owner: &str,
+        owner: &str,
+        ttl_ms: i64,
+    ) -> Result<Option<Lease>> {
+        let (name, dead, owner) = (name.to_string(), dead_owner.to_string(), owner.to_string());
+        self.write(move |ctx| ops::lease_take_over(ctx, &name, &dead, &owner, ttl_ms))
+            .await
+    }
+
     /// Extends a held lease; `None` once it was lost to another owner.
     pub async fn lease_renew(&self, lease: &Lease, ttl_ms: i64) -> Result<Option<Lease>> {
         let lease = lease.clone();

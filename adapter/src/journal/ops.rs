@@ -463,6 +463,26 @@ pub(crate) fn lease_acquire(
     }))
 }
 
+/// Takes a lease over from `dead_owner`, a holder the caller proved dead (same host, its process
+/// gone), whether or not its time ran out; the token still increases, so fencing holds. `None` when
+/// the lease changed hands meanwhile.
+pub(crate) fn lease_take_over(
+    ctx: &mut WriteCtx<'_>,
+    name: &str,
+    dead_owner: &str,
+    owner: &str,
+    ttl_ms: i64,
+) -> Result<Option<Lease>> {
+    match read::lease_row(ctx.conn, name)? {
+        Some((Some(holder), _, _)) if holder == dead_owner => {}
+        _ => return Ok(None),
+    }
+    ctx.conn
+        .prepare_cached("UPDATE sync_lease SET expires_at = 0 WHERE name = ?1 AND owner = ?2")?
+        .execute(params![name, dead_owner])?;
+    lease_acquire(ctx, name, owner, ttl_ms)
+}
+
 /// Extends a lease still held under the same token (even if it lapsed, as long as nobody
 /// took it over); `None` once it was lost.
 pub(crate) fn lease_renew(

@@ -1,0 +1,470 @@
+//! The POS HTTP API (axum). This module is the only place that converts between the wire types of
+//! `adapter-api` and the adapter's inner types; errors go through [`AppError`].
+
+mod convert;
+mod error;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use adapter_api as api;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+pub use convert::sale_from_request;
+pub use error::AppError;
+
+use crate::config::Config;
+use crate::journal::JournalError;
+use crate::journal::{KktState, OfdStatus, ReceiptRow};
+use crate::service::{Fiscalizer, SubmitError};
+use crate::sync::{SyncError, SyncHandle};
+use api::ErrorCode;
+
+/// Largest request body accepted; a receipt of 100 items fits many times over.
+const BODY_BYTES_MAX: usize = 256 * 1024;
+/// Idempotency keys are opaque strings of bounded length.
+const KEY_CHARS_MAX: usize = 128;
+/// Documents listed by `GET /v1/kkt/buffer/dlq`.
+const DLQ_LIST_MAX: u32 = 1_000;
+
+/// What every handler shares.
+pub struct AppState {
+    pub config: Config,
+    pub fiscalizer: Fiscalizer,
+    pub sync: SyncHandle,
+    pub started: Instant,
+}
+
+/// The router of the POS API.
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(
+            "/v1/kkt/receipt",
+            post(post_receipt).get(get_receipt_by_key),
+        )
+        .route("/v1/kkt/receipt/{receipt_id}", get(get_receipt))
+        .route("/v1/kkt/buffer/status", get(buffer_status))
+        .route("/v1/kkt/buffer/sync", post(buffer_sync))
+        .route("/v1/kkt/buffer/dlq", get(dlq_list))
+        .route("/v1/kkt/buffer/dlq/{receipt_id}/retry", post(dlq_retry))
+        .route("/v1/kkt/shift/open", post(shift_open))
+        .route("/v1/kkt/shift/close", post(shift_close))
+        .route("/v1/kkt/status", get(kkt_status))
+        .route("/v1/health", get(health))
+        .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
+        .fallback(|| async { AppError::definite(ErrorCode::NotFound, "no such endpoint") })
+        .with_state(state)
+}
+
+/// Decodes a journaled request body back into a sale, for reconciliation after a restart.
+pub fn decode_journaled_sale(body: &str) -> Result<crate::sale::Sale, String> {
+    let request: api::ReceiptRequest = serde_json::from_str(body).map_err(|e| e.to_string())?;
+    sale_from_request(&request).map_err(|e| e.to_string())
+}
+
+fn journal_error(e: impl std::fmt::Display) -> AppError {
+    tracing::error!(error = %e, "journal read failed");
+    AppError::indefinite(
+        ErrorCode::JournalUnavailable,
+        "the journal cannot be read right now",
+    )
+}
+
+async fn post_receipt(
+    State(state): State<Arc<AppState>>,
+    headers: HeaderMap,
+    body: axum::body::Bytes,
+) -> Result<Response, AppError> {
+    let mut request: api::ReceiptRequest = serde_json::from_slice(&body)
+        .map_err(|e| AppError::definite(ErrorCode::MalformedBody, format!("receipt body: {e}")))?;
+    let header_key = match headers.get("idempotency-key") {
+        Some(v) => Some(
+            v.to_str()
+                .map_err(|_| {
+                    AppError::definite(
+                        ErrorCode::InvalidField,
+                        "Idempotency-Key: not visible ASCII",
+                    )
+                })?
+                .to_owned(),
+        ),
+        None => None,
+    };
+    let key = match (header_key, request.idempotency_key.take()) {
+        (Some(h), Some(f)) if h != f => {
+            return Err(AppError::definite(
+                ErrorCode::InvalidField,
+                "Idempotency-Key header and idempotency_key field differ",
+            ));
+        }
+        (Some(k), _) | (None, Some(k)) => k,
+        (None, None) => {
+            return Err(AppError::definite(
+                ErrorCode::IdempotencyKeyMissing,
+                "send an Idempotency-Key header or an idempotency_key field",
+            ));
+        }
+    };
+    if key.is_empty() || key.chars().count() > KEY_CHARS_MAX || key.chars().any(char::is_control) {
+        return Err(AppError::definite(
+            ErrorCode::InvalidField,
+            format!("idempotency key: 1 to {KEY_CHARS_MAX} printable characters"),
+        ));
+    }
+    let sale = sale_from_request(&request)
+        .map_err(|e| AppError::definite(ErrorCode::InvalidField, e.to_string()))?;
+    // The canonical body (the key left out) decides "same request" for idempotency.
+    let canonical = serde_json::to_string(&request)
+        .map_err(|e| AppError::definite(ErrorCode::MalformedBody, e.to_string()))?;
+    let hash = hex(&Sha256::digest(canonical.as_bytes()));
+    match state.fiscalizer.submit(key, hash, canonical, sale).await {
+        Ok(row) => receipt_answer(&row),
+        Err(e) => Err(submit_error(e)),
+    }
+}
+
+fn submit_error(e: SubmitError) -> AppError {
+    let message = e.to_string();
+    match e {
+        SubmitError::KeyReused => AppError::definite(ErrorCode::IdempotencyKeyReused, message),
+        SubmitError::InProgress => AppError::indefinite(ErrorCode::RequestInProgress, message),
+        SubmitError::BufferFull(_) => AppError::definite(ErrorCode::BufferFull, message),
+        SubmitError::JournalUnavailable(_) => {
+            AppError::definite(ErrorCode::JournalUnavailable, message)
+        }
+        SubmitError::KktRefused { .. } => AppError::definite(ErrorCode::KktRefused, message),
+        SubmitError::KktUnavailable(_) => AppError::definite(ErrorCode::KktUnavailable, message),
+        SubmitError::Internal(_) => {
+            tracing::error!(error = %message, "internal error");
+            AppError::indefinite(
+                ErrorCode::Internal,
+                "internal error; retry with the same idempotency key",
+            )
+        }
+    }
+}
+
+/// The answer for a journaled row: 200 with the receipt, or the stored refusal.
+fn receipt_answer(row: &ReceiptRow) -> Result<Response, AppError> {
+    if row.kkt_state == KktState::Rejected {
+        let reason = row.last_error.clone().unwrap_or_default();
+        let code = match row.error_code.as_deref() {
+            Some("kkt_unavailable") => ErrorCode::KktUnavailable,
+            Some("journal_unavailable") => ErrorCode::JournalUnavailable,
+            _ => ErrorCode::KktRefused,
+        };
+        return Err(AppError::definite(
+            code,
+            format!("receipt {} was not printed: {reason}", row.receipt_id),
+        ));
+    }
+    Ok((StatusCode::OK, Json(receipt_response(row))).into_response())
+}
+
+fn receipt_response(row: &ReceiptRow) -> api::ReceiptResponse {
+    let status = match row.kkt_state {
+        KktState::Fiscalized => api::ReceiptStatus::Printed,
+        KktState::Rejected => api::ReceiptStatus::Rejected,
+        KktState::Received | KktState::InFlight => api::ReceiptStatus::Buffered,
+    };
+    let ofd_status = match row.status {
+        Some(OfdStatus::Synced) => api::OfdStatus::Synced,
+        Some(OfdStatus::Dlq) => api::OfdStatus::Dlq,
+        Some(OfdStatus::Pending) | None => api::OfdStatus::Pending,
+    };
+    let fiscal = row.fiscal.as_ref().map(|f| {
+        let operation = operation_type(&f.document_tlv);
+        let total = api::Money::from_kopecks(f.total_kopecks.max(0) as u64);
+        // The QR string printed on receipts: t=YYYYMMDDTHHMM&s=..&fn=..&i=..&fp=..&n=..
+        let t: String = f
+            .fiscal_time
+            .chars()
+            .filter(|c| *c != '-' && *c != ':')
+            .take(13)
+            .collect();
+        api::Fiscal {
+            fn_number: f.fn_number.clone(),
+            fd_number: f.fd_number,
+            fpd: f.fpd.to_string(),
+            shift_number: f.shift_number,
+            receipt_number: f.receipt_number,
+            datetime: f.fiscal_time.clone(),
+            total,
+            qr: format!(
+                "t={t}&s={total}&fn={}&i={}&fp={}&n={operation}",
+                f.fn_number, f.fd_number, f.fpd
+            ),
+        }
+    });
+    api::ReceiptResponse {
+        receipt_id: row.receipt_id.clone(),
+        status,
+        fiscal_doc_id: row
+            .fiscal
+            .as_ref()
+            .map(|f| format!("{}-{}", f.fn_number, f.fd_number)),
+        fiscal,
+        ofd_status,
+    }
+}
+
+fn operation_type(tlv: &[u8]) -> u64 {
+    ofd_proto::tlv::decode_document_prefix(tlv)
+        .ok()
+        .and_then(|(doc, _)| match doc.find(1054).map(|t| &t.value) {
+            Some(ofd_proto::tlv::Value::Byte(b)) => Some(u64::from(*b)),
+            _ => None,
+        })
+        .unwrap_or(0)
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+async fn get_receipt(
+    State(state): State<Arc<AppState>>,
+    Path(receipt_id): Path<String>,
+) -> Result<Response, AppError> {
+    let row = state
+        .fiscalizer
+        .journal()
+        .get_by_id(&receipt_id)
+        .await
+        .map_err(journal_error)?;
+    let row = row.ok_or_else(|| {
+        AppError::definite(ErrorCode::NotFound, format!("no receipt {receipt_id}"))
+    })?;
+    Ok(Json(receipt_response(&row)).into_response())
+}
+
+#[derive(Deserialize)]
+struct KeyQuery {
+    idempotency_key: String,
+}
+
+async fn get_receipt_by_key(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<KeyQuery>,
+) -> Result<Response, AppError> {
+    let row = state
+        .fiscalizer
+        .journal()
+        .get_by_key(&q.idempotency_key)
+        .await
+        .map_err(journal_error)?;
+    let row = row.ok_or_else(|| {
+        AppError::definite(
+            ErrorCode::NotFound,
+            format!("no receipt with key {}", q.idempotency_key),
+        )
+    })?;
+    Ok(Json(receipt_response(&row)).into_response())
+}
+
+async fn buffer_status(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<api::BufferStatus>, AppError> {
+    let c = state
+        .fiscalizer
+        .journal()
+        .counts()
+        .await
+        .map_err(journal_error)?;
+    let capacity = state.config.capacity;
+    let percent_full = (c.undelivered as f64 * 100.0 / capacity as f64).clamp(0.0, 100.0);
+    Ok(Json(api::BufferStatus {
+        total_capacity: capacity,
+        current_queued: c.undelivered,
+        percent_full: (percent_full * 100.0).round() / 100.0,
+        network_status: network_status(&state),
+        total_receipts: c.total,
+        pending: c.pending,
+        synced: c.synced,
+        failed: c.failed,
+        dlq_size: c.dlq,
+        in_flight: c.in_kkt,
+    }))
+}
+
+fn network_status(state: &AppState) -> api::NetworkStatus {
+    match state.sync.network_status().status {
+        crate::sync::NetworkStatus::Online => api::NetworkStatus::Online,
+        crate::sync::NetworkStatus::Offline => api::NetworkStatus::Offline,
+        crate::sync::NetworkStatus::Degraded => api::NetworkStatus::Degraded,
+    }
+}
+
+#[derive(Deserialize)]
+struct SyncQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+async fn buffer_sync(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<SyncQuery>,
+) -> Result<Json<api::SyncResult>, AppError> {
+    let r = state
+        .sync
+        .sync_now(q.force)
+        .await
+        .map_err(|e| AppError::indefinite(ErrorCode::Internal, e.to_string()))?;
+    Ok(Json(api::SyncResult {
+        synced: r.synced.into(),
+        failed: r.failed.into(),
+        skipped: r.skipped.into(),
+        stopped: format!("{:?}", r.stop),
+    }))
+}
+
+async fn dlq_list(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, AppError> {
+    let entries = state
+        .sync
+        .dlq_list(DLQ_LIST_MAX)
+        .await
+        .map_err(journal_error)?;
+    let items: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| {
+            let r = &e.receipt;
+            serde_json::json!({
+                "receipt_id": r.receipt_id,
+                "fiscal_doc_id": r.fiscal.as_ref().map(|f| format!("{}-{}", f.fn_number, f.fd_number)),
+                "fd_number": r.fiscal.as_ref().map(|f| f.fd_number),
+                "response_code": e.response_code,
+                "error_code": r.error_code,
+                "last_error": r.last_error,
+                "retry_count": r.retry_count,
+            })
+        })
+        .collect();
+    Ok(Json(
+        serde_json::json!({ "dlq_size": items.len(), "documents": items }),
+    ))
+}
+
+async fn dlq_retry(
+    State(state): State<Arc<AppState>>,
+    Path(receipt_id): Path<String>,
+) -> Result<Response, AppError> {
+    match state.sync.dlq_retry(&receipt_id).await {
+        Ok((row, pass)) => Ok(Json(serde_json::json!({
+            "receipt": receipt_response(&row),
+            "sync": { "synced": pass.synced, "failed": pass.failed, "skipped": pass.skipped },
+        }))
+        .into_response()),
+        Err(SyncError::Journal(JournalError::NotFound(m))) => {
+            Err(AppError::definite(ErrorCode::NotFound, m))
+        }
+        Err(SyncError::Journal(e @ JournalError::InvalidTransition { .. })) => {
+            Err(AppError::definite(ErrorCode::NotInDlq, e.to_string()))
+        }
+        Err(e) => Err(AppError::indefinite(ErrorCode::Internal, e.to_string())),
+    }
+}
+
+async fn shift_open(State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
+    shift_answer(state.fiscalizer.open_shift().await)
+}
+
+async fn shift_close(State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
+    shift_answer(state.fiscalizer.close_shift().await)
+}
+
+fn shift_answer(
+    result: Result<crate::journal::FiscalData, SubmitError>,
+) -> Result<Response, AppError> {
+    let doc = result.map_err(submit_error)?;
+    Ok(Json(serde_json::json!({
+        "fiscal_doc_id": format!("{}-{}", doc.fn_number, doc.fd_number),
+        "fn_number": doc.fn_number,
+        "fd_number": doc.fd_number,
+        "fpd": doc.fpd.to_string(),
+        "shift_number": doc.shift_number,
+        "datetime": doc.fiscal_time,
+    }))
+    .into_response())
+}
+
+async fn kkt_status(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let status = state
+        .fiscalizer
+        .kkt()
+        .run(crate::kkt::ops::status)
+        .await
+        .and_then(|r| r);
+    let s = status.map_err(|e| AppError::definite(ErrorCode::KktUnavailable, e.to_string()))?;
+    Ok(Json(serde_json::json!({
+        "mode": format!("{:?}", s.mode),
+        "mode_code": s.mode.code(),
+        "fn_number": s.fn_number,
+        "last_fd": s.last_fd,
+        "unresolved_receipts": state.fiscalizer.has_unresolved(),
+    })))
+}
+
+async fn health(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, AppError> {
+    let settings = state
+        .fiscalizer
+        .journal()
+        .effective_settings()
+        .await
+        .map_err(journal_error)?;
+    let synchronous = match settings.synchronous.as_str() {
+        "off" => 0,
+        "normal" => 1,
+        "full" => 2,
+        _ => 3,
+    };
+    let link = state.fiscalizer.link_state();
+    let b = state.sync.breaker_snapshot();
+    let view = state.sync.network_status();
+    let counts = state
+        .fiscalizer
+        .journal()
+        .counts()
+        .await
+        .map_err(journal_error)?;
+    // A DLQ document needs a person, even when it no longer blocks the FN's queue.
+    let status = if view.dlq_head.is_some() || counts.dlq > 0 || !link.ok {
+        "degraded"
+    } else {
+        "ok"
+    };
+    let breaker = serde_json::json!({
+        "state": b.state.as_str(),
+        "consecutive_failures": b.consecutive_failures,
+        "opened_at_unix_ms": b.opened_at_unix_ms,
+        "next_probe_at_unix_ms": b.next_probe_at_unix_ms,
+        "transitions": { "to_closed": b.transitions.to_closed, "to_open": b.transitions.to_open, "to_half_open": b.transitions.to_half_open },
+    });
+    let dlq_head = view
+        .dlq_head
+        .map(|(fn_number, fd)| serde_json::json!({ "fn_number": fn_number, "fd_number": fd }));
+    Ok(Json(serde_json::json!({
+        "status": status,
+        "process": { "pid": std::process::id(), "uptime_s": state.started.elapsed().as_secs(), "version": env!("CARGO_PKG_VERSION") },
+        "journal": {
+            "path": state.config.db.display().to_string(),
+            "journal_mode": settings.journal_mode,
+            "synchronous": synchronous,
+            "synchronous_name": settings.synchronous,
+            "wal_autocheckpoint": settings.wal_autocheckpoint,
+            "schema_version": settings.schema_version,
+        },
+        "kkt": { "link_ok": link.ok, "last_error": link.last_error, "unresolved_receipts": state.fiscalizer.has_unresolved() },
+        "circuit_breaker": breaker,
+        "network_status": view.status.as_str(),
+        "dlq_head": dlq_head,
+        "dlq_size": counts.dlq,
+    })))
+}

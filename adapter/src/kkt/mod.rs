@@ -1,0 +1,202 @@
+//! The KKT driver: one owner thread holds the serial port and runs every device command, so device
+//! access is serialized; async callers hand it closures through [`KktHandle::run`].
+//!
+//! Invariant: an error says whether the device certainly did not execute the command
+//! ([`KktError::is_definite`]); everything else is indeterminate and must be reconciled against the
+//! FN before anything is sent again.
+
+mod link;
+pub mod ops;
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use kkt_proto::{Answer, DeviceError, LinkConfig, LinkFailure, Reply, Request};
+
+pub use link::SerialLink;
+
+/// Why a KKT command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KktError {
+    /// The port could not be opened: nothing was sent.
+    #[error("KKT port {path} cannot be opened: {message}")]
+    Open { path: PathBuf, message: String },
+    /// Reading or writing the port failed after the command may have been written.
+    #[error("KKT port I/O failed: {0}")]
+    Io(String),
+    /// The link gave up (see [`LinkFailure`] for whether the device may have run the command).
+    #[error("KKT link: {0}")]
+    Link(LinkFailure),
+    /// The device answered with an error byte.
+    #[error("KKT refused {cmd}: {error:?} (0x{code:02X})", code = error.code())]
+    Device { cmd: String, error: DeviceError },
+    /// The answer could not be decoded or was not the expected one.
+    #[error("KKT answer not understood: {0}")]
+    Protocol(String),
+    /// The driver thread is gone (the adapter is shutting down).
+    #[error("KKT driver stopped")]
+    Stopped,
+}
+
+impl KktError {
+    /// True when the device certainly did not execute the command.
+    pub fn is_definite(&self) -> bool {
+        match self {
+            KktError::Open { .. } => true,
+            KktError::Link(LinkFailure::NotDelivered(_)) => true,
+            KktError::Device { error, .. } => error.is_definite(),
+            KktError::Link(LinkFailure::Indeterminate(_))
+            | KktError::Io(_)
+            | KktError::Protocol(_)
+            | KktError::Stopped => false,
+        }
+    }
+
+    /// The device error byte, when the device answered with one.
+    pub fn device_error(&self) -> Option<DeviceError> {
+        match self {
+            KktError::Device { error, .. } => Some(*error),
+            _ => None,
+        }
+    }
+}
+
+/// Settings of the serial link.
+#[derive(Debug, Clone)]
+pub struct KktConfig {
+    pub port: PathBuf,
+    pub baud: u32,
+    pub password: u32,
+    pub link: LinkConfig,
+}
+
+/// Blocking access to the device, owned by the driver thread.
+pub struct Kkt {
+    link: SerialLink,
+    password: u32,
+    /// Answers drained from the device that belonged to earlier commands (ENQ -> ACK), oldest first.
+    stale: Vec<Vec<u8>>,
+}
+
+impl Kkt {
+    pub fn new(config: &KktConfig) -> Kkt {
+        Kkt {
+            link: SerialLink::new(config.port.clone(), config.baud, config.link.clone()),
+            password: config.password,
+            stale: Vec::new(),
+        }
+    }
+
+    /// Runs one command and returns its typed answer, or the device's error. A device that answers
+    /// "busy" (still printing the previous command) is asked again after a short pause, a bounded
+    /// number of times: it did not execute the command, so repeating it is safe.
+    pub fn call(&mut self, req: &Request) -> Result<Answer, KktError> {
+        let mut attempt = 0;
+        loop {
+            match self.call_once(req) {
+                Err(KktError::Device { error, .. })
+                    if error.is_retryable() && attempt < BUSY_RETRIES_MAX =>
+                {
+                    attempt += 1;
+                    std::thread::sleep(BUSY_PAUSE * attempt);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn call_once(&mut self, req: &Request) -> Result<Answer, KktError> {
+        let payload = req
+            .to_payload(self.password)
+            .map_err(|e| KktError::Protocol(e.to_string()))?;
+        let (answer, stale) = self.link.exchange(&payload)?;
+        for s in &stale {
+            tracing::warn!(answer = %hex(s), "drained an answer the KKT held from an earlier command");
+        }
+        self.stale.extend(stale);
+        match Reply::from_payload(&answer).map_err(|e| KktError::Protocol(e.to_string()))? {
+            Reply::Ok(a) => Ok(a),
+            Reply::Error { cmd, error, .. } => Err(KktError::Device {
+                cmd: format!("{cmd:?}"),
+                error,
+            }),
+        }
+    }
+
+    /// Takes the stale answers drained so far.
+    pub fn take_stale(&mut self) -> Vec<Vec<u8>> {
+        std::mem::take(&mut self.stale)
+    }
+
+    /// Drops the port so the next command reopens it (the device may have been replugged).
+    pub fn reset_port(&mut self) {
+        self.link.close();
+    }
+}
+
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|b| format!("{b:02X}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+type Job = Box<dyn FnOnce(&mut Kkt) + Send>;
+
+/// Async handle to the driver thread. Cloning it shares the same thread and port.
+#[derive(Clone)]
+pub struct KktHandle {
+    tx: mpsc::SyncSender<Job>,
+}
+
+/// Jobs waiting for the device; a full queue makes callers wait, which bounds memory.
+const JOBS_QUEUED_MAX: usize = 64;
+
+impl KktHandle {
+    /// Starts the driver thread.
+    pub fn spawn(config: KktConfig) -> KktHandle {
+        let (tx, rx) = mpsc::sync_channel::<Job>(JOBS_QUEUED_MAX);
+        std::thread::Builder::new()
+            .name("kkt-driver".into())
+            .spawn(move || {
+                let mut kkt = Kkt::new(&config);
+                while let Ok(job) = rx.recv() {
+                    job(&mut kkt);
+                }
+            })
+            .expect("spawn the KKT driver thread");
+        KktHandle { tx }
+    }
+
+    /// Runs `f` on the driver thread with exclusive access to the device.
+    pub async fn run<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Kkt) -> R + Send + 'static,
+    ) -> Result<R, KktError> {
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move |kkt| {
+            let _ = done_tx.send(f(kkt));
+        });
+        let tx = self.tx.clone();
+        // The queue is bounded: waiting for a slot must not block the async runtime.
+        tokio::task::spawn_blocking(move || tx.send(job))
+            .await
+            .map_err(|_| KktError::Stopped)?
+            .map_err(|_| KktError::Stopped)?;
+        done_rx.await.map_err(|_| KktError::Stopped)
+    }
+}
+
+/// The link timing the adapter uses (the vendor drivers' defaults).
+pub fn link_config_default() -> LinkConfig {
+    LinkConfig::default()
+}
+
+/// How often a busy device is asked again, and the pause that grows with each attempt (1.5 s in all).
+const BUSY_RETRIES_MAX: u32 = 5;
+const BUSY_PAUSE: Duration = Duration::from_millis(100);
+
+/// A short pause between reconnect attempts, so a missing device does not spin the thread.
+pub(crate) const REOPEN_PAUSE: Duration = Duration::from_millis(50);

@@ -1,0 +1,255 @@
+//! High-level KKT operations built from single commands: status, shifts, fiscalizing a sale, reading a
+//! document back, and finding a receipt by the adapter's id (tag 1192) during reconciliation.
+//!
+//! All of these run on the driver thread (blocking) and are called through [`super::KktHandle::run`].
+
+use kkt_proto::{Answer, CloseReceipt, DeviceMode, FnOperation, Request, Text};
+use ofd_proto::tlv::{Tlv, Value, decode_document_prefix};
+
+use super::{Kkt, KktError};
+use crate::journal::FiscalData;
+use crate::sale::Sale;
+
+/// What the device reports about itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceStatus {
+    pub mode: DeviceMode,
+    pub fn_number: String,
+    pub last_fd: u32,
+}
+
+/// How fiscalizing a sale failed.
+#[derive(Debug, thiserror::Error)]
+pub enum FiscalizeError {
+    /// Certainly no fiscal document exists for the sale (the close command was never sent, or the
+    /// device refused it definitely).
+    #[error("{0}")]
+    Definite(KktError),
+    /// The close command may have been executed: reconciliation must find out.
+    #[error("{0}")]
+    Indeterminate(KktError),
+}
+
+/// Reads the mode (10) and the FN's last document number (FF01). The first command of a session also
+/// drains any answer the device still held for an earlier process (ENQ -> ACK).
+pub fn status(kkt: &mut Kkt) -> Result<DeviceStatus, KktError> {
+    let mode = match kkt.call(&Request::ShortStatus)? {
+        Answer::ShortStatus(s) => DeviceMode::from_byte(s.mode).0,
+        other => return Err(unexpected("10", &other)),
+    };
+    match kkt.call(&Request::FnStatus)? {
+        Answer::FnStatus(f) => Ok(DeviceStatus {
+            mode,
+            fn_number: String::from_utf8_lossy(&f.fn_number).trim().to_owned(),
+            last_fd: f.last_fd,
+        }),
+        other => Err(unexpected("FF01", &other)),
+    }
+}
+
+fn unexpected(cmd: &str, answer: &Answer) -> KktError {
+    KktError::Protocol(format!("unexpected answer to {cmd}: {answer:?}"))
+}
+
+/// Opens a shift (FF41 + FF0B) and returns the shift-open document read back from the FN.
+pub fn open_shift(kkt: &mut Kkt) -> Result<FiscalData, KktError> {
+    kkt.call(&Request::FnBeginOpenShift)?;
+    match kkt.call(&Request::FnOpenShift)? {
+        Answer::FnOpenShift(doc) => read_fiscal_data(kkt, doc.fd_number),
+        other => Err(unexpected("FF0B", &other)),
+    }
+}
+
+/// Closes the shift (FF42 + FF43) and returns the shift-close document read back from the FN.
+pub fn close_shift(kkt: &mut Kkt) -> Result<FiscalData, KktError> {
+    kkt.call(&Request::FnBeginCloseShift)?;
+    match kkt.call(&Request::FnCloseShift)? {
+        Answer::FnCloseShift(doc) => read_fiscal_data(kkt, doc.fd_number),
+        other => Err(unexpected("FF43", &other)),
+    }
+}
+
+/// Cancels an open receipt (88) if the device has one; says whether it did.
+pub fn cancel_open_receipt(kkt: &mut Kkt) -> Result<bool, KktError> {
+    let s = status(kkt)?;
+    if s.mode != DeviceMode::DocumentOpen {
+        return Ok(false);
+    }
+    kkt.call(&Request::CancelReceipt)?;
+    Ok(true)
+}
+
+/// Brings the device to "shift open, no receipt open", opening (and, past 24 hours, first closing)
+/// the shift when allowed. Returns the shift documents it produced, to be journaled.
+pub fn prepare_for_sale(kkt: &mut Kkt, auto_open_shift: bool) -> Result<Vec<FiscalData>, KktError> {
+    let mut produced = Vec::new();
+    if cancel_open_receipt(kkt)? {
+        tracing::warn!("cancelled a receipt left open on the KKT");
+    }
+    let s = status(kkt)?;
+    if s.mode == DeviceMode::ShiftOpenOver24h && auto_open_shift {
+        produced.push(close_shift(kkt)?);
+    }
+    if matches!(
+        s.mode,
+        DeviceMode::ShiftClosed | DeviceMode::ShiftOpenOver24h
+    ) && auto_open_shift
+    {
+        produced.push(open_shift(kkt)?);
+    }
+    Ok(produced)
+}
+
+/// The FF0C block carrying the adapter's receipt id (1192) and the optional buyer contact and cashier.
+fn receipt_tlv(sale: &Sale, receipt_id: &str) -> Result<Vec<u8>, KktError> {
+    let mut tlvs = vec![Tlv::string(1192, receipt_id)];
+    if let Some(contact) = &sale.customer_contact {
+        tlvs.push(Tlv::string(1008, contact.clone()));
+    }
+    if let Some(operator) = &sale.operator {
+        tlvs.push(Tlv::string(1021, operator.clone()));
+    }
+    let mut out = Vec::new();
+    for t in tlvs {
+        t.encode_into(&mut out)
+            .map_err(|e| KktError::Protocol(format!("receipt TLV: {e}")))?;
+    }
+    Ok(out)
+}
+
+/// Fiscalizes `sale` as one receipt carrying tag 1192 = `receipt_id`: items (FF46), extra TLV (FF0C),
+/// close (FF45), then reads the document back. The device must be prepared ([`prepare_for_sale`]).
+pub fn fiscalize(
+    kkt: &mut Kkt,
+    sale: &Sale,
+    receipt_id: &str,
+) -> Result<FiscalData, FiscalizeError> {
+    // Until the close command is sent no fiscal document can exist: every failure is definite, and
+    // the half-built receipt is cancelled (best effort; the next sale cancels it otherwise).
+    let before_close = |kkt: &mut Kkt, e: KktError| {
+        if let Err(cancel) = cancel_open_receipt(kkt) {
+            tracing::warn!(error = %cancel, "could not cancel the half-built receipt");
+        }
+        FiscalizeError::Definite(e)
+    };
+    for item in &sale.items {
+        let op = FnOperation {
+            check_type: sale.operation as u8,
+            quantity: item.quantity_millionths,
+            price: item.price_kopecks,
+            sum: Some(item.sum_kopecks),
+            tax_value: None,
+            tax_bits: item.vat.shtrih_tax_bits(),
+            department: 1,
+            payment_method: item.payment_method,
+            payment_object: item.payment_object,
+            name: Text::new(&item.name)
+                .map_err(|e| FiscalizeError::Definite(KktError::Protocol(e.to_string())))?,
+        };
+        if let Err(e) = kkt.call(&Request::FnOperation(op)) {
+            return Err(before_close(kkt, e));
+        }
+    }
+    let tlv = receipt_tlv(sale, receipt_id).map_err(FiscalizeError::Definite)?;
+    if let Err(e) = kkt.call(&Request::FnSendTlv(tlv)) {
+        return Err(before_close(kkt, e));
+    }
+    let mut payments = [0u64; 16];
+    payments[0] = sale.cash_kopecks;
+    payments[1] = sale.card_kopecks;
+    let close = CloseReceipt {
+        payments,
+        rounding: 0,
+        taxes: [0; 6],
+        tax_system: sale.taxation as u8,
+        text: Text::from_raw(Vec::new()),
+    };
+    let doc = match kkt.call(&Request::CloseReceipt(close)) {
+        Ok(Answer::CloseReceipt(doc)) => doc,
+        Ok(other) => return Err(FiscalizeError::Indeterminate(unexpected("FF45", &other))),
+        Err(e) if e.is_definite() => return Err(before_close(kkt, e)),
+        Err(e) => return Err(FiscalizeError::Indeterminate(e)),
+    };
+    // The document exists now. If reading it back fails, reconciliation reads it later by its 1192.
+    read_fiscal_data(kkt, doc.fd_number).map_err(FiscalizeError::Indeterminate)
+}
+
+/// Reads a whole document (FF3A, then FF3B blocks) as its TLV bytes.
+pub fn read_document(kkt: &mut Kkt, fd_number: u32) -> Result<Vec<u8>, KktError> {
+    let size = match kkt.call(&Request::FnReadDocument { fd_number })? {
+        Answer::FnReadDocument(h) => usize::from(h.size),
+        other => return Err(unexpected("FF3A", &other)),
+    };
+    let mut tlv = Vec::with_capacity(size);
+    // Each block carries at least one byte, so `size` blocks bound the loop.
+    for _ in 0..=size {
+        if tlv.len() >= size {
+            break;
+        }
+        match kkt.call(&Request::FnReadDocumentBlock)? {
+            Answer::FnReadDocumentBlock(block) if !block.is_empty() => {
+                tlv.extend_from_slice(&block)
+            }
+            other => return Err(unexpected("FF3B", &other)),
+        }
+    }
+    if tlv.len() != size {
+        return Err(KktError::Protocol(format!(
+            "document {fd_number}: read {} of {size} bytes",
+            tlv.len()
+        )));
+    }
+    Ok(tlv)
+}
+
+/// Reads a document back and extracts its fiscal data.
+pub fn read_fiscal_data(kkt: &mut Kkt, fd_number: u32) -> Result<FiscalData, KktError> {
+    let tlv = read_document(kkt, fd_number)?;
+    fiscal_data_from_tlv(tlv).map_err(KktError::Protocol)
+}
+
+fn child_u64(doc: &Tlv, tag: u16) -> Option<u64> {
+    match &doc.find(tag)?.value {
+        Value::Byte(v) => Some(u64::from(*v)),
+        Value::U32(v) | Value::UnixTime(v) => Some(u64::from(*v)),
+        Value::Vln(v) => Some(*v),
+        _ => None,
+    }
+}
+
+fn child_string(doc: &Tlv, tag: u16) -> Option<String> {
+    match &doc.find(tag)?.value {
+        Value::String(s) => Some(s.trim().to_owned()),
+        _ => None,
+    }
+}
+
+/// The adapter's receipt id (tag 1192) of a document, if it carries one.
+pub fn receipt_id_of(tlv: &[u8]) -> Option<String> {
+    let (doc, _) = decode_document_prefix(tlv).ok()?;
+    child_string(&doc, 1192)
+}
+
+/// Extracts the fiscal data the journal keeps from a document's TLV.
+pub fn fiscal_data_from_tlv(tlv: Vec<u8>) -> Result<FiscalData, String> {
+    let (doc, _) = decode_document_prefix(&tlv).map_err(|e| format!("document TLV: {e}"))?;
+    let need = |tag: u16| child_u64(&doc, tag).ok_or_else(|| format!("document has no tag {tag}"));
+    let time = need(1012)?;
+    Ok(FiscalData {
+        fn_number: child_string(&doc, 1041).ok_or("document has no tag 1041")?,
+        fd_number: need(1040)? as u32,
+        fpd: need(1077)? as u32,
+        shift_number: need(1038)? as u32,
+        receipt_number: child_u64(&doc, 1042).unwrap_or(0) as u32,
+        fiscal_time: format_device_time(time),
+        total_kopecks: child_u64(&doc, 1020).unwrap_or(0) as i64,
+        document_tlv: tlv,
+    })
+}
+
+/// FFD times are device-local wall-clock seconds; they are printed without an offset, as on the receipt.
+pub fn format_device_time(unix_seconds: u64) -> String {
+    jiff::Timestamp::from_second(unix_seconds as i64)
+        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S").to_string())
+        .unwrap_or_else(|_| format!("@{unix_seconds}"))
+}

@@ -1,0 +1,564 @@
+//! Phase 1: the fiscal service. It journals a sale, fiscalizes it on the KKT and records the outcome,
+//! and it reconciles every receipt whose KKT outcome is unknown before the next sale goes out.
+//!
+//! Invariant: one sale at a time talks to the KKT (`fiscal_lock`), and no sale is sent while an
+//! earlier one is unresolved, so the FN's newest documents always belong to the unresolved rows and a
+//! backwards scan from the FN's last document proves presence or absence without guessing.
+//! Invariant: a receipt is fiscalized afresh only after the scan proved no document carries its id.
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use kkt_proto::{DeviceError, ErrorClass};
+
+use crate::journal::{
+    DocKind, FiscalData, InsertOutcome, Journal, JournalError, KktState, NewReceipt, ReceiptRow,
+};
+use crate::kkt::ops::{self, FiscalizeError};
+use crate::kkt::{KktError, KktHandle};
+use crate::sale::Sale;
+
+/// Decodes a journaled request body back into a sale (provided by the HTTP layer, which owns the
+/// wire format), so reconciliation can fiscalize a receipt afresh after a restart.
+pub type SaleDecoder = fn(&str) -> Result<Sale, String>;
+
+/// Documents scanned backwards from the FN's last one during reconciliation. Unresolved receipts are
+/// always the newest documents (see the module invariant), so a handful suffices; the bound keeps a
+/// confused device from turning reconciliation into an endless read.
+const RECONCILE_SCAN_MAX: u32 = 64;
+/// How often the background task retries an unfinished reconciliation.
+const RECONCILE_RETRY: Duration = Duration::from_millis(500);
+
+/// Why a sale was not printed. The HTTP layer maps each to a stable code.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("idempotency key was used with a different body")]
+    KeyReused,
+    #[error("the first request with this idempotency key is still being processed")]
+    InProgress,
+    #[error("{0}")]
+    BufferFull(String),
+    #[error("journal cannot commit: {0}")]
+    JournalUnavailable(String),
+    /// The device definitely refused; `reason` is the device's own.
+    #[error("KKT refused the receipt: {reason}")]
+    KktRefused { code: &'static str, reason: String },
+    /// Nothing reached the device (no link, port missing, earlier receipt not yet reconciled).
+    #[error("KKT unavailable: {0}")]
+    KktUnavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+/// What the last KKT exchange showed, for `/v1/health`.
+#[derive(Debug, Clone, Default)]
+pub struct KktLinkState {
+    pub ok: bool,
+    pub last_error: Option<String>,
+}
+
+struct Inner {
+    journal: Journal,
+    kkt: KktHandle,
+    auto_open_shift: bool,
+    decode_sale: SaleDecoder,
+    in_progress: Mutex<HashSet<String>>,
+    fiscal_lock: tokio::sync::Mutex<()>,
+    unresolved: AtomicBool,
+    link: Mutex<KktLinkState>,
+    fiscalized: tokio::sync::Notify,
+}
+
+/// The phase-1 service; cheap to clone.
+#[derive(Clone)]
+pub struct Fiscalizer {
+    inner: Arc<Inner>,
+}
+
+/// Removes the key from the in-progress set when the fiscal task ends, however it ends.
+struct InProgressGuard(Arc<Inner>, String);
+
+impl Drop for InProgressGuard {
+    fn drop(&mut self) {
+        self.0
+            .in_progress
+            .lock()
+            .expect("in-progress set")
+            .remove(&self.1);
+    }
+}
+
+/// A stable code for a device refusal, by the error's class (the exact byte goes in the message).
+fn device_code(error: Option<DeviceError>) -> &'static str {
+    match error.map(DeviceError::class) {
+        Some(ErrorClass::Printer) => "kkt_printer",
+        Some(ErrorClass::Shift) => "kkt_shift",
+        Some(ErrorClass::Document) => "kkt_document_state",
+        Some(ErrorClass::Parameters) => "kkt_parameters",
+        Some(ErrorClass::Busy) => "kkt_busy",
+        Some(ErrorClass::FiscalStorage) => "kkt_fiscal_storage",
+        Some(ErrorClass::Other) => "kkt_device_error",
+        None => "kkt_unavailable",
+    }
+}
+
+impl Fiscalizer {
+    pub fn new(
+        journal: Journal,
+        kkt: KktHandle,
+        auto_open_shift: bool,
+        decode_sale: SaleDecoder,
+    ) -> Fiscalizer {
+        let inner = Inner {
+            journal,
+            kkt,
+            auto_open_shift,
+            decode_sale,
+            in_progress: Mutex::new(HashSet::new()),
+            fiscal_lock: tokio::sync::Mutex::new(()),
+            // Unknown until the first reconciliation has looked at the journal.
+            unresolved: AtomicBool::new(true),
+            link: Mutex::new(KktLinkState::default()),
+            fiscalized: tokio::sync::Notify::new(),
+        };
+        Fiscalizer {
+            inner: Arc::new(inner),
+        }
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.inner.journal
+    }
+
+    pub fn kkt(&self) -> &KktHandle {
+        &self.inner.kkt
+    }
+
+    /// Signalled after every new fiscal document, so phase 2 can relay it at once.
+    pub fn fiscalized_signal(&self) -> &tokio::sync::Notify {
+        &self.inner.fiscalized
+    }
+
+    pub fn link_state(&self) -> KktLinkState {
+        self.inner.link.lock().expect("link state").clone()
+    }
+
+    pub fn has_unresolved(&self) -> bool {
+        self.inner.unresolved.load(Ordering::SeqCst)
+    }
+
+    fn note_link(&self, result: Result<(), &KktError>) {
+        let mut link = self.inner.link.lock().expect("link state");
+        match result {
+            Ok(()) => {
+                *link = KktLinkState {
+                    ok: true,
+                    last_error: None,
+                }
+            }
+            // A device refusal (paper out, ...) still proves the link works.
+            Err(e) if e.device_error().is_some() => {
+                *link = KktLinkState {
+                    ok: true,
+                    last_error: Some(e.to_string()),
+                }
+            }
+            Err(e) => {
+                *link = KktLinkState {
+                    ok: false,
+                    last_error: Some(e.to_string()),
+                }
+            }
+        }
+    }
+
+    /// Submits a sale under an idempotency key. Returns the journaled row: fiscalized (`printed`),
+    /// or still in flight (`buffered`) when the KKT outcome is not known yet.
+    pub async fn submit(
+        &self,
+        key: String,
+        request_hash: String,
+        request_body: String,
+        sale: Sale,
+    ) -> Result<ReceiptRow, SubmitError> {
+        if let Some(row) = self.lookup_existing(&key, &request_hash).await? {
+            return Ok(row);
+        }
+        if !self
+            .inner
+            .in_progress
+            .lock()
+            .expect("in-progress set")
+            .insert(key.clone())
+        {
+            return Err(SubmitError::InProgress);
+        }
+        let guard = InProgressGuard(self.inner.clone(), key.clone());
+        let this = self.clone();
+        // Its own task: a POS that disconnects never cancels a fiscalization half-way.
+        let task = tokio::spawn(async move {
+            let _guard = guard;
+            let new = NewReceipt {
+                idempotency_key: key,
+                request_hash,
+                request_body,
+            };
+            this.run_sale(new, sale).await
+        });
+        task.await
+            .map_err(|e| SubmitError::Internal(format!("fiscal task failed: {e}")))?
+    }
+
+    async fn lookup_existing(
+        &self,
+        key: &str,
+        request_hash: &str,
+    ) -> Result<Option<ReceiptRow>, SubmitError> {
+        let existing = self
+            .inner
+            .journal
+            .get_by_key(key)
+            .await
+            .map_err(|e| SubmitError::JournalUnavailable(e.to_string()))?;
+        match existing {
+            Some(row) if row.request_hash.as_deref() != Some(request_hash) => {
+                Err(SubmitError::KeyReused)
+            }
+            Some(_)
+                if self
+                    .inner
+                    .in_progress
+                    .lock()
+                    .expect("in-progress set")
+                    .contains(key) =>
+            {
+                Err(SubmitError::InProgress)
+            }
+            other => Ok(other),
+        }
+    }
+
+    async fn run_sale(&self, new: NewReceipt, sale: Sale) -> Result<ReceiptRow, SubmitError> {
+        let _lock = self.inner.fiscal_lock.lock().await;
+        if self.has_unresolved() {
+            self.reconcile_locked().await.map_err(|e| {
+                SubmitError::KktUnavailable(format!("an earlier receipt is being reconciled: {e}"))
+            })?;
+        }
+        let row = match self.inner.journal.insert_received(new).await {
+            Ok(InsertOutcome::Inserted(row)) => row,
+            Ok(InsertOutcome::Existing(row)) => return Ok(row),
+            Err(e @ JournalError::CapacityExceeded { .. }) => {
+                return Err(SubmitError::BufferFull(e.to_string()));
+            }
+            Err(e) if e.is_storage_failure() => {
+                return Err(SubmitError::JournalUnavailable(e.to_string()));
+            }
+            Err(e) => return Err(SubmitError::Internal(e.to_string())),
+        };
+        let id = row.receipt_id.clone();
+        if let Err(e) = self.inner.journal.mark_in_flight(&id).await {
+            // Nothing was sent; make sure nothing ever will be for this row.
+            let _ = self
+                .inner
+                .journal
+                .mark_rejected(&id, "journal_unavailable", &e.to_string())
+                .await;
+            return Err(SubmitError::JournalUnavailable(e.to_string()));
+        }
+        self.fiscalize_row(&id, sale).await
+    }
+
+    /// Sends an in-flight row's sale to the KKT and journals the outcome.
+    async fn fiscalize_row(&self, id: &str, sale: Sale) -> Result<ReceiptRow, SubmitError> {
+        let auto = self.inner.auto_open_shift;
+        let receipt_id = id.to_owned();
+        let outcome = self
+            .inner
+            .kkt
+            .run(
+                move |kkt| -> Result<
+                    (Vec<FiscalData>, Result<FiscalData, FiscalizeError>),
+                    KktError,
+                > {
+                    let shifts = ops::prepare_for_sale(kkt, auto)?;
+                    Ok((shifts, ops::fiscalize(kkt, &sale, &receipt_id)))
+                },
+            )
+            .await;
+        let fiscal = match outcome {
+            Ok(Ok((shifts, fiscal))) => {
+                self.journal_shift_documents(shifts).await;
+                fiscal
+            }
+            // Preparing failed: the close command was never sent for this sale.
+            Ok(Err(e)) | Err(e) => Err(FiscalizeError::Definite(e)),
+        };
+        match fiscal {
+            Ok(data) => {
+                self.note_link(Ok(()));
+                self.inner.fiscalized.notify_one();
+                match self.inner.journal.mark_fiscalized(id, data).await {
+                    Ok(row) => Ok(row),
+                    Err(e) => {
+                        // The receipt printed: never report a failure. Reconciliation journals it.
+                        tracing::error!(receipt_id = id, error = %e, "fiscalized but not journaled; will reconcile");
+                        self.inner.unresolved.store(true, Ordering::SeqCst);
+                        self.row(id).await
+                    }
+                }
+            }
+            Err(FiscalizeError::Definite(e)) => {
+                self.note_link(Err(&e));
+                let code = device_code(e.device_error());
+                let _ = self
+                    .inner
+                    .journal
+                    .mark_rejected(id, code, &e.to_string())
+                    .await;
+                Err(match e.device_error() {
+                    Some(_) => SubmitError::KktRefused {
+                        code,
+                        reason: e.to_string(),
+                    },
+                    None => SubmitError::KktUnavailable(e.to_string()),
+                })
+            }
+            Err(FiscalizeError::Indeterminate(e)) => {
+                self.note_link(Err(&e));
+                tracing::warn!(receipt_id = id, error = %e, "KKT outcome unknown; receipt left in flight for reconciliation");
+                self.inner.unresolved.store(true, Ordering::SeqCst);
+                self.row(id).await
+            }
+        }
+    }
+
+    async fn row(&self, id: &str) -> Result<ReceiptRow, SubmitError> {
+        match self.inner.journal.get_by_id(id).await {
+            Ok(Some(row)) => Ok(row),
+            Ok(None) => Err(SubmitError::Internal(format!(
+                "receipt {id} vanished from the journal"
+            ))),
+            Err(e) => Err(SubmitError::JournalUnavailable(e.to_string())),
+        }
+    }
+
+    async fn journal_shift_documents(&self, docs: Vec<FiscalData>) {
+        for doc in docs {
+            let kind = match ofd_proto::tlv::decode_document_prefix(&doc.document_tlv)
+                .map(|(t, _)| t.tag)
+            {
+                Ok(5) => DocKind::ShiftClose,
+                _ => DocKind::ShiftOpen,
+            };
+            let fd = doc.fd_number;
+            if let Err(e) = self.inner.journal.insert_fiscal_document(kind, doc).await {
+                // The FN still holds it and phase 2 relays it from there; reconciliation retries the copy.
+                tracing::error!(fd, error = %e, "shift document not journaled");
+                self.inner.unresolved.store(true, Ordering::SeqCst);
+            } else {
+                self.inner.fiscalized.notify_one();
+            }
+        }
+    }
+
+    /// Opens the shift explicitly; returns the shift-open document.
+    pub async fn open_shift(&self) -> Result<FiscalData, SubmitError> {
+        self.shift_command(true).await
+    }
+
+    /// Closes the shift explicitly; returns the shift-close document.
+    pub async fn close_shift(&self) -> Result<FiscalData, SubmitError> {
+        self.shift_command(false).await
+    }
+
+    async fn shift_command(&self, open: bool) -> Result<FiscalData, SubmitError> {
+        let _lock = self.inner.fiscal_lock.lock().await;
+        let result = self
+            .inner
+            .kkt
+            .run(move |kkt| {
+                if open {
+                    ops::open_shift(kkt)
+                } else {
+                    ops::close_shift(kkt)
+                }
+            })
+            .await
+            .and_then(|r| r);
+        match result {
+            Ok(doc) => {
+                self.note_link(Ok(()));
+                self.journal_shift_documents(vec![doc.clone()]).await;
+                Ok(doc)
+            }
+            Err(e) => {
+                self.note_link(Err(&e));
+                if !e.is_definite() {
+                    self.inner.unresolved.store(true, Ordering::SeqCst);
+                }
+                Err(match e.device_error() {
+                    Some(_) => SubmitError::KktRefused {
+                        code: device_code(e.device_error()),
+                        reason: e.to_string(),
+                    },
+                    None => SubmitError::KktUnavailable(e.to_string()),
+                })
+            }
+        }
+    }
+
+    /// Waits until no sale is at the KKT, then keeps new ones out (used at shutdown).
+    pub async fn quiesce(&self) {
+        let guard = self.inner.fiscal_lock.lock().await;
+        std::mem::forget(guard);
+    }
+
+    /// Runs reconciliation now (under the fiscal lock).
+    pub async fn reconcile(&self) -> Result<(), String> {
+        let _lock = self.inner.fiscal_lock.lock().await;
+        self.reconcile_locked().await
+    }
+
+    /// Keeps retrying reconciliation in the background while anything is unresolved.
+    pub fn spawn_reconciler(&self) -> tokio::task::JoinHandle<()> {
+        let this = self.clone();
+        tokio::spawn(async move {
+            loop {
+                if this.has_unresolved()
+                    && let Err(e) = this.reconcile().await
+                {
+                    tracing::debug!(error = %e, "reconciliation not finished yet");
+                }
+                tokio::time::sleep(RECONCILE_RETRY).await;
+            }
+        })
+    }
+
+    async fn reconcile_locked(&self) -> Result<(), String> {
+        let rows = self
+            .inner
+            .journal
+            .list_unresolved()
+            .await
+            .map_err(|e| e.to_string())?;
+        let status = self.inner.kkt.run(ops::status).await.and_then(|r| r);
+        if let Err(e) = &status {
+            self.note_link(Err(e));
+        }
+        let status = status.map_err(|e| e.to_string())?;
+        self.note_link(Ok(()));
+        let mut in_flight: Vec<ReceiptRow> = Vec::new();
+        for row in rows {
+            match row.kkt_state {
+                // Never sent to the KKT (the adapter stopped in between): refuse it for good, so a
+                // POS that was told anything definite is never contradicted by a late print.
+                KktState::Received => {
+                    let msg = "the adapter stopped before the sale reached the KKT; nothing was fiscalized";
+                    self.inner
+                        .journal
+                        .mark_rejected(&row.receipt_id, "interrupted", msg)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+                _ => in_flight.push(row),
+            }
+        }
+        self.scan_documents(&status, &mut in_flight).await?;
+        // Whatever the scan did not find is proven absent: fiscalize it afresh.
+        for row in in_flight {
+            let body = row.request_body.clone().unwrap_or_default();
+            let sale = match (self.inner.decode_sale)(&body) {
+                Ok(sale) => sale,
+                Err(e) => {
+                    self.inner
+                        .journal
+                        .mark_rejected(&row.receipt_id, "invalid_journal_body", &e)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    continue;
+                }
+            };
+            tracing::info!(receipt_id = %row.receipt_id, "not in the FN: fiscalizing afresh");
+            let outcome = self.fiscalize_row(&row.receipt_id, sale).await;
+            if self.has_unresolved_row(&row.receipt_id).await {
+                return Err(format!(
+                    "receipt {} still unresolved: {:?}",
+                    row.receipt_id,
+                    outcome.err()
+                ));
+            }
+        }
+        self.inner.unresolved.store(false, Ordering::SeqCst);
+        Ok(())
+    }
+
+    async fn has_unresolved_row(&self, id: &str) -> bool {
+        matches!(self.inner.journal.get_by_id(id).await, Ok(Some(r)) if matches!(r.kkt_state, KktState::Received | KktState::InFlight))
+    }
+
+    /// Reads documents backwards from the FN's last one until it reaches one the journal knows,
+    /// journaling what it finds: in-flight receipts by their tag 1192, and shift reports.
+    async fn scan_documents(
+        &self,
+        status: &ops::DeviceStatus,
+        in_flight: &mut Vec<ReceiptRow>,
+    ) -> Result<(), String> {
+        let journal = &self.inner.journal;
+        let lowest = status.last_fd.saturating_sub(RECONCILE_SCAN_MAX);
+        let mut fd = status.last_fd;
+        while fd > lowest {
+            if journal
+                .get_by_fiscal(&status.fn_number, fd)
+                .await
+                .map_err(|e| e.to_string())?
+                .is_some()
+            {
+                break;
+            }
+            let tlv = self
+                .inner
+                .kkt
+                .run(move |kkt| ops::read_document(kkt, fd))
+                .await
+                .and_then(|r| r)
+                .map_err(|e| e.to_string())?;
+            let data = ops::fiscal_data_from_tlv(tlv)?;
+            let tag = ofd_proto::tlv::decode_document_prefix(&data.document_tlv)
+                .map(|(t, _)| t.tag)
+                .unwrap_or(0);
+            match (tag, ops::receipt_id_of(&data.document_tlv)) {
+                (3, Some(id)) => {
+                    if let Some(pos) = in_flight.iter().position(|r| r.receipt_id == id) {
+                        tracing::info!(receipt_id = %id, fd, "reconciled: the FN holds the receipt");
+                        in_flight.remove(pos);
+                        journal
+                            .mark_fiscalized(&id, data)
+                            .await
+                            .map_err(|e| e.to_string())?;
+                        self.inner.fiscalized.notify_one();
+                    } else {
+                        tracing::warn!(receipt_id = %id, fd, "FN document with an id the journal does not hold in flight");
+                    }
+                }
+                (2 | 5, _) => {
+                    let kind = if tag == 5 {
+                        DocKind::ShiftClose
+                    } else {
+                        DocKind::ShiftOpen
+                    };
+                    journal
+                        .insert_fiscal_document(kind, data)
+                        .await
+                        .map_err(|e| e.to_string())?;
+                    self.inner.fiscalized.notify_one();
+                }
+                _ => tracing::warn!(fd, tag, "FN document not issued through this adapter"),
+            }
+            fd -= 1;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,459 @@
+//! Phase 2: the OFD sync worker. It relays every document the FN has not had acknowledged to
+//! the OFD and the OFD's reply back to the FN, the way the device's "exchange through the host"
+//! mode works, behind a circuit breaker, a jittered backoff and a sync lock.
+//!
+//! - [`breaker`]: CLOSED/OPEN/HALF_OPEN with transition counters;
+//! - [`backoff`]: exponential backoff with full jitter;
+//! - [`ofd_client`]: one message per TCP connection, timeouts, failure classification, probes;
+//! - [`lock`]: the sync lock (journal lease by default, Redis on request) with fencing;
+//! - [`relay`]: the FN boundary ([`FnRelay`]), implemented for the KKT driver in `kkt_relay`;
+//! - `worker`: the relay pass itself.
+//!
+//! **Invariant:** at most one pass runs per process (the pass mutex) and per journal (the sync
+//! lock); every acknowledgement is journaled under a fencing check.
+//! **Boundary:** no HTTP here: the HTTP layer calls [`SyncHandle`] and converts its plain types.
+
+pub mod backoff;
+pub mod breaker;
+mod kkt_relay;
+pub mod lock;
+pub mod ofd_client;
+pub mod relay;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+use tokio::time::{Instant, sleep_until};
+
+pub use backoff::Backoff;
+pub use breaker::{Breaker, BreakerConfig, BreakerSnapshot, BreakerState, TransitionCounts};
+pub use lock::{LockError, SyncLock};
+pub use ofd_client::{OfdAnswer, OfdClient, TransportError};
+pub use relay::{FnQueue, FnRelay, RelayError, RelayFuture};
+
+use crate::config::{Config, LockKind};
+use crate::journal::{DlqEntry, Journal, JournalError, ReceiptRow};
+use worker::{Pass, PassMemory};
+
+/// Settings of the sync worker; [`SyncSettings::from_config`] takes them from the adapter's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyncSettings {
+    /// OFD address (`host:port`).
+    pub ofd_addr: String,
+    /// Background pass interval.
+    pub interval: Duration,
+    /// Documents per pass.
+    pub batch_size_max: u32,
+    /// First backoff after a transport failure.
+    pub backoff_initial: Duration,
+    /// Backoff cap.
+    pub backoff_max: Duration,
+    /// Consecutive failures of one document, the OFD reachable, before the DLQ.
+    pub retry_max: u32,
+    /// Breaker thresholds.
+    pub breaker: BreakerConfig,
+    /// OFD connect timeout.
+    pub connect_timeout: Duration,
+    /// OFD write and read timeout.
+    pub io_timeout: Duration,
+    /// Probe the OFD with a bare connect when nothing is waiting.
+    pub probe_when_idle: bool,
+}
+
+impl SyncSettings {
+    /// The worker's part of the adapter configuration.
+    pub fn from_config(c: &Config) -> SyncSettings {
+        SyncSettings {
+            ofd_addr: c.ofd_addr.clone(),
+            interval: c.sync_interval,
+            batch_size_max: c.batch_size_max,
+            backoff_initial: c.backoff_initial,
+            backoff_max: c.backoff_max,
+            retry_max: c.retry_max,
+            breaker: BreakerConfig {
+                failures_max: c.breaker_failures,
+                open_for: c.breaker_open,
+                probes_needed: c.breaker_probes,
+            },
+            connect_timeout: c.ofd_connect_timeout,
+            io_timeout: c.ofd_io_timeout,
+            probe_when_idle: c.probe_when_idle,
+        }
+    }
+}
+
+impl SyncLock {
+    /// The lock the configuration asks for (`sqlite` or `redis://...`), owned by a fresh id.
+    pub fn from_config(c: &Config, journal: Journal) -> Result<SyncLock, LockError> {
+        let owner = lock::owner_id();
+        match &c.lock {
+            LockKind::Sqlite => Ok(SyncLock::sqlite(journal, owner, c.lock_ttl)),
+            LockKind::Redis(url) => SyncLock::redis(
+                url,
+                &format!("adapter:{}", lock::LOCK_NAME),
+                owner,
+                c.lock_ttl,
+            ),
+        }
+    }
+}
+
+/// Why a pass ended.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum StopReason {
+    /// The FN has nothing left to send.
+    #[default]
+    Drained,
+    /// `batch_size_max` documents were handled; more may wait.
+    BatchFull,
+    /// The breaker is open: nothing was attempted.
+    BreakerOpen,
+    /// A background pass waits for its backoff.
+    BackingOff,
+    /// Another process or replica holds the sync lock.
+    LockBusy,
+    /// The lock was lost mid-pass; nothing more was journaled.
+    LockLost,
+    /// The head of the FN's queue is in the DLQ: nothing behind it can be sent.
+    DlqHead {
+        /// FN number.
+        fn_number: String,
+        /// FD number.
+        fd: u32,
+    },
+    /// The OFD could not be reached or answered badly.
+    Transport(String),
+    /// The KKT could not be reached or its answer was not understood.
+    Kkt(String),
+}
+
+/// What one pass did: `POST /v1/kkt/buffer/sync` answers `{"synced","failed","skipped"}`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SyncResult {
+    /// Documents acknowledged with response code 0 in this pass.
+    pub synced: u32,
+    /// Attempts that failed (transport, FN refusal) and documents the OFD refused (to DLQ).
+    pub failed: u32,
+    /// Documents still waiting that this pass did not attempt.
+    pub skipped: u32,
+    /// Why the pass ended.
+    pub stop: StopReason,
+}
+
+/// `network_status` of the buffer status endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NetworkStatus {
+    /// Breaker closed and no DLQ document blocks the queue.
+    Online,
+    /// Breaker open: the OFD is unreachable.
+    Offline,
+    /// Probing (half-open), or a DLQ document at the head of the FN's queue blocks delivery.
+    Degraded,
+}
+
+impl NetworkStatus {
+    /// `online`, `offline` or `degraded`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NetworkStatus::Online => "online",
+            NetworkStatus::Offline => "offline",
+            NetworkStatus::Degraded => "degraded",
+        }
+    }
+}
+
+/// Network status with what explains it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetworkView {
+    /// The status.
+    pub status: NetworkStatus,
+    /// The breaker state behind it.
+    pub breaker: BreakerState,
+    /// The DLQ document blocking the head of the FN's queue, as (FN, FD).
+    pub dlq_head: Option<(String, u32)>,
+}
+
+/// Failures of the sync worker's own infrastructure (not OFD or KKT trouble, which end a pass
+/// with a [`StopReason`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SyncError {
+    /// The journal failed (or refused, e.g. a DLQ retry of a row not in the DLQ).
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// The sync lock backend failed.
+    #[error(transparent)]
+    Lock(#[from] LockError),
+}
+
+/// Whether a pass was started by the timer or by a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum PassKind {
+    Background,
+    Manual { force: bool },
+}
+
+pub(crate) struct Shared {
+    journal: Journal,
+    relay: Arc<dyn FnRelay>,
+    client: OfdClient,
+    lock: SyncLock,
+    settings: SyncSettings,
+    breaker: Mutex<Breaker>,
+    backoff: Mutex<Backoff>,
+    pass: tokio::sync::Mutex<PassMemory>,
+    dlq_head: Mutex<Option<(String, u32)>>,
+    wake: Notify,
+    stop: watch::Sender<bool>,
+}
+
+fn locked<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding one of these short locks cannot leave a half-made change behind
+    // (each critical section is a single method call), so a poisoned lock is still usable.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+impl Shared {
+    fn breaker_lock(&self) -> MutexGuard<'_, Breaker> {
+        locked(&self.breaker)
+    }
+
+    fn breaker_state(&self) -> BreakerState {
+        self.breaker_lock().state(Instant::now())
+    }
+
+    fn backoff_next_at(&self) -> Option<Instant> {
+        locked(&self.backoff).next_at()
+    }
+
+    fn on_ofd_success(&self) {
+        self.breaker_lock().on_success(Instant::now());
+        locked(&self.backoff).reset();
+    }
+
+    /// Records a transport failure; returns when the next attempt is due.
+    fn on_ofd_failure(&self) -> Instant {
+        let now = Instant::now();
+        self.breaker_lock().on_failure(now);
+        locked(&self.backoff).on_failure(now)
+    }
+
+    fn set_dlq_head(&self, head: Option<(String, u32)>) {
+        *locked(&self.dlq_head) = head;
+    }
+
+    async fn pending(&self) -> Result<u32, SyncError> {
+        let n = self.journal.counts().await?.pending;
+        Ok(u32::try_from(n).unwrap_or(u32::MAX))
+    }
+
+    async fn run_pass(&self, kind: PassKind) -> Result<SyncResult, SyncError> {
+        let mut mem = self.pass.lock().await;
+        let now = Instant::now();
+        let stopped = |stop, skipped| SyncResult {
+            skipped,
+            stop,
+            ..SyncResult::default()
+        };
+        if kind != (PassKind::Manual { force: true }) {
+            if !self.breaker_lock().try_acquire(now) {
+                return Ok(stopped(StopReason::BreakerOpen, self.pending().await?));
+            }
+            if kind == PassKind::Background && !locked(&self.backoff).ready(now) {
+                return Ok(stopped(StopReason::BackingOff, self.pending().await?));
+            }
+        }
+        let Some(held) = self.lock.acquire().await? else {
+            return Ok(stopped(StopReason::LockBusy, self.pending().await?));
+        };
+        let (held, result) = Pass::new(self, &mut mem, held, kind).run().await;
+        if let Err(e) = self.lock.release(held).await {
+            tracing::warn!(error = %e, "releasing the sync lock failed; it expires by itself");
+        }
+        if let Ok(r) = &result {
+            tracing::debug!(synced = r.synced, failed = r.failed, skipped = r.skipped, stop = ?r.stop, "sync pass");
+        }
+        result
+    }
+
+    async fn background(self: Arc<Self>) {
+        let mut stop_rx = self.stop.subscribe();
+        // Bounded by the stop signal; each round either runs a pass or sleeps until a deadline.
+        while !*stop_rx.borrow() {
+            let more = match self.run_pass(PassKind::Background).await {
+                Ok(r) => r.stop == StopReason::BatchFull,
+                Err(e) => {
+                    tracing::error!(error = %e, "sync pass failed");
+                    false
+                }
+            };
+            if more {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let wake = worker::next_wake(&self, Instant::now(), self.settings.interval);
+            loop {
+                tokio::select! {
+                    _ = sleep_until(wake) => break,
+                    _ = self.wake.notified() => {
+                        let now = Instant::now();
+                        let closed = self.breaker_lock().state(now) == BreakerState::Closed;
+                        if closed && locked(&self.backoff).ready(now) {
+                            break;
+                        }
+                    }
+                    _ = stop_rx.changed() => return,
+                }
+            }
+        }
+    }
+}
+
+/// The handle the HTTP layer and the start-up code use. Cheap to clone.
+#[derive(Clone)]
+pub struct SyncHandle {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for SyncHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SyncHandle")
+            .field("ofd_addr", &self.shared.settings.ofd_addr)
+            .field("lock", &self.shared.lock)
+            .finish()
+    }
+}
+
+impl SyncHandle {
+    /// A worker over `journal` and the FN behind `relay`. Nothing runs until [`Self::start`]
+    /// or [`Self::sync_now`]. The breaker starts HALF_OPEN.
+    pub fn new(
+        journal: Journal,
+        relay: Arc<dyn FnRelay>,
+        lock: SyncLock,
+        settings: SyncSettings,
+    ) -> SyncHandle {
+        let (stop, _) = watch::channel(false);
+        let client = OfdClient::new(
+            settings.ofd_addr.clone(),
+            settings.connect_timeout,
+            settings.io_timeout,
+        );
+        SyncHandle {
+            shared: Arc::new(Shared {
+                journal,
+                relay,
+                client,
+                lock,
+                breaker: Mutex::new(Breaker::new(settings.breaker)),
+                backoff: Mutex::new(Backoff::new(settings.backoff_initial, settings.backoff_max)),
+                settings,
+                pass: tokio::sync::Mutex::new(PassMemory::default()),
+                dlq_head: Mutex::new(None),
+                wake: Notify::new(),
+                stop,
+            }),
+        }
+    }
+
+    /// The worker for the adapter's configuration, relaying through the KKT driver.
+    pub fn from_config(
+        config: &Config,
+        journal: Journal,
+        kkt: crate::kkt::KktHandle,
+    ) -> Result<SyncHandle, LockError> {
+        let lock = SyncLock::from_config(config, journal.clone())?;
+        let settings = SyncSettings::from_config(config);
+        Ok(SyncHandle::new(journal, Arc::new(kkt), lock, settings))
+    }
+
+    /// Spawns the background task: a pass every interval, at once after a fiscalization while
+    /// the breaker is closed, at the backoff or breaker deadline after failures.
+    pub fn start(&self) -> JoinHandle<()> {
+        tokio::spawn(Arc::clone(&self.shared).background())
+    }
+
+    /// Asks the background task to stop after its current pass.
+    pub fn stop(&self) {
+        self.shared.stop.send_replace(true);
+    }
+
+    /// `POST /v1/kkt/buffer/sync`: one pass now, respecting the breaker unless `force`.
+    /// Waits for a pass already running in this process to end first.
+    pub async fn sync_now(&self, force: bool) -> Result<SyncResult, SyncError> {
+        self.shared.run_pass(PassKind::Manual { force }).await
+    }
+
+    /// Wakes the background task after a new document was fiscalized.
+    pub fn notify_fiscalized(&self) {
+        self.shared.wake.notify_one();
+    }
+
+    /// The breaker for `/v1/health`.
+    pub fn breaker_snapshot(&self) -> BreakerSnapshot {
+        self.shared.breaker_lock().snapshot(Instant::now())
+    }
+
+    /// `network_status` for the buffer status endpoint.
+    pub fn network_status(&self) -> NetworkView {
+        let breaker = self.shared.breaker_state();
+        let dlq_head = locked(&self.shared.dlq_head).clone();
+        let status = match (breaker, &dlq_head) {
+            (_, Some(_)) => NetworkStatus::Degraded,
+            (BreakerState::Closed, None) => NetworkStatus::Online,
+            (BreakerState::Open, None) => NetworkStatus::Offline,
+            (BreakerState::HalfOpen, None) => NetworkStatus::Degraded,
+        };
+        NetworkView {
+            status,
+            breaker,
+            dlq_head,
+        }
+    }
+
+    /// `GET /v1/kkt/buffer/dlq`: DLQ documents with their last error and response code.
+    pub async fn dlq_list(&self, limit: u32) -> Result<Vec<DlqEntry>, SyncError> {
+        Ok(self.shared.journal.list_dlq(limit).await?)
+    }
+
+    /// `POST /v1/kkt/buffer/dlq/{receipt_id}/retry`: back to pending with a fresh budget, then
+    /// one pass (respecting the breaker) that sends the journaled copy again. Fails with
+    /// `NotFound`/`InvalidTransition` journal errors for unknown ids or rows not in the DLQ.
+    pub async fn dlq_retry(&self, receipt_id: &str) -> Result<(ReceiptRow, SyncResult), SyncError> {
+        {
+            let mut mem = self.shared.pass.lock().await;
+            let row = self.shared.journal.dlq_retry(receipt_id).await?;
+            mem.doc_failures = None;
+            if let Some(f) = &row.fiscal {
+                let mut head = locked(&self.shared.dlq_head);
+                if head
+                    .as_ref()
+                    .is_some_and(|(n, fd)| *n == f.fn_number && *fd == f.fd_number)
+                {
+                    *head = None;
+                }
+            }
+        }
+        let result = self
+            .shared
+            .run_pass(PassKind::Manual { force: false })
+            .await?;
+        let row = self
+            .shared
+            .journal
+            .get_by_id(receipt_id)
+            .await?
+            .ok_or_else(|| JournalError::NotFound(format!("receipt {receipt_id}")))?;
+        Ok((row, result))
+    }
+
+    /// The journal this worker relays for.
+    pub fn journal(&self) -> &Journal {
+        &self.shared.journal
+    }
+}

@@ -1,0 +1,515 @@
+//! The relay pass: FF39 -> FF30/FF31 -> journal the copy -> send -> journal the reply ->
+//! FF32/FF33 -> synced (or DLQ), repeated in FD order up to `batch_size_max` documents.
+//!
+//! **Invariant:** a reply is journaled before it is written to the FN, so a crash between the
+//! two resumes by writing the journaled reply without a second delivery; a crash before the
+//! reply is journaled resends the same bytes, which the OFD acknowledges idempotently.
+//! **Invariant:** transport failures never move a document to the DLQ unless the OFD was
+//! reachable (connected) for `retry_max` consecutive failures of that same document.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ofd_proto::envelope::{ContainerHeader, SESSION_HEADER_LEN, SessionHeader};
+use ofd_proto::{OperatorAck, decode_document};
+use tokio::time::Instant;
+
+use super::lock::Held;
+use super::ofd_client::{OfdAnswer, TransportError};
+use super::relay::{FnQueue, RelayError};
+use super::{PassKind, Shared, StopReason, SyncError, SyncResult};
+use crate::journal::{JournalError, OfdReply, OfdStatus};
+
+/// What the pass remembers between passes (guarded by the pass mutex).
+#[derive(Debug, Default)]
+pub(crate) struct PassMemory {
+    /// The FN's serial number, read once.
+    pub fn_number: Option<String>,
+    /// The document whose failures while the OFD was reachable are being counted, and the count.
+    pub doc_failures: Option<((String, u32), u32)>,
+}
+
+impl PassMemory {
+    fn bump(&mut self, fn_number: &str, fd: u32) -> u32 {
+        match &mut self.doc_failures {
+            Some((key, n)) if key.0 == fn_number && key.1 == fd => {
+                *n += 1;
+                *n
+            }
+            _ => {
+                self.doc_failures = Some(((fn_number.to_string(), fd), 1));
+                1
+            }
+        }
+    }
+
+    fn clear(&mut self, fn_number: &str, fd: u32) {
+        if matches!(&self.doc_failures, Some((key, _)) if key.0 == fn_number && key.1 == fd) {
+            self.doc_failures = None;
+        }
+    }
+}
+
+/// One step's end: go on with the next document, or stop the pass.
+enum Step {
+    Continue,
+    Stop(StopReason),
+}
+
+pub(crate) fn unix_ms_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The FN number and FD number an outgoing message carries in its envelope.
+pub(crate) fn envelope_ids(message: &[u8]) -> Option<(String, u32)> {
+    let session = SessionHeader::decode(message).ok()?;
+    let end = SESSION_HEADER_LEN + ofd_proto::envelope::CONTAINER_HEADER_LEN;
+    let container = ContainerHeader::decode(message.get(SESSION_HEADER_LEN..end)?).ok()?;
+    Some((
+        session.fn_number_str().trim().to_string(),
+        container.fd_number,
+    ))
+}
+
+/// The response code of a ticket the FN stored (FF3C).
+fn ticket_code(ticket: &[u8]) -> Option<i64> {
+    let tlv = decode_document(ticket).ok()?;
+    OperatorAck::from_tlv(&tlv)
+        .ok()
+        .map(|a| i64::from(a.response_code))
+}
+
+/// Refuses an acknowledgement that is not for the document sent.
+fn check_answer(answer: OfdAnswer, fn_number: &str, fd: u32) -> Result<OfdAnswer, TransportError> {
+    if answer.ack.fd_number == fd && answer.ack.fn_number.trim() == fn_number {
+        return Ok(answer);
+    }
+    Err(TransportError::Garbage(format!(
+        "acknowledgement for FN {} FD {}, sent FN {fn_number} FD {fd}",
+        answer.ack.fn_number, answer.ack.fd_number
+    )))
+}
+
+/// One relay pass holding the sync lock.
+pub(crate) struct Pass<'a> {
+    pub sh: &'a Shared,
+    pub mem: &'a mut PassMemory,
+    pub held: Held,
+    pub kind: PassKind,
+    result: SyncResult,
+    /// Sends attempted in this pass (an idle probe is made only when there were none).
+    attempts: u32,
+    /// The FN queue as last read, and whether the head of it was delivered or failed since.
+    last_queue: Option<FnQueue>,
+    head_counted: bool,
+}
+
+impl<'a> Pass<'a> {
+    pub fn new(sh: &'a Shared, mem: &'a mut PassMemory, held: Held, kind: PassKind) -> Self {
+        Pass {
+            sh,
+            mem,
+            held,
+            kind,
+            result: SyncResult::default(),
+            attempts: 0,
+            last_queue: None,
+            head_counted: false,
+        }
+    }
+
+    fn force(&self) -> bool {
+        matches!(self.kind, PassKind::Manual { force: true })
+    }
+
+    /// Runs the pass to its end and says why it ended.
+    pub async fn run(mut self) -> (Held, Result<SyncResult, SyncError>) {
+        let outcome = self.steps().await;
+        let result = match outcome {
+            Ok(stop) => self.finish(stop).await,
+            Err(e) => Err(e),
+        };
+        (self.held, result)
+    }
+
+    async fn steps(&mut self) -> Result<StopReason, SyncError> {
+        if let Some(stop) = self.settle_acknowledged().await? {
+            return Ok(stop);
+        }
+        for _ in 0..self.sh.settings.batch_size_max.max(1) {
+            if !self.sh.lock.renew_if_due(&mut self.held).await? {
+                return Ok(StopReason::LockLost);
+            }
+            match self.relay_head().await? {
+                Step::Continue => {}
+                Step::Stop(stop) => return Ok(stop),
+            }
+        }
+        Ok(StopReason::BatchFull)
+    }
+
+    async fn finish(&mut self, stop: StopReason) -> Result<SyncResult, SyncError> {
+        let idle = matches!(
+            stop,
+            StopReason::Drained | StopReason::DlqHead { .. } | StopReason::Kkt(_)
+        );
+        if idle && self.attempts == 0 && self.kind == PassKind::Background {
+            self.idle_probe().await;
+        }
+        self.result.skipped = match self.last_queue {
+            Some(q) if stop != StopReason::Drained => {
+                u32::from(q.queue_len).saturating_sub(u32::from(self.head_counted))
+            }
+            Some(_) => 0,
+            None => {
+                let pending = self.sh.journal.counts().await?.pending;
+                u32::try_from(pending).unwrap_or(u32::MAX)
+            }
+        };
+        self.result.stop = stop;
+        Ok(self.result.clone())
+    }
+
+    /// A bare connect when nothing was sent, so health reflects reachability with an empty
+    /// backlog. A half-open breaker gets enough probes to close at once.
+    async fn idle_probe(&mut self) {
+        if !self.sh.settings.probe_when_idle {
+            return;
+        }
+        let probes = match self.sh.breaker_state() {
+            super::BreakerState::HalfOpen => self.sh.settings.breaker.probes_needed.max(1),
+            _ => 1,
+        };
+        for _ in 0..probes {
+            if !self.sh.breaker_lock().try_acquire(Instant::now()) {
+                return;
+            }
+            match self.sh.client.probe().await {
+                Ok(()) => self.sh.on_ofd_success(),
+                Err(e) => {
+                    tracing::debug!(error = %e, "OFD idle probe failed");
+                    self.sh.on_ofd_failure();
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Settles pending journal rows the FN no longer offers: it holds a ticket for them, from a
+    /// reply journaled before a crash, from a sale journaled after its document was relayed, or
+    /// an explicit DLQ retry whose journaled copy must be sent again.
+    async fn settle_acknowledged(&mut self) -> Result<Option<StopReason>, SyncError> {
+        let batch = self.sh.settings.batch_size_max.max(1);
+        let pending = self.sh.journal.list_pending(None, batch).await?;
+        if pending.is_empty() {
+            return Ok(None);
+        }
+        let queue = match self.sh.relay.queue().await {
+            Ok(q) => q,
+            Err(e) => return Ok(Some(StopReason::Kkt(e.to_string()))),
+        };
+        let fn_now = match self.mem.fn_number.clone() {
+            Some(n) => n,
+            None => match self.sh.relay.fn_number().await {
+                Ok(n) => {
+                    self.mem.fn_number = Some(n.clone());
+                    n
+                }
+                Err(e) => return Ok(Some(StopReason::Kkt(e.to_string()))),
+            },
+        };
+        for row in pending {
+            let Some(f) = row.fiscal else { continue };
+            let in_queue = queue.queue_len > 0 && f.fd_number >= queue.first_fd;
+            if f.fn_number != fn_now || in_queue {
+                continue;
+            }
+            if let Some(stop) = self.settle_one(&f.fn_number, f.fd_number).await? {
+                return Ok(Some(stop));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn settle_one(
+        &mut self,
+        fn_number: &str,
+        fd: u32,
+    ) -> Result<Option<StopReason>, SyncError> {
+        let journal = &self.sh.journal;
+        let code = match journal.ofd_exchange(fn_number, fd).await? {
+            Some(x) if x.reply.is_some() && x.response_code.is_some() => {
+                if !x.written_to_fn {
+                    journal.mark_reply_written(fn_number, fd).await?;
+                }
+                x.response_code.unwrap_or_default()
+            }
+            Some(x) => match self.deliver(fn_number, fd, x.outgoing_message).await? {
+                Ok((_, code)) => code,
+                Err(stop) => return Ok(Some(stop)),
+            },
+            None => match self.sh.relay.read_ticket(fd).await {
+                Ok(ticket) => match ticket_code(&ticket) {
+                    Some(code) => code,
+                    None => {
+                        tracing::warn!(fn_number, fd, "FN ticket does not parse; left pending");
+                        return Ok(None);
+                    }
+                },
+                Err(e) => return Ok(Some(StopReason::Kkt(e.to_string()))),
+            },
+        };
+        tracing::info!(
+            fn_number,
+            fd,
+            code,
+            "settled a document the FN already holds a ticket for"
+        );
+        self.conclude(fn_number, fd, code).await
+    }
+
+    /// One document at the head of the FN's queue.
+    async fn relay_head(&mut self) -> Result<Step, SyncError> {
+        self.head_counted = false;
+        let queue = match self.sh.relay.queue().await {
+            Ok(q) => q,
+            Err(e) => return Ok(Step::Stop(StopReason::Kkt(e.to_string()))),
+        };
+        self.last_queue = Some(queue);
+        if queue.queue_len == 0 {
+            self.sh.set_dlq_head(None);
+            return Ok(Step::Stop(StopReason::Drained));
+        }
+        let message = match self.sh.relay.read_message().await {
+            Ok(m) => m,
+            Err(e) => return Ok(Step::Stop(StopReason::Kkt(e.to_string()))),
+        };
+        let Some((fn_number, fd)) = envelope_ids(&message) else {
+            let why = format!(
+                "FN outgoing message for FD {} is unreadable",
+                queue.first_fd
+            );
+            return Ok(Step::Stop(StopReason::Kkt(why)));
+        };
+        if fd != queue.first_fd {
+            let why = format!(
+                "FN offers FD {} but its message carries FD {fd}",
+                queue.first_fd
+            );
+            return Ok(Step::Stop(StopReason::Kkt(why)));
+        }
+        self.mem.fn_number.get_or_insert_with(|| fn_number.clone());
+        let journal = &self.sh.journal;
+        let row = journal.get_by_fiscal(&fn_number, fd).await?;
+        if row.is_some_and(|r| r.status == Some(OfdStatus::Dlq)) {
+            self.sh.set_dlq_head(Some((fn_number.clone(), fd)));
+            return Ok(Step::Stop(StopReason::DlqHead { fn_number, fd }));
+        }
+        self.sh.set_dlq_head(None);
+        let journaled = journal
+            .ofd_exchange(&fn_number, fd)
+            .await?
+            .and_then(|x| Some((x.reply?, x.response_code?)));
+        let (reply, code) = match journaled {
+            Some(found) => {
+                tracing::info!(%fn_number, fd, "resuming with the journaled OFD reply");
+                found
+            }
+            None => match self.deliver(&fn_number, fd, message).await? {
+                Ok(found) => found,
+                Err(stop) => return Ok(Step::Stop(stop)),
+            },
+        };
+        self.write_back(&fn_number, fd, reply, code).await
+    }
+
+    /// Writes the journaled reply to the FN and concludes the document.
+    async fn write_back(
+        &mut self,
+        fn_number: &str,
+        fd: u32,
+        reply: Vec<u8>,
+        code: i64,
+    ) -> Result<Step, SyncError> {
+        match self.sh.relay.write_reply(reply).await {
+            Ok(()) => {}
+            Err(RelayError::Refused(dev)) => {
+                let text = format!("the FN refused the OFD's reply: {dev:?}");
+                tracing::warn!(
+                    fn_number,
+                    fd,
+                    ?dev,
+                    "FN refused the OFD reply; document to DLQ"
+                );
+                self.head_counted = true;
+                self.result.failed += 1;
+                self.dlq(fn_number, fd, "fn_refused_reply", &text).await?;
+                self.sh.set_dlq_head(Some((fn_number.to_string(), fd)));
+                let stop = StopReason::DlqHead {
+                    fn_number: fn_number.to_string(),
+                    fd,
+                };
+                return Ok(Step::Stop(stop));
+            }
+            Err(RelayError::Unavailable(e)) => return Ok(Step::Stop(StopReason::Kkt(e))),
+        }
+        self.sh.journal.mark_reply_written(fn_number, fd).await?;
+        self.head_counted = true;
+        Ok(match self.conclude(fn_number, fd, code).await? {
+            None => Step::Continue,
+            Some(stop) => Step::Stop(stop),
+        })
+    }
+
+    /// Sends one message and journals the OFD's reply. `Ok(Err(stop))` ends the pass.
+    async fn deliver(
+        &mut self,
+        fn_number: &str,
+        fd: u32,
+        message: Vec<u8>,
+    ) -> Result<Result<(Vec<u8>, i64), StopReason>, SyncError> {
+        if !self.force() && !self.sh.breaker_lock().try_acquire(Instant::now()) {
+            return Ok(Err(StopReason::BreakerOpen));
+        }
+        let journal = &self.sh.journal;
+        journal
+            .record_ofd_outgoing(fn_number, fd, message.clone())
+            .await?;
+        self.attempts += 1;
+        let sent = self.sh.client.send(&message).await;
+        let answer = match sent.and_then(|a| check_answer(a, fn_number, fd)) {
+            Ok(a) => a,
+            Err(e) => {
+                self.transport_failure(fn_number, fd, &e).await?;
+                return Ok(Err(StopReason::Transport(e.to_string())));
+            }
+        };
+        self.sh.on_ofd_success();
+        if !self.sh.lock.check_fence(&self.held).await? {
+            return Ok(Err(StopReason::LockLost));
+        }
+        let code = i64::from(answer.ack.response_code);
+        let reply = OfdReply {
+            reply: answer.reply.clone(),
+            response_code: code,
+            operator_sign: answer.ack.operator_sign.clone(),
+        };
+        let lease = self.held.journal_lease();
+        match journal.record_ofd_reply(fn_number, fd, reply, lease).await {
+            Ok(_) => Ok(Ok((answer.reply, code))),
+            Err(JournalError::Fenced { .. }) => Ok(Err(StopReason::LockLost)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn transport_failure(
+        &mut self,
+        fn_number: &str,
+        fd: u32,
+        err: &TransportError,
+    ) -> Result<(), SyncError> {
+        let now = Instant::now();
+        let next_at = self.sh.on_ofd_failure();
+        let wait = next_at.saturating_duration_since(now);
+        let next_ms = unix_ms_now().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(0));
+        tracing::warn!(fn_number, fd, kind = err.kind(), error = %err, retry_in_ms = wait.as_millis() as u64, "OFD delivery failed");
+        let text = format!("ofd {}: {err}", err.kind());
+        tolerate(
+            self.sh
+                .journal
+                .record_delivery_failure(fn_number, fd, &text, next_ms)
+                .await,
+        )?;
+        self.result.failed += 1;
+        self.head_counted = true;
+        if err.reached() {
+            let n = self.mem.bump(fn_number, fd);
+            if n >= self.sh.settings.retry_max.max(1) {
+                let text =
+                    format!("{n} consecutive failures while the OFD was reachable; last: {err}");
+                self.dlq(fn_number, fd, "ofd_retries_exhausted", &text)
+                    .await?;
+                self.sh.set_dlq_head(Some((fn_number.to_string(), fd)));
+            }
+        }
+        Ok(())
+    }
+
+    /// Response code 0 -> synced; anything else -> DLQ with the code. `Some(stop)` if fenced.
+    async fn conclude(
+        &mut self,
+        fn_number: &str,
+        fd: u32,
+        code: i64,
+    ) -> Result<Option<StopReason>, SyncError> {
+        self.mem.clear(fn_number, fd);
+        let lease = self.held.journal_lease();
+        let outcome = if code == 0 {
+            self.sh
+                .journal
+                .mark_synced(fn_number, fd, lease)
+                .await
+                .map(|_| ())
+        } else {
+            let text = format!("the OFD refused the document with response code {code}");
+            self.sh
+                .journal
+                .mark_dlq(fn_number, fd, &format!("ofd_response_{code}"), &text, lease)
+                .await
+                .map(|_| ())
+        };
+        match outcome {
+            Ok(()) if code == 0 => self.result.synced += 1,
+            Ok(()) => self.result.failed += 1,
+            Err(JournalError::Fenced { .. }) => return Ok(Some(StopReason::LockLost)),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(None)
+    }
+
+    async fn dlq(
+        &mut self,
+        fn_number: &str,
+        fd: u32,
+        code: &str,
+        text: &str,
+    ) -> Result<(), SyncError> {
+        let lease = self.held.journal_lease();
+        let moved = self
+            .sh
+            .journal
+            .mark_dlq(fn_number, fd, code, text, lease)
+            .await;
+        tolerate(moved)?;
+        self.mem.clear(fn_number, fd);
+        Ok(())
+    }
+}
+
+/// A state-machine refusal on a bookkeeping write (e.g. a row already moved by an explicit
+/// action) is logged, not fatal: the FN and the next pass stay authoritative.
+fn tolerate<T>(r: Result<T, JournalError>) -> Result<(), SyncError> {
+    match r {
+        Ok(_) => Ok(()),
+        Err(e @ JournalError::InvalidTransition { .. }) => {
+            tracing::warn!(error = %e, "sync bookkeeping skipped");
+            Ok(())
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How long to wait before the next background pass.
+pub(crate) fn next_wake(sh: &Shared, now: Instant, interval: Duration) -> Instant {
+    let mut wake = now + interval;
+    if let Some(at) = sh.backoff_next_at()
+        && at > now
+    {
+        wake = at;
+    }
+    if let Some(at) = sh.breaker_lock().next_probe_at() {
+        wake = wake.max(at);
+    }
+    wake
+}

@@ -1,0 +1,259 @@
+//! A small DSL for the adapter's integration tests: a stack of emulator + mock + adapter process, and
+//! helpers to post sales and read the ground truth (the emulator's FN journal, the mock's records).
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// Every HTTP call of a test is bounded.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+pub struct Stack {
+    pub dir: tempfile::TempDir,
+    pub emu: kkt_emulator::Running,
+    pub mock: ofd_mock::RunningMock,
+    adapter: Option<Child>,
+    pub adapter_url: String,
+    pub http: reqwest::Client,
+    extra_args: Vec<String>,
+}
+
+impl Stack {
+    /// Emulator and mock up, adapter not yet started.
+    pub async fn new() -> Stack {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let emu = kkt_emulator::serve(kkt_emulator::Config::in_dir(dir.path()))
+            .await
+            .expect("emulator starts");
+        let mock_config = ofd_mock::Config {
+            listen: "127.0.0.1:0".parse().unwrap(),
+            control: "127.0.0.1:0".parse().unwrap(),
+            ..ofd_mock::Config::default()
+        };
+        let mock = ofd_mock::serve(mock_config).await.expect("mock starts");
+        let http = reqwest::Client::builder()
+            .timeout(HTTP_TIMEOUT)
+            .build()
+            .unwrap();
+        Stack {
+            dir,
+            emu,
+            mock,
+            adapter: None,
+            adapter_url: String::new(),
+            http,
+            extra_args: Vec::new(),
+        }
+    }
+
+    /// Emulator, mock and adapter, with extra adapter flags.
+    pub async fn with_adapter(args: &[&str]) -> Stack {
+        let mut s = Stack::new().await;
+        s.extra_args = args.iter().map(|a| a.to_string()).collect();
+        s.start_adapter();
+        s
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.dir.path().join("data/buffer.db")
+    }
+
+    /// Starts the adapter binary and waits for its "listening" line.
+    pub fn start_adapter(&mut self) {
+        assert!(self.adapter.is_none(), "adapter already running");
+        let mut args: Vec<(String, String)> = [
+            ("--listen", "127.0.0.1:0".to_owned()),
+            ("--db", self.db_path().display().to_string()),
+            ("--kkt-port", self.emu.pty_link.display().to_string()),
+            ("--ofd-addr", self.mock.ofd_addr.to_string()),
+            ("--sync-interval-ms", "200".to_owned()),
+            ("--backoff-initial-ms", "50".to_owned()),
+            ("--backoff-max-ms", "200".to_owned()),
+            ("--breaker-open-ms", "300".to_owned()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v))
+        .collect();
+        // A test's own flags replace the defaults of the same name.
+        for pair in self.extra_args.chunks(2) {
+            args.retain(|(k, _)| *k != pair[0]);
+            args.push((pair[0].clone(), pair.get(1).cloned().unwrap_or_default()));
+        }
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_adapter"));
+        cmd.args(args.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))
+            .env(
+                "RUST_LOG",
+                std::env::var("ADAPTER_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+            )
+            .stdout(Stdio::piped())
+            .stderr(
+                std::fs::File::create(self.dir.path().join("adapter.log"))
+                    .map(Stdio::from)
+                    .unwrap_or(Stdio::null()),
+            );
+        let mut child = cmd.spawn().expect("adapter starts");
+        let stdout = child.stdout.take().unwrap();
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .expect("adapter prints its address");
+        let url = line
+            .trim()
+            .strip_prefix("adapter listening on ")
+            .unwrap_or_else(|| panic!("unexpected start line {line:?}; log: {}", self.log()));
+        self.adapter_url = url.to_owned();
+        self.adapter = Some(child);
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("adapter.log")).unwrap_or_default()
+    }
+
+    /// SIGKILLs the adapter and reaps it.
+    pub fn kill_adapter(&mut self) {
+        if let Some(mut child) = self.adapter.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// SIGTERMs the adapter and returns its exit code.
+    pub fn stop_adapter(&mut self) -> Option<i32> {
+        let mut child = self.adapter.take()?;
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .ok()?;
+        for _ in 0..200 {
+            if let Ok(Some(status)) = child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        None
+    }
+
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let url = format!("{}{path}", self.adapter_url);
+        let mut req = self.http.request(method.parse().unwrap(), url);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("adapter answers");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn post_receipt(&self, body: Value) -> (u16, Value) {
+        self.call("POST", "/v1/kkt/receipt", Some(body), &[]).await
+    }
+
+    async fn control(&self, base: String, method: &str, path: &str, body: Option<Value>) -> Value {
+        let mut req = self
+            .http
+            .request(method.parse().unwrap(), format!("{base}{path}"));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.expect("control API answers");
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        assert!(status.is_success(), "{path}: {status} {v}");
+        v
+    }
+
+    pub async fn emu(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.control(
+            format!("http://{}", self.emu.control_addr),
+            method,
+            path,
+            body,
+        )
+        .await
+    }
+
+    pub async fn mock(&self, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.control(
+            format!("http://{}", self.mock.control_addr),
+            method,
+            path,
+            body,
+        )
+        .await
+    }
+
+    /// Receipt documents (type 3) in the emulator's FN journal.
+    pub async fn fn_receipts(&self) -> Vec<Value> {
+        let j = self.emu("GET", "/_emu/journal", None).await;
+        j["documents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|d| is_receipt(d))
+            .cloned()
+            .collect()
+    }
+
+    /// Polls `GET /v1/kkt/receipt/{id}` until `status` is reached, at most `timeout`.
+    pub async fn wait_receipt_status(&self, id: &str, status: &str, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = Value::Null;
+        while tokio::time::Instant::now() < deadline {
+            let (code, v) = self
+                .call("GET", &format!("/v1/kkt/receipt/{id}"), None, &[])
+                .await;
+            if code == 200 && v["status"] == status {
+                return v;
+            }
+            last = v;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("receipt {id} did not reach {status} within {timeout:?}; last: {last}");
+    }
+}
+
+impl Drop for Stack {
+    fn drop(&mut self) {
+        self.kill_adapter();
+    }
+}
+
+fn is_receipt(doc: &Value) -> bool {
+    doc["type"] == "receipt" || doc["type"] == 3
+}
+
+/// The seed's sale: progressive lenses, 25,000.00 by card.
+pub fn lenses(key: &str) -> Value {
+    json!({"idempotency_key": key, "type": "sale", "taxation": "osn", "operator": "Ivanova",
+        "customer_contact": "+79990000000",
+        "items": [{"name": "Progressive lenses", "price": "25000.00", "quantity": "1", "vat": "vat20",
+                   "payment_method": "full_payment", "payment_object": "commodity"}],
+        "payments": [{"type": "card", "amount": "25000.00"}]})
+}
+
+/// A small cash sale with change.
+pub fn bread(key: &str) -> Value {
+    json!({"idempotency_key": key, "type": "sale", "taxation": "osn",
+        "items": [{"name": "Bread", "price": "45.50", "quantity": "2", "vat": "vat10"},
+                  {"name": "Milk", "price": 89.9, "quantity": 1.5, "vat": "vat10"}],
+        "payments": [{"type": "cash", "amount": "300"}]})
+}

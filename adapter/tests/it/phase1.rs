@@ -1,0 +1,321 @@
+//! Phase 1 end to end: sales, idempotency, validation, capacity and every emulator fault kind.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::harness::{Stack, bread, lenses};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_end_to_end_has_exact_fiscal_data() {
+    let s = Stack::with_adapter(&[]).await;
+    let (code, r) = s.post_receipt(lenses("pos1-000123")).await;
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["status"], "printed");
+    assert_eq!(r["ofd_status"], "pending");
+    let fiscal = &r["fiscal"];
+    // The shift was closed: FD 1 is the shift-open report, FD 2 our receipt.
+    assert_eq!(fiscal["fd_number"], 2);
+    assert_eq!(fiscal["shift_number"], 1);
+    assert_eq!(fiscal["receipt_number"], 1);
+    assert_eq!(fiscal["total"], "25000.00");
+    let fn_number = fiscal["fn_number"].as_str().unwrap();
+    assert_eq!(r["fiscal_doc_id"], format!("{fn_number}-2"));
+    let receipts = s.fn_receipts().await;
+    assert_eq!(receipts.len(), 1);
+    let doc = &receipts[0];
+    assert_eq!(doc["fd"], 2);
+    assert_eq!(doc["tag_1192"], r["receipt_id"]);
+    assert_eq!(doc["total"], 2_500_000);
+    assert_eq!(doc["card"], 2_500_000);
+    assert_eq!(fiscal["fpd"], doc["fpd"].to_string().trim_matches('"'));
+    let qr = fiscal["qr"].as_str().unwrap();
+    assert!(
+        qr.contains(&format!(
+            "&s=25000.00&fn={fn_number}&i=2&fp={}&n=1",
+            fiscal["fpd"].as_str().unwrap()
+        )),
+        "{qr}"
+    );
+    // The shift-open report is journaled too, so it reaches the OFD.
+    let (_, status) = s.call("GET", "/v1/kkt/buffer/status", None, &[]).await;
+    assert_eq!(status["total_receipts"], 2, "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cash_sale_with_change_and_numbers_in_json() {
+    let s = Stack::with_adapter(&[]).await;
+    let (code, r) = s.post_receipt(bread("pos1-bread")).await;
+    assert_eq!(code, 200, "{r}");
+    // 45.50 x 2 = 91.00, 89.90 x 1.5 = 134.85; total 225.85 of 300 cash.
+    assert_eq!(r["fiscal"]["total"], "225.85");
+    let doc = &s.fn_receipts().await[0];
+    assert_eq!(doc["total"], 22_585);
+    assert_eq!(doc["change"], 7_415);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn idempotent_replay_returns_the_stored_answer_without_a_second_fd() {
+    let mut s = Stack::with_adapter(&[]).await;
+    let (_, first) = s.post_receipt(lenses("k-1")).await;
+    let (code, again) = s.post_receipt(lenses("k-1")).await;
+    assert_eq!(code, 200);
+    assert_eq!(first, again);
+    // Header form of the key, same body: the same answer.
+    let mut body = lenses("k-1");
+    body.as_object_mut().unwrap().remove("idempotency_key");
+    let (code, by_header) = s
+        .call(
+            "POST",
+            "/v1/kkt/receipt",
+            Some(body),
+            &[("Idempotency-Key", "k-1")],
+        )
+        .await;
+    assert_eq!((code, &by_header), (200, &first));
+    // Across a restart too.
+    s.kill_adapter();
+    s.start_adapter();
+    let (code, after_restart) = s.post_receipt(lenses("k-1")).await;
+    assert_eq!((code, &after_restart), (200, &first));
+    assert_eq!(s.fn_receipts().await.len(), 1);
+    let (code, by_key) = s
+        .call("GET", "/v1/kkt/receipt?idempotency_key=k-1", None, &[])
+        .await;
+    assert_eq!((code, &by_key), (200, &first));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn same_key_other_body_is_422_and_same_key_in_progress_is_409() {
+    let s = Stack::with_adapter(&[]).await;
+    let (code, _) = s.post_receipt(lenses("k-2")).await;
+    assert_eq!(code, 200);
+    let (code, e) = s.post_receipt(bread("k-2")).await;
+    assert_eq!(code, 422, "{e}");
+    assert_eq!(e["code"], "idempotency_key_reused");
+    assert_eq!(e["definite"], true);
+    // Hold the close command on the device for a while and send the same key twice.
+    s.emu(
+        "POST",
+        "/_emu/fault",
+        Some(json!({"kind": "slow", "ms": 1500, "command": "FF45"})),
+    )
+    .await;
+    let first = s.post_receipt(lenses("k-3"));
+    let second = async {
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        s.post_receipt(lenses("k-3")).await
+    };
+    let ((c1, r1), (c2, r2)) = tokio::join!(first, second);
+    assert_eq!(c1, 200, "{r1}");
+    assert_eq!(c2, 409, "{r2}");
+    assert_eq!(r2["code"], "request_in_progress");
+    assert_eq!(r2["definite"], false);
+    assert_eq!(s.fn_receipts().await.len(), 2);
+}
+
+async fn check_invalid(s: &Stack, body: Value, code: &str, message_part: &str) {
+    let (status, e) = s.post_receipt(body).await;
+    assert_eq!(status, 400, "{e}");
+    assert_eq!(e["code"], code, "{e}");
+    assert_eq!(e["definite"], true);
+    assert!(e["message"].as_str().unwrap().contains(message_part), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_sales_get_a_definite_400_and_reach_nothing() {
+    let s = Stack::with_adapter(&[]).await;
+    let mut no_key = lenses("x");
+    no_key.as_object_mut().unwrap().remove("idempotency_key");
+    check_invalid(&s, no_key, "idempotency_key_missing", "Idempotency-Key").await;
+    let mut underpaid = lenses("v-1");
+    underpaid["payments"][0]["amount"] = json!("100.00");
+    check_invalid(&s, underpaid, "invalid_field", "less than the total").await;
+    let mut card_change = lenses("v-2");
+    card_change["payments"][0]["amount"] = json!("26000.00");
+    check_invalid(&s, card_change, "invalid_field", "only from cash").await;
+    let mut three_digits = lenses("v-3");
+    three_digits["items"][0]["price"] = json!("1.001");
+    check_invalid(
+        &s,
+        three_digits,
+        "malformed_body",
+        "more than 2 fraction digits",
+    )
+    .await;
+    let mut typo = lenses("v-4");
+    typo["itemz"] = json!([]);
+    check_invalid(&s, typo, "malformed_body", "unknown field `itemz`").await;
+    let mut vat = lenses("v-5");
+    vat["items"][0]["vat"] = json!("vat18");
+    check_invalid(&s, vat, "malformed_body", "vat18").await;
+    assert!(s.fn_receipts().await.is_empty());
+    let (_, status) = s.call("GET", "/v1/kkt/buffer/status", None, &[]).await;
+    assert_eq!(status["total_receipts"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_full_buffer_refuses_before_journaling_or_printing() {
+    // The OFD is unreachable, so nothing drains: capacity 3 = shift report + 2 sales.
+    let s = Stack::with_adapter(&["--capacity", "3", "--ofd-addr", "127.0.0.1:9"]).await;
+    for i in 0..2 {
+        let (code, r) = s.post_receipt(lenses(&format!("cap-{i}"))).await;
+        assert_eq!(code, 200, "{r}");
+    }
+    let (code, e) = s.post_receipt(lenses("cap-2")).await;
+    assert_eq!(code, 503, "{e}");
+    assert_eq!(e["code"], "buffer_full");
+    assert_eq!(e["definite"], true);
+    assert_eq!(s.fn_receipts().await.len(), 2);
+    let (_, status) = s.call("GET", "/v1/kkt/buffer/status", None, &[]).await;
+    assert_eq!(status["percent_full"], 100.0);
+    assert_eq!(status["pending"], 3);
+}
+
+/// Arms one emulator fault, posts one sale and returns the answer and the FN's receipts.
+async fn sale_under_fault(fault: Value) -> (Stack, u16, Value) {
+    let s = Stack::with_adapter(&[]).await;
+    // Open the shift first, and aim the fault at a sale command (the sync worker talks to the
+    // device too, so an untargeted one-shot fault could hit its status poll instead).
+    let (code, shift) = s.call("POST", "/v1/kkt/shift/open", None, &[]).await;
+    assert_eq!(code, 200, "{shift}");
+    s.emu("POST", "/_emu/fault", Some(fault)).await;
+    let (code, r) = s.post_receipt(lenses("fault-1")).await;
+    (s, code, r)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paper_out_and_cover_open_are_definite_refusals() {
+    for kind in ["paper_out", "cover_open"] {
+        let (s, code, e) = sale_under_fault(json!({"kind": kind})).await;
+        assert_eq!(code, 409, "{kind}: {e}");
+        assert_eq!(e["code"], "kkt_refused");
+        assert_eq!(e["definite"], true);
+        assert!(s.fn_receipts().await.is_empty(), "{kind}");
+        // The refusal is stored: a retry with the same key gets the same definite answer.
+        let (code, again) = s.post_receipt(lenses("fault-1")).await;
+        assert_eq!((code, again["code"].clone()), (409, json!("kkt_refused")));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_device_is_waited_for_then_refused_definitely() {
+    // A device still printing answers 0x50: the driver waits and repeats the command.
+    let (s, code, r) =
+        sale_under_fault(json!({"kind": "busy", "count": 2, "command": "FF46"})).await;
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(s.fn_receipts().await.len(), 1);
+    // Busy for longer than the driver waits: a definite refusal, nothing printed.
+    let (s, code, e) =
+        sale_under_fault(json!({"kind": "busy", "count": 50, "command": "FF46"})).await;
+    assert_eq!(code, 409, "{e}");
+    assert_eq!(e["definite"], true);
+    assert!(e["message"].as_str().unwrap().contains("0x50"), "{e}");
+    assert!(s.fn_receipts().await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_noise_is_retried_transparently() {
+    for fault in [
+        json!({"kind": "nak", "count": 2, "command": "FF46"}),
+        json!({"kind": "garbage", "count": 3, "command": "FF45"}),
+        json!({"kind": "bad_lrc", "count": 2, "command": "FF45"}),
+        json!({"kind": "slow", "ms": 300, "count": 2, "command": "FF45"}),
+    ] {
+        let (s, code, r) = sale_under_fault(fault.clone()).await;
+        assert_eq!(code, 200, "{fault}: {r}");
+        assert_eq!(r["status"], "printed", "{fault}");
+        let receipts = s.fn_receipts().await;
+        assert_eq!(receipts.len(), 1, "{fault}");
+        assert_eq!(receipts[0]["tag_1192"], r["receipt_id"]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_close_answer_ends_printed_with_one_fd() {
+    let (s, code, r) = sale_under_fault(json!({"kind": "drop_answer", "command": "FF45"})).await;
+    assert_eq!(code, 200, "{r}");
+    let id = r["receipt_id"].as_str().unwrap().to_owned();
+    let done = s
+        .wait_receipt_status(&id, "printed", Duration::from_secs(20))
+        .await;
+    let receipts = s.fn_receipts().await;
+    assert_eq!(receipts.len(), 1);
+    assert_eq!(receipts[0]["tag_1192"], json!(id));
+    assert_eq!(done["fiscal"]["fd_number"], receipts[0]["fd"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_power_cut_after_commit_ends_printed_with_one_fd() {
+    let (s, code, r) =
+        sale_under_fault(json!({"kind": "power_cut_after_commit", "command": "FF45"})).await;
+    // The device went silent after committing: the outcome is unknown, never "failed".
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(r["status"], "buffered");
+    assert_eq!(r["fiscal_doc_id"], Value::Null);
+    let id = r["receipt_id"].as_str().unwrap().to_owned();
+    // A new sale meanwhile is refused definitely: nothing goes out before the first is resolved.
+    let (code, e) = s.post_receipt(lenses("fault-2")).await;
+    assert_eq!(code, 503, "{e}");
+    assert_eq!(e["definite"], true);
+    s.emu("POST", "/_emu/power_on", None).await;
+    let done = s
+        .wait_receipt_status(&id, "printed", Duration::from_secs(20))
+        .await;
+    let receipts = s.fn_receipts().await;
+    assert_eq!(receipts.len(), 1, "{receipts:?}");
+    assert_eq!(receipts[0]["tag_1192"], json!(id));
+    assert_eq!(done["fiscal"]["fd_number"], receipts[0]["fd"]);
+    let (code, _) = s.post_receipt(lenses("fault-3")).await;
+    assert_eq!(code, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_with_a_receipt_in_flight_reconciles_it_once() {
+    let mut s = Stack::with_adapter(&[]).await;
+    s.call("POST", "/v1/kkt/shift/open", None, &[]).await;
+    s.emu(
+        "POST",
+        "/_emu/fault",
+        Some(json!({"kind": "power_cut_after_commit", "command": "FF45"})),
+    )
+    .await;
+    let (code, r) = s.post_receipt(lenses("restart-1")).await;
+    assert_eq!((code, r["status"].clone()), (200, json!("buffered")));
+    let id = r["receipt_id"].as_str().unwrap().to_owned();
+    s.kill_adapter();
+    s.emu("POST", "/_emu/power_on", None).await;
+    s.start_adapter();
+    let done = s
+        .wait_receipt_status(&id, "printed", Duration::from_secs(20))
+        .await;
+    assert_eq!(s.fn_receipts().await.len(), 1);
+    // The POS retrying with the same key gets the printed answer.
+    let (code, again) = s.post_receipt(lenses("restart-1")).await;
+    assert_eq!((code, &again), (200, &done));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_the_adapters_own_journal_settings() {
+    let s = Stack::with_adapter(&[]).await;
+    let (code, h) = s.call("GET", "/v1/health", None, &[]).await;
+    assert_eq!(code, 200, "{h}");
+    assert_eq!(h["journal"]["journal_mode"], "wal");
+    assert_eq!(h["journal"]["synchronous"], 2);
+    assert_eq!(h["journal"]["wal_autocheckpoint"], 100);
+    assert!(h["circuit_breaker"]["state"].is_string(), "{h}");
+    let (code, st) = s.call("GET", "/v1/kkt/status", None, &[]).await;
+    assert_eq!(code, 200, "{st}");
+    assert_eq!(st["mode_code"], 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_cleanly_with_exit_code_zero() {
+    let mut s = Stack::with_adapter(&[]).await;
+    let (code, _) = s.post_receipt(lenses("term-1")).await;
+    assert_eq!(code, 200);
+    assert_eq!(s.stop_adapter(), Some(0), "log: {}", s.log());
+    // The checkpoint at shutdown leaves an empty WAL.
+    let wal = s.db_path().with_extension("db-wal");
+    assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
+}
