@@ -1,4 +1,4 @@
-//! The command line: `uat run` and `uat check`, progress lines, the closing summary, JUnit and exit codes.
+//! The command line: `uat run`, `uat check` and `uat up`, progress lines, the closing summary, JUnit and exit codes.
 
 use std::path::PathBuf;
 use std::sync::Mutex;
@@ -39,6 +39,25 @@ enum Cmd {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Start a scenario's processes (default: kkt-emulator, ofd-mock and adapter), print their
+    /// URLs and keep them running until Ctrl-C.
+    Up(UpArgs),
+}
+
+/// Arguments of `uat up`.
+#[derive(Debug, clap::Args)]
+pub struct UpArgs {
+    /// A scenario file whose processes to start; without it, the default stack.
+    pub scenario: Option<PathBuf>,
+    /// Directory of the built binaries for `{{bin.NAME}}` (default: this executable's cargo profile dir).
+    #[arg(long, env = "UAT_BIN_DIR")]
+    pub bin_dir: Option<PathBuf>,
+    /// Parent of the process folder (default: a fresh folder under the system temp directory).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// Keep the folder (logs, databases) after Ctrl-C.
+    #[arg(long)]
+    pub keep: bool,
 }
 
 /// Arguments of `uat run`.
@@ -85,7 +104,52 @@ pub fn main_entry() -> u8 {
     match cli.cmd {
         Cmd::Check { files } => check_cmd(&files),
         Cmd::Run(args) => run_cmd(&args),
+        Cmd::Up(args) => up_cmd(&args),
     }
+}
+
+fn up_cmd(args: &UpArgs) -> u8 {
+    let sc = match &args.scenario {
+        Some(path) => match load::load_file(path) {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("{e}");
+                return EXIT_BAD_INPUT;
+            }
+        },
+        None => match run::up::default_stack() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("uat up: the default stack is invalid: {e}");
+                return EXIT_INFRA;
+            }
+        },
+    };
+    let Some(bin_dir) = args.bin_dir.clone().or_else(paths::bin_dir) else {
+        eprintln!("uat: cannot find the cargo target directory; pass --bin-dir");
+        return EXIT_INFRA;
+    };
+    let run_dir = match &args.out_dir {
+        Some(d) => d.join(run_id()),
+        None => std::env::temp_dir().join(format!("uat-up-{}", run_id())),
+    };
+    let stop = match crate::procs::signal_channel() {
+        Ok(rx) => rx,
+        Err(m) => {
+            eprintln!("uat up: {m}");
+            return EXIT_INFRA;
+        }
+    };
+    let opts = RunOptions {
+        run_dir: run_dir.clone(),
+        bin_dir,
+        keep: args.keep,
+        seed: None,
+    };
+    let code = run::up::up(&sc, &opts, &stop);
+    // Empty unless kept.
+    let _ = std::fs::remove_dir(&run_dir);
+    code
 }
 
 /// Loads every scenario file under `paths`; prints each error. None when any file is invalid.
@@ -140,11 +204,6 @@ fn run_cmd(args: &RunArgs) -> u8 {
         scenarios.into_iter().partition(|s| {
             args.tags.is_empty() || s.file.scenario.tags.iter().any(|t| args.tags.contains(t))
         });
-    let seed = args.seed.unwrap_or_else(|| {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos() as u64)
-    });
     let out_root = args
         .out_dir
         .clone()
@@ -158,10 +217,14 @@ fn run_cmd(args: &RunArgs) -> u8 {
         run_dir: out_root.join(run_id()),
         bin_dir,
         keep: args.keep,
-        seed,
+        seed: args.seed,
+    };
+    let seed = match args.seed {
+        Some(s) => format!("seed {s}"),
+        None => "seeds per scenario".to_owned(),
     };
     println!(
-        "uat: {} scenarios, seed {seed}, run folder {}",
+        "uat: {} scenarios, {seed}, run folder {}",
         selected.len(),
         opts.run_dir.display()
     );
@@ -211,20 +274,27 @@ pub fn run_parallel(scenarios: &[Scenario], opts: &RunOptions, jobs: usize) -> V
 
 fn print_progress(r: &Report) {
     let secs = r.elapsed.as_secs_f64();
+    let seed = r.seed.map(|s| format!(", seed {s}")).unwrap_or_default();
     match &r.verdict {
-        Verdict::Passed => println!("ok    {} ({secs:.1}s)", r.name),
+        Verdict::Passed => println!("ok    {} ({secs:.1}s{seed})", r.name),
         Verdict::Failed(m) | Verdict::Infra(m) => {
             let what = if matches!(r.verdict, Verdict::Failed(_)) {
                 "FAIL "
             } else {
                 "ERROR"
             };
-            let mut text = format!("{what} {} ({secs:.1}s)\n", r.name);
+            let mut text = format!("{what} {} ({secs:.1}s{seed})\n", r.name);
             for line in m.lines() {
                 text.push_str(&format!("      {line}\n"));
             }
             if let Some(d) = &r.kept_dir {
                 text.push_str(&format!("      folder: {}\n", d.display()));
+            }
+            if let Some(s) = r.seed {
+                text.push_str(&format!(
+                    "      replay: uat run {} --seed {s}\n",
+                    r.path.display()
+                ));
             }
             print!("{text}");
         }

@@ -3,6 +3,7 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::Path;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -50,12 +51,18 @@ pub struct Event {
     pub items: Vec<Item>,
 }
 
-/// The event log of one scenario.
+/// The event log of one scenario. Shared by reference between the step runner, a pending random
+/// kill and the chaos load thread, so events land in one file in the order they happened.
 #[derive(Debug)]
 pub struct History {
     start: Instant,
+    inner: Mutex<Log>,
+}
+
+#[derive(Debug)]
+struct Log {
     file: Option<BufWriter<File>>,
-    pub events: Vec<Event>,
+    events: Vec<Event>,
 }
 
 impl History {
@@ -63,15 +70,26 @@ impl History {
     pub fn create(path: &Path) -> std::io::Result<History> {
         Ok(History {
             start: Instant::now(),
-            file: Some(BufWriter::new(File::create(path)?)),
-            events: Vec::new(),
+            inner: Mutex::new(Log {
+                file: Some(BufWriter::new(File::create(path)?)),
+                events: Vec::new(),
+            }),
         })
+    }
+
+    fn log(&self) -> MutexGuard<'_, Log> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A copy of every event so far, in recording order.
+    pub fn events(&self) -> Vec<Event> {
+        self.log().events.clone()
     }
 
     /// Records an event; write errors are reported once and then the file is dropped, because the
     /// in-memory history still serves the checks.
     pub fn record(
-        &mut self,
+        &self,
         phase: Phase,
         step: &str,
         kind: &str,
@@ -79,6 +97,8 @@ impl History {
         outcome: Option<Outcome>,
         items: Vec<Item>,
     ) {
+        let mut log = self.log();
+        // Taken under the lock, so t_ms never decreases along the file.
         let ev = Event {
             t_ms: u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX),
             phase,
@@ -88,22 +108,22 @@ impl History {
             outcome,
             items,
         };
-        if let Some(f) = &mut self.file {
+        if let Some(f) = &mut log.file {
             let line = serde_json::to_string(&ev).unwrap_or_default();
             if writeln!(f, "{line}").and_then(|_| f.flush()).is_err() {
                 eprintln!("uat: cannot write history.jsonl; keeping the history in memory only");
-                self.file = None;
+                log.file = None;
             }
         }
-        self.events.push(ev);
+        log.events.push(ev);
     }
 
-    pub fn invoke(&mut self, step: &str, kind: &str, detail: &str) {
+    pub fn invoke(&self, step: &str, kind: &str, detail: &str) {
         self.record(Phase::Invoke, step, kind, detail, None, Vec::new());
     }
 
     pub fn complete(
-        &mut self,
+        &self,
         step: &str,
         kind: &str,
         detail: &str,

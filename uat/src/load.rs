@@ -4,7 +4,9 @@ use std::collections::BTreeSet;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use crate::model::{Check, Expected, Probe, ProbeExpect, Process, ScenarioFile, Step};
+use crate::model::{
+    Chaos, Check, Expected, Probe, ProbeExpect, Process, ScenarioFile, Step, WaitStep,
+};
 use crate::template;
 use crate::util::{At, line_col};
 
@@ -18,6 +20,8 @@ pub struct Scenario {
     pub ports: BTreeSet<String>,
     /// Binary names used as `{{bin.NAME}}`.
     pub bins: BTreeSet<String>,
+    /// The scenario draws random numbers (a random kill or chaos), so its seed is reported.
+    pub seeded: bool,
 }
 
 impl Scenario {
@@ -101,10 +105,15 @@ pub fn load_str(path: &Path, text: String) -> Result<Scenario, LoadError> {
         bins: BTreeSet::new(),
         lists: BTreeSet::new(),
         cur_end: 0,
+        seeded: file.chaos.is_some(),
     };
     v.validate();
     let Validator {
-        diags, ports, bins, ..
+        diags,
+        ports,
+        bins,
+        seeded,
+        ..
     } = v;
     if !diags.is_empty() {
         return Err(invalid(diags));
@@ -115,6 +124,7 @@ pub fn load_str(path: &Path, text: String) -> Result<Scenario, LoadError> {
         file,
         ports,
         bins,
+        seeded,
     })
 }
 
@@ -128,6 +138,7 @@ struct Validator<'a> {
     lists: BTreeSet<String>,
     /// End of the step or check table being validated, to pin errors to the offending value.
     cur_end: usize,
+    seeded: bool,
 }
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
@@ -164,15 +175,30 @@ impl Validator<'_> {
 
     fn validate(&mut self) {
         let file = self.file;
-        for s in file.step.iter().chain(&file.finally) {
+        let chaos_steps = file.chaos.iter().flat_map(|c| {
+            let load = c.load.iter().flat_map(|l| &l.value.steps);
+            let actions = c.action.iter().flat_map(|a| &a.value.steps);
+            load.chain(actions).chain(&c.heal)
+        });
+        for s in file.step.iter().chain(&file.finally).chain(chaos_steps) {
             self.collect_names(s);
         }
         self.scan_templates();
         for (name, p) in file.process.iter() {
             self.process(name, p);
         }
-        for s in file.step.iter().chain(&file.finally) {
-            self.step(s);
+        self.steps(&file.step);
+        self.steps(&file.finally);
+        for s in &file.finally {
+            if matches!(&s.value, Step::Kill(k) if k.is_random()) {
+                self.err(
+                    s.span.start,
+                    "`at = \"random\"` is not available in `finally`",
+                );
+            }
+        }
+        if let Some(c) = &file.chaos {
+            self.chaos(c);
         }
         for c in &file.check {
             self.check(c);
@@ -188,6 +214,7 @@ impl Validator<'_> {
                 }
             }
             Step::Repeat(r) => r.steps.iter().for_each(|s| self.collect_names(s)),
+            Step::Kill(k) if k.is_random() => self.seeded = true,
             _ => {}
         }
     }
@@ -284,6 +311,97 @@ impl Validator<'_> {
         }
     }
 
+    /// Validates a step list: each step, and the list-level rules of random kills.
+    fn steps(&mut self, list: &[At<Step>]) {
+        for (n, s) in list.iter().enumerate() {
+            self.step(s);
+            let Step::Kill(k) = &s.value else { continue };
+            self.cur_end = s.span.end;
+            if !k.is_random() {
+                if k.within.is_some() {
+                    self.err_at(s.span.start, "within", "`within` needs `at = \"random\"`");
+                }
+                continue;
+            }
+            self.seeded = true;
+            match list.get(n + 1).map(|x| &x.value) {
+                None => self.err(
+                    s.span.start,
+                    "`at = \"random\"` fires within the next step, but this is the last step of its list",
+                ),
+                Some(Step::Kill(next)) if next.is_random() => self.err(
+                    s.span.start,
+                    "a random kill cannot be followed by another random kill",
+                ),
+                Some(next) if k.within.is_none() && next.time_limit().is_none() => self.err(
+                    s.span.start,
+                    format!(
+                        "a random kill before a `{}` step needs `within` (that step has no timeout to bound it)",
+                        next.kind()
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+    }
+
+    fn chaos(&mut self, c: &Chaos) {
+        // The [chaos] table itself has no span; its sub-tables do.
+        let at = self.find_key("[chaos");
+        if c.duration.0.is_zero() {
+            self.err(at, "chaos: `duration` must be positive");
+        }
+        if c.interval.min.0 < std::time::Duration::from_millis(1) {
+            self.err(at, "chaos: `interval.min` must be at least 1ms");
+        }
+        if c.interval.min.0 > c.interval.max.0 {
+            self.err(at, "chaos: `interval.min` exceeds `interval.max`");
+        }
+        if c.action.is_empty() {
+            self.err(at, "chaos: at least one `[[chaos.action]]` is needed");
+        }
+        for a in &c.action {
+            if a.value.weight == 0 {
+                self.err_at(
+                    a.span.start,
+                    "weight",
+                    "chaos action: `weight` must be at least 1",
+                );
+            }
+            if a.value.steps.is_empty() {
+                self.err(a.span.start, "chaos action: `steps` is empty");
+            }
+            self.steps(&a.value.steps);
+        }
+        if let Some(l) = &c.load {
+            if l.value.steps.is_empty() {
+                self.err(l.span.start, "chaos load: `steps` is empty");
+            }
+            for s in &l.value.steps {
+                if !matches!(s.value, Step::Http(_) | Step::Sleep(_)) {
+                    self.err(
+                        s.span.start,
+                        format!(
+                            "chaos load steps may only be `http` or `sleep`, not `{}`",
+                            s.value.kind()
+                        ),
+                    );
+                }
+            }
+            self.steps(&l.value.steps);
+        }
+        self.steps(&c.heal);
+        self.wait(c.liveness.span.start, &c.liveness.value);
+    }
+
+    fn wait(&mut self, at: usize, w: &WaitStep) {
+        let sql = self.probe(at, &w.wait_until);
+        self.probe_expect(at, sql, &w.expect);
+        if let Some(a) = &w.abort_if {
+            self.probe_expect(at, sql, a);
+        }
+    }
+
     fn step(&mut self, s: &At<Step>) {
         let at = s.span.start;
         self.cur_end = s.span.end;
@@ -310,14 +428,8 @@ impl Validator<'_> {
                     }
                 }
             }
-            Step::Repeat(r) => r.steps.iter().for_each(|s| self.step(s)),
-            Step::WaitUntil(w) => {
-                let sql = self.probe(at, &w.wait_until);
-                self.probe_expect(at, sql, &w.expect);
-                if let Some(a) = &w.abort_if {
-                    self.probe_expect(at, sql, a);
-                }
-            }
+            Step::Repeat(r) => self.steps(&r.steps),
+            Step::WaitUntil(w) => self.wait(at, w),
             Step::Sql(q) => self.need_db(at, &q.db),
             Step::File(_) | Step::Sleep(_) | Step::Exec(_) => {}
         }

@@ -27,6 +27,9 @@ pub struct ScenarioFile {
     /// Checks over the recorded history, run after the steps.
     #[serde(default)]
     pub check: Vec<At<Check>>,
+    /// Seeded fault injection, run after the steps and before the checks.
+    #[serde(default)]
+    pub chaos: Option<Chaos>,
     /// Steps that always run at the end, even after a failure.
     #[serde(default)]
     pub finally: Vec<At<Step>>,
@@ -206,14 +209,51 @@ fn default_grace() -> Dur {
 }
 
 /// `kill = "NAME"`: send a signal (default KILL) to the process group; for KILL, await the exit.
+/// With `at = "random"` the signal fires at a seeded random moment while the NEXT step runs.
 #[derive(Debug, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct KillStep {
     pub kill: String,
     #[serde(default)]
     pub signal: SignalName,
+    /// `"random"`: arm the kill and run the next step concurrently; the signal fires after a
+    /// seeded random delay in `0..=within` (or when the next step ends, whichever comes first).
+    #[serde(default)]
+    pub at: Option<KillAt>,
+    /// Upper bound of the random delay; defaults to the next step's own time limit
+    /// (`timeout` of http, wait_until and exec, the length of sleep).
+    #[serde(default)]
+    pub within: Option<Dur>,
     #[serde(default)]
     pub name: Option<String>,
+}
+
+/// When a `kill` fires.
+#[derive(Debug, Clone, Copy, Deserialize, JsonSchema, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum KillAt {
+    /// At a seeded random moment within the next step.
+    Random,
+}
+
+impl KillStep {
+    /// True for `at = "random"`.
+    pub fn is_random(&self) -> bool {
+        self.at == Some(KillAt::Random)
+    }
+}
+
+impl Step {
+    /// The step's own time limit, the default bound of a random kill armed before it.
+    pub fn time_limit(&self) -> Option<Duration> {
+        match self {
+            Step::Http(h) => Some(h.timeout.0),
+            Step::WaitUntil(w) => Some(w.timeout.0),
+            Step::Exec(e) => Some(e.timeout.0),
+            Step::Sleep(s) => Some(s.sleep.0),
+            _ => None,
+        }
+    }
 }
 
 /// Signals a `kill` step may send.
@@ -573,4 +613,7 @@ pub enum JsonType {
     Null,
 }
 
+mod chaos;
 mod de;
+
+pub use chaos::{Action, Chaos, Interval, Load};

@@ -331,3 +331,47 @@ pub fn install_interrupt_handler(exit_code: i32) {
         eprintln!("uat: cannot watch for Ctrl-C: {e}");
     }
 }
+
+/// A channel that receives the name of the first SIGINT, SIGTERM or SIGHUP, for `uat up`.
+/// Returns once the handlers are installed, so a signal sent after that is never lost.
+pub fn signal_channel() -> Result<std::sync::mpsc::Receiver<&'static str>, String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("uat-up-signals".into())
+        .spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    let _ = ready_tx.send(Err(e.to_string()));
+                    return;
+                }
+            };
+            rt.block_on(async {
+                use tokio::signal::unix::{SignalKind, signal};
+                let (Ok(mut int), Ok(mut term), Ok(mut hup)) = (
+                    signal(SignalKind::interrupt()),
+                    signal(SignalKind::terminate()),
+                    signal(SignalKind::hangup()),
+                ) else {
+                    let _ = ready_tx.send(Err("cannot install signal handlers".into()));
+                    return;
+                };
+                let _ = ready_tx.send(Ok(()));
+                let which = tokio::select! {
+                    _ = int.recv() => "SIGINT",
+                    _ = term.recv() => "SIGTERM",
+                    _ = hup.recv() => "SIGHUP",
+                };
+                let _ = tx.send(which);
+            });
+        })
+        .map_err(|e| format!("cannot watch for signals: {e}"))?;
+    match ready_rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(r) => r.map(|()| rx),
+        Err(_) => Err("the signal watcher did not start".into()),
+    }
+}

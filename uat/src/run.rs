@@ -2,20 +2,23 @@
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
+use rand::SeedableRng;
+use rand::rngs::StdRng;
 use reqwest::blocking::Client;
-use serde_json::Value;
 
 use crate::expect;
 use crate::history::{History, Item, Outcome};
 use crate::load::Scenario;
 use crate::model::{HttpStep, SignalName, Step};
-use crate::probe::{self, HttpError};
+use crate::probe;
 use crate::procs::{Procs, Spec};
 use crate::template::Vars;
 use crate::util::At;
+use http::http_exchange;
 
 /// Where and how to run.
 #[derive(Debug, Clone)]
@@ -26,8 +29,9 @@ pub struct RunOptions {
     pub bin_dir: PathBuf,
     /// Keep the scenario folder even on success.
     pub keep: bool,
-    /// Seed for every random choice, printed so a failed run can be replayed.
-    pub seed: u64,
+    /// `--seed`: seed of every random choice (random kills, chaos). Without it a scenario uses
+    /// its `[chaos] seed` or a fresh one; the seed in use is reported so a failed run can be replayed.
+    pub seed: Option<u64>,
 }
 
 /// The verdict of one scenario.
@@ -53,6 +57,8 @@ pub struct Report {
     pub figures: Vec<String>,
     /// PIDs of every process group started (for tests that check nothing is left behind).
     pub pids: Vec<i32>,
+    /// The seed in use, when the scenario draws random numbers (a random kill or chaos).
+    pub seed: Option<u64>,
 }
 
 /// Extra time `finally` steps get after the scenario timeout.
@@ -63,6 +69,10 @@ struct Failure {
     outcome: Outcome,
     msg: String,
     items: Vec<Item>,
+    /// The port name of a request that got no answer (refused or cut off).
+    unanswered: Option<String>,
+    /// Caused by the runner's own random kill: recorded, but the scenario goes on.
+    tolerated: bool,
 }
 
 fn fail(msg: impl Into<String>) -> Failure {
@@ -70,6 +80,8 @@ fn fail(msg: impl Into<String>) -> Failure {
         outcome: Outcome::Fail,
         msg: msg.into(),
         items: Vec::new(),
+        unanswered: None,
+        tolerated: false,
     }
 }
 
@@ -80,10 +92,15 @@ struct Runner<'a> {
     dir: PathBuf,
     vars: Vars,
     procs: Procs,
-    hist: History,
+    hist: Arc<History>,
     client: Client,
     deadline: Instant,
     figures: Vec<String>,
+    /// The seed in use and the generator drawn from it, in a fixed order (random kills, then chaos).
+    seed: u64,
+    rng: StdRng,
+    /// Random kills armed around the step now running.
+    windows: Vec<kill::Window>,
 }
 
 /// Runs one scenario to completion; never panics on bad scenario content.
@@ -98,8 +115,16 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Report {
         kept_dir: None,
         figures: Vec::new(),
         pids: Vec::new(),
+        seed: None,
     };
-    let mut runner = match Runner::new(sc, opts, &dir) {
+    let seed = opts
+        .seed
+        .or_else(|| sc.file.chaos.as_ref().and_then(|c| c.seed))
+        .unwrap_or_else(rand::random);
+    if sc.seeded {
+        report.seed = Some(seed);
+    }
+    let mut runner = match Runner::new(sc, opts, &dir, seed) {
         Ok(r) => r,
         Err(v) => {
             report.verdict = v;
@@ -161,7 +186,12 @@ fn pick_ports(names: impl Iterator<Item = String>) -> std::io::Result<Vec<(Strin
 }
 
 impl<'a> Runner<'a> {
-    fn new(sc: &'a Scenario, opts: &RunOptions, dir: &Path) -> Result<Runner<'a>, Verdict> {
+    fn new(
+        sc: &'a Scenario,
+        opts: &RunOptions,
+        dir: &Path,
+        seed: u64,
+    ) -> Result<Runner<'a>, Verdict> {
         let infra = |m: String| Verdict::Infra(m);
         std::fs::create_dir_all(dir).map_err(|e| infra(format!("{}: {e}", dir.display())))?;
         let dir =
@@ -191,10 +221,13 @@ impl<'a> Runner<'a> {
             procs: Procs::new(&dir),
             dir,
             vars,
-            hist,
+            hist: Arc::new(hist),
             client,
             deadline: Instant::now() + sc.file.scenario.timeout.0,
             figures: Vec::new(),
+            seed,
+            rng: StdRng::seed_from_u64(seed),
+            windows: Vec::new(),
         })
     }
 
@@ -223,6 +256,11 @@ impl<'a> Runner<'a> {
             }
         }
         if let Err(m) = self.run_steps(&sc.file.step, "") {
+            return Verdict::Failed(m);
+        }
+        if let Some(c) = &sc.file.chaos
+            && let Err(m) = self.run_chaos(c)
+        {
             return Verdict::Failed(m);
         }
         let mut failed = Vec::new();
@@ -258,19 +296,37 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Runs steps in order; `prefix` builds nested labels such as `4[2].1`.
+    /// Runs steps in order; `prefix` builds nested labels such as `4[2].1`. A random kill is
+    /// armed and then fires while the step after it runs.
     fn run_steps(&mut self, steps: &[At<Step>], prefix: &str) -> Result<(), String> {
+        let mut armed: Option<kill::Armed> = None;
         for (n, s) in steps.iter().enumerate() {
             let label = format!("{prefix}{}", n + 1);
-            if Instant::now() >= self.deadline {
-                return Err(format!(
+            let res = if Instant::now() >= self.deadline {
+                Err(format!(
                     "scenario timeout {} reached before step {label} ({}) at {}",
                     self.sc.file.scenario.timeout,
                     s.value.title(),
                     self.sc.location(s.span.start)
-                ));
-            }
-            self.run_one(&label, s)?;
+                ))
+            } else if let Step::Kill(k) = &s.value
+                && k.is_random()
+                && let Some(next) = steps.get(n + 1)
+            {
+                match self.arm_kill(&label, s, k, &next.value) {
+                    Ok(a) => {
+                        armed = Some(a);
+                        continue;
+                    }
+                    Err(m) => Err(m),
+                }
+            } else {
+                self.run_one(&label, s)
+            };
+            // The kill fires by the end of the step it was armed for, whatever that step did.
+            let fired = armed.take().map_or(Ok(()), |a| self.disarm_kill(a));
+            res?;
+            fired?;
         }
         Ok(())
     }
@@ -305,6 +361,10 @@ impl<'a> Runner<'a> {
         match r {
             Ok((detail, items)) => {
                 self.hist.complete(label, kind, &detail, Outcome::Ok, items);
+                Ok(())
+            }
+            Err(f) if f.tolerated => {
+                self.hist.complete(label, kind, &f.msg, f.outcome, f.items);
                 Ok(())
             }
             Err(f) => {
@@ -433,15 +493,7 @@ impl<'a> Runner<'a> {
     }
 
     fn kill(&mut self, name: &str, sig: SignalName) -> StepResult {
-        let signal = match sig {
-            SignalName::KILL => Signal::SIGKILL,
-            SignalName::TERM => Signal::SIGTERM,
-            SignalName::INT => Signal::SIGINT,
-            SignalName::HUP => Signal::SIGHUP,
-            SignalName::QUIT => Signal::SIGQUIT,
-            SignalName::USR1 => Signal::SIGUSR1,
-            SignalName::USR2 => Signal::SIGUSR2,
-        };
+        let signal = signal_of(sig);
         if signal == Signal::SIGKILL {
             let st = self.procs.kill(name).map_err(fail)?;
             return Ok((format!("SIGKILL; exited: {st}"), Vec::new()));
@@ -451,67 +503,44 @@ impl<'a> Runner<'a> {
     }
 
     fn http(&mut self, h: &HttpStep) -> StepResult {
-        let resp = match probe::request(
-            &self.client,
-            &self.vars,
-            &h.http,
-            h.parts(),
-            self.remaining(),
-        ) {
-            Ok(r) => r,
-            Err(HttpError::Cut(m)) => {
-                // Cut off: an item known in advance may or may not exist now.
-                let items = h
-                    .append
-                    .iter()
-                    .map(|(list, spec)| Item {
-                        list: list.to_owned(),
-                        id: if spec.starts_with('$') {
-                            None
-                        } else {
-                            self.vars.render(spec).ok().map(Value::from)
-                        },
-                    })
-                    .collect();
-                return Err(Failure {
-                    outcome: Outcome::Indeterminate,
-                    msg: HttpError::Cut(m).to_string(),
-                    items,
-                });
+        let cap = self.remaining();
+        http_exchange(&self.client, &mut self.vars, h, cap).map_err(|mut f| {
+            if let Some(port) = &f.unanswered
+                && let Some(w) = self.windows.iter().find(|w| w.covers(port))
+            {
+                f.tolerated = true;
+                f.msg = if f.outcome == Outcome::Indeterminate {
+                    format!(
+                        "{} (cut off by the runner's kill of `{}`)",
+                        f.msg, w.process
+                    )
+                } else {
+                    format!(
+                        "{} (after the runner's kill of `{}`: not sent)",
+                        f.msg, w.process
+                    )
+                };
             }
-            Err(e) => return Err(fail(e.to_string())),
-        };
-        if let Some(e) = &h.expect {
-            probe::judge_response(e.status, &e.json, &resp).map_err(fail)?;
-        }
-        for (name, path) in h.capture.iter() {
-            let v = observe::select(&resp.body, path)
-                .map_err(|m| fail(format!("capture `{name}`: {m}")))?;
-            self.vars.captures.insert(name.to_owned(), v);
-        }
-        let mut items = Vec::new();
-        for (list, spec) in h.append.iter() {
-            let v = if spec.starts_with('$') {
-                observe::select(&resp.body, spec)
-                    .map_err(|m| fail(format!("append `{list}`: {m}")))?
-            } else {
-                Value::from(self.vars.render(spec).map_err(fail)?)
-            };
-            let entry = self
-                .vars
-                .captures
-                .entry(list.to_owned())
-                .or_insert_with(|| Value::Array(Vec::new()));
-            if let Value::Array(a) = entry {
-                a.push(v.clone());
-            }
-            items.push(Item {
-                list: list.to_owned(),
-                id: Some(v),
-            });
-        }
-        Ok((format!("status {}", resp.status), items))
+            f
+        })
     }
 }
 
+/// The signal a `kill` step names.
+fn signal_of(sig: SignalName) -> Signal {
+    match sig {
+        SignalName::KILL => Signal::SIGKILL,
+        SignalName::TERM => Signal::SIGTERM,
+        SignalName::INT => Signal::SIGINT,
+        SignalName::HUP => Signal::SIGHUP,
+        SignalName::QUIT => Signal::SIGQUIT,
+        SignalName::USR1 => Signal::SIGUSR1,
+        SignalName::USR2 => Signal::SIGUSR2,
+    }
+}
+
+mod chaos;
+mod http;
+mod kill;
 mod observe;
+pub mod up;

@@ -73,7 +73,8 @@ fn main() {
             .join(format!("{}-cargo-test", uat::cli::run_id())),
         bin_dir,
         keep: false,
-        seed: 0,
+        // `UAT_SEED=S cargo test -p uat --test scenarios` replays a failed seeded scenario.
+        seed: std::env::var("UAT_SEED").ok().and_then(|s| s.parse().ok()),
     });
     let trials = ci
         .into_iter()
@@ -90,7 +91,11 @@ fn main() {
                             .kept_dir
                             .map(|d| d.display().to_string())
                             .unwrap_or_default();
-                        Err(format!("{m}\nfolder: {folder}").into())
+                        let replay = r
+                            .seed
+                            .map(|s| format!("\nseed {s} (replay: UAT_SEED={s})"))
+                            .unwrap_or_default();
+                        Err(format!("{m}\nfolder: {folder}{replay}").into())
                     }
                 }
             })

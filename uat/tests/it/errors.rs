@@ -59,6 +59,34 @@ const CASES: &[(&str, &str)] = &[
         "exactly_once without appends",
         "[[check]]\nexactly_once = \"receipts\"\nobserve = \"GET web /docs\"\nids = \"$[*].id\"\n",
     ),
+    (
+        "random kill as the last step",
+        "[[step]]\nkill = \"web\"\nat = \"random\"\n",
+    ),
+    (
+        "random kill before a step without a time limit",
+        "[[step]]\nkill = \"web\"\nat = \"random\"\n\n[[step]]\nstart = \"web\"\n",
+    ),
+    (
+        "unknown kill moment",
+        "[[step]]\nkill = \"web\"\nat = \"later\"\n",
+    ),
+    (
+        "within without at",
+        "[[step]]\nkill = \"web\"\nwithin = \"1s\"\n",
+    ),
+    (
+        "unknown key in chaos",
+        "[chaos]\nduration = \"1s\"\ninterval = { min = \"1ms\", max = \"2ms\" }\nrate = 5\n",
+    ),
+    (
+        "unknown key in a chaos action step",
+        "[chaos]\nduration = \"1s\"\ninterval = { min = \"1ms\", max = \"2ms\" }\nliveness = { wait_until = \"GET web /\", timeout = \"1s\", expect.status = 200 }\n[[chaos.action]]\nname = \"k\"\nsteps = [{ kill = \"web\", signl = \"TERM\" }]\n",
+    ),
+    (
+        "chaos rules",
+        "[chaos]\nduration = \"0s\"\ninterval = { min = \"0ms\", max = \"2ms\" }\nliveness = { wait_until = \"GET web /\", timeout = \"1s\", expect.rows = [[0]] }\n[[chaos.action]]\nname = \"k\"\nweight = 0\nsteps = [{ kill = \"db\" }]\n[chaos.load]\nsteps = [{ start = \"web\" }]\n",
+    ),
 ];
 
 #[test]

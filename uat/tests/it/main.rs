@@ -4,6 +4,8 @@ mod cli;
 mod errors;
 mod runner;
 mod schema;
+mod seeded;
+mod up;
 
 use std::path::{Path, PathBuf};
 

@@ -27,7 +27,7 @@ fn run(text: &str) -> (Report, PathBuf, tempfile::TempDir) {
         run_dir: tmp.path().join("run"),
         bin_dir: tmp.path().to_owned(),
         keep: true,
-        seed: 1,
+        seed: Some(1),
     };
     let report = uat::run_scenario(&sc, &opts);
     let dir = report.kept_dir.clone().expect("kept");

@@ -40,4 +40,18 @@ fn readme_example_is_a_valid_scenario() {
         sc.bins.iter().map(String::as_str).collect::<Vec<_>>(),
         ["adapter", "ofd-mock"]
     );
+    // Every other complete example (the random kill snippet is a fragment) loads too.
+    let mut rest = &readme[start + len..];
+    let mut loaded = 0;
+    while let Some(at) = rest.find("```toml\n") {
+        let body = &rest[at + "```toml\n".len()..];
+        let end = body.find("```").unwrap();
+        if body.starts_with("[scenario]") {
+            uat::load_str(std::path::Path::new("README.md"), body[..end].to_owned())
+                .unwrap_or_else(|e| panic!("{e}"));
+            loaded += 1;
+        }
+        rest = &body[end..];
+    }
+    assert_eq!(loaded, 1, "the chaos example");
 }
