@@ -114,7 +114,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         port: config.kkt_port.clone(),
         baud: config.kkt_baud,
         password: config.kkt_password,
-        link: kkt::link_config_default(),
+        // The vendor drivers' timing: 100 ms byte, 1 s control byte, 2 s answer (5 s FF45, 15 s FF0B).
+        link: kkt_proto::LinkConfig::default(),
     });
     let fiscalizer = Fiscalizer::new(
         journal.clone(),

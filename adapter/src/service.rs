@@ -410,10 +410,9 @@ impl Fiscalizer {
         }
     }
 
-    /// Waits until no sale is at the KKT, then keeps new ones out (used at shutdown).
+    /// Waits until no sale is at the KKT (used at shutdown, after the server stopped taking requests).
     pub async fn quiesce(&self) {
-        let guard = self.inner.fiscal_lock.lock().await;
-        std::mem::forget(guard);
+        drop(self.inner.fiscal_lock.lock().await);
     }
 
     /// Runs reconciliation now (under the fiscal lock).

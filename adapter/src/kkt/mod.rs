@@ -189,11 +189,6 @@ impl KktHandle {
     }
 }
 
-/// The link timing the adapter uses (the vendor drivers' defaults).
-pub fn link_config_default() -> LinkConfig {
-    LinkConfig::default()
-}
-
 /// How often a busy device is asked again, and the pause that grows with each attempt (1.5 s in all).
 const BUSY_RETRIES_MAX: u32 = 5;
 const BUSY_PAUSE: Duration = Duration::from_millis(100);

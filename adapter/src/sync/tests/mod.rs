@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::{BreakerConfig, SyncHandle, SyncLock, SyncSettings};
 use crate::journal::{Journal, JournalConfig};
-use crate::kkt::{KktConfig, KktHandle, link_config_default};
+use crate::kkt::{KktConfig, KktHandle};
 use crate::sale::{Operation, Sale, SaleItem, Taxation, Vat};
 use crate::service::Fiscalizer;
 
@@ -130,7 +130,7 @@ impl Shop {
             port: emu.pty_link.clone(),
             baud: 115_200,
             password: 30,
-            link: link_config_default(),
+            link: kkt_proto::LinkConfig::default(),
         });
         let path = dir.path().join("buffer.db");
         let journal = tokio::task::spawn_blocking(move || Journal::open(JournalConfig::new(path)))
