@@ -71,30 +71,37 @@ pub fn close_shift(kkt: &mut Kkt) -> Result<FiscalData, KktError> {
 
 /// Cancels an open receipt (88) if the device has one; says whether it did.
 pub fn cancel_open_receipt(kkt: &mut Kkt) -> Result<bool, KktError> {
-    let s = status(kkt)?;
-    if s.mode != DeviceMode::DocumentOpen {
+    if mode(kkt)? != DeviceMode::DocumentOpen {
         return Ok(false);
     }
     kkt.call(&Request::CancelReceipt)?;
     Ok(true)
 }
 
+/// The device mode alone (one short-status command).
+pub fn mode(kkt: &mut Kkt) -> Result<DeviceMode, KktError> {
+    match kkt.call(&Request::ShortStatus)? {
+        Answer::ShortStatus(s) => Ok(DeviceMode::from_byte(s.mode).0),
+        other => Err(unexpected("10", &other)),
+    }
+}
+
 /// Brings the device to "shift open, no receipt open", opening (and, past 24 hours, first closing)
 /// the shift when allowed. Returns the shift documents it produced, to be journaled.
 pub fn prepare_for_sale(kkt: &mut Kkt, auto_open_shift: bool) -> Result<Vec<FiscalData>, KktError> {
     let mut produced = Vec::new();
-    if cancel_open_receipt(kkt)? {
+    let mut mode = mode(kkt)?;
+    if mode == DeviceMode::DocumentOpen {
+        // Only a receipt that was never closed can be open here: in-flight receipts are reconciled
+        // before any sale starts, so this one has no fiscal document and is safe to cancel.
+        kkt.call(&Request::CancelReceipt)?;
         tracing::warn!("cancelled a receipt left open on the KKT");
+        mode = self::mode(kkt)?;
     }
-    let s = status(kkt)?;
-    if s.mode == DeviceMode::ShiftOpenOver24h && auto_open_shift {
+    if mode == DeviceMode::ShiftOpenOver24h && auto_open_shift {
         produced.push(close_shift(kkt)?);
     }
-    if matches!(
-        s.mode,
-        DeviceMode::ShiftClosed | DeviceMode::ShiftOpenOver24h
-    ) && auto_open_shift
-    {
+    if matches!(mode, DeviceMode::ShiftClosed | DeviceMode::ShiftOpenOver24h) && auto_open_shift {
         produced.push(open_shift(kkt)?);
     }
     Ok(produced)
