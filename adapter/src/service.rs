@@ -258,22 +258,28 @@ impl Fiscalizer {
             }
             Err(e) => return Err(SubmitError::Internal(e.to_string())),
         };
-        let id = row.receipt_id.clone();
-        if let Err(e) = self.inner.journal.mark_in_flight(&id).await {
-            // Nothing was sent; make sure nothing ever will be for this row.
-            let _ = self
-                .inner
-                .journal
-                .mark_rejected(&id, "journal_unavailable", &e.to_string())
-                .await;
-            return Err(SubmitError::JournalUnavailable(e.to_string()));
-        }
-        self.fiscalize_row(&id, sale).await
+        let row = match self.inner.journal.mark_in_flight(&row.receipt_id).await {
+            Ok(row) => row,
+            Err(e) => {
+                // Nothing was sent. If even the refusal cannot be journaled, the row stays
+                // `received`, which reconciliation refuses for good: either way it never prints.
+                let _ = self
+                    .inner
+                    .journal
+                    .mark_rejected(&row.receipt_id, "journal_unavailable", &e.to_string())
+                    .await;
+                return Err(SubmitError::JournalUnavailable(e.to_string()));
+            }
+        };
+        self.fiscalize_row(row, sale).await
     }
 
-    /// Sends an in-flight row's sale to the KKT and journals the outcome.
-    async fn fiscalize_row(&self, id: &str, sale: Sale) -> Result<ReceiptRow, SubmitError> {
+    /// Sends an in-flight row's sale to the KKT and journals the outcome. Once the close command may
+    /// have reached the device, no journal failure turns into a definite error: the answer is built
+    /// from what is known in memory, and reconciliation brings the journal up to date.
+    async fn fiscalize_row(&self, row: ReceiptRow, sale: Sale) -> Result<ReceiptRow, SubmitError> {
         let auto = self.inner.auto_open_shift;
+        let id = row.receipt_id.as_str();
         let receipt_id = id.to_owned();
         let outcome = self
             .inner
@@ -300,24 +306,39 @@ impl Fiscalizer {
             Ok(data) => {
                 self.note_link(Ok(()));
                 self.inner.fiscalized.notify_one();
-                match self.inner.journal.mark_fiscalized(id, data).await {
+                match self.inner.journal.mark_fiscalized(id, data.clone()).await {
                     Ok(row) => Ok(row),
                     Err(e) => {
-                        // The receipt printed: never report a failure. Reconciliation journals it.
+                        // The receipt printed: never report a failure. Answer from memory; the
+                        // row stays in flight and reconciliation journals it by its tag 1192.
                         tracing::error!(receipt_id = id, error = %e, "fiscalized but not journaled; will reconcile");
                         self.inner.unresolved.store(true, Ordering::SeqCst);
-                        self.row(id).await
+                        Ok(ReceiptRow {
+                            kkt_state: KktState::Fiscalized,
+                            status: Some(crate::journal::OfdStatus::Pending),
+                            fiscal: Some(data),
+                            ..row
+                        })
                     }
                 }
             }
             Err(FiscalizeError::Definite(e)) => {
                 self.note_link(Err(&e));
                 let code = device_code(e.device_error());
-                let _ = self
+                if let Err(journal) = self
                     .inner
                     .journal
                     .mark_rejected(id, code, &e.to_string())
-                    .await;
+                    .await
+                {
+                    // Unjournaled, the row stays in flight and reconciliation may fiscalize it
+                    // afresh, so the POS must not be told "certainly not": it retries the key.
+                    tracing::error!(receipt_id = id, error = %journal, "refusal not journaled");
+                    self.inner.unresolved.store(true, Ordering::SeqCst);
+                    return Err(SubmitError::Internal(format!(
+                        "KKT refused ({e}) but the journal could not record it"
+                    )));
+                }
                 Err(match e.device_error() {
                     Some(_) => SubmitError::KktRefused {
                         code,
@@ -330,18 +351,9 @@ impl Fiscalizer {
                 self.note_link(Err(&e));
                 tracing::warn!(receipt_id = id, error = %e, "KKT outcome unknown; receipt left in flight for reconciliation");
                 self.inner.unresolved.store(true, Ordering::SeqCst);
-                self.row(id).await
+                // The in-flight row as journaled: answered `buffered`.
+                Ok(row)
             }
-        }
-    }
-
-    async fn row(&self, id: &str) -> Result<ReceiptRow, SubmitError> {
-        match self.inner.journal.get_by_id(id).await {
-            Ok(Some(row)) => Ok(row),
-            Ok(None) => Err(SubmitError::Internal(format!(
-                "receipt {id} vanished from the journal"
-            ))),
-            Err(e) => Err(SubmitError::JournalUnavailable(e.to_string())),
         }
     }
 
@@ -481,11 +493,11 @@ impl Fiscalizer {
                 }
             };
             tracing::info!(receipt_id = %row.receipt_id, "not in the FN: fiscalizing afresh");
-            let outcome = self.fiscalize_row(&row.receipt_id, sale).await;
-            if self.has_unresolved_row(&row.receipt_id).await {
+            let id = row.receipt_id.clone();
+            let outcome = self.fiscalize_row(row, sale).await;
+            if self.has_unresolved_row(&id).await {
                 return Err(format!(
-                    "receipt {} still unresolved: {:?}",
-                    row.receipt_id,
+                    "receipt {id} still unresolved: {:?}",
                     outcome.err()
                 ));
             }
@@ -494,8 +506,9 @@ impl Fiscalizer {
         Ok(())
     }
 
+    /// True unless the journal positively shows the row resolved (a read error counts as unresolved).
     async fn has_unresolved_row(&self, id: &str) -> bool {
-        matches!(self.inner.journal.get_by_id(id).await, Ok(Some(r)) if matches!(r.kkt_state, KktState::Received | KktState::InFlight))
+        !matches!(self.inner.journal.get_by_id(id).await, Ok(Some(r)) if matches!(r.kkt_state, KktState::Fiscalized | KktState::Rejected))
     }
 
     /// Reads documents backwards from the FN's last one until it reaches one the journal knows,
