@@ -1,7 +1,8 @@
 //! The device state machine: modes, passwords, shifts and receipts, committing every change to the FN store.
 //!
-//! Each command is executed against a copy of the FN state; the copy is saved durably and only then
-//! becomes the current state, so an answer never leaves for a change that is not on disk.
+//! Each command computes its change first; the change is committed durably (a document or OFD ticket
+//! appended to the FN log, or a new head file) and only then applied to the current state, so an answer
+//! never leaves for a change that is not on disk. A commit never copies or rewrites the journal.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,7 +10,9 @@ use kkt_proto::DeviceError;
 use kkt_proto::request::{CloseCheck, CloseReceipt, FnOperation, LegacyItem, ReceiptType};
 
 use crate::docs::{self, ReceiptClose};
-use crate::store::{FnState, ItemRecord, OpenReceipt, Store, StoreError, StoredDoc};
+use crate::store::{
+    FnState, ItemRecord, LogRecord, OfdAck, OpenReceipt, Store, StoreError, StoredDoc,
+};
 
 /// Mode 2: shift open.
 pub const MODE_SHIFT_OPEN: u8 = 2;
@@ -149,18 +152,44 @@ impl Device {
         }
     }
 
-    /// Commits `next` durably, then makes it current.
-    pub(crate) fn commit(&mut self, next: FnState) -> Result<(), DeviceError> {
-        if next != self.st {
-            self.store.save(&next).map_err(|e| store_err(&e))?;
+    /// Commits a head-only change (`next` is a [`FnState::head_clone`]) durably, then makes it current.
+    pub(crate) fn commit_head(&mut self, mut next: FnState) -> Result<(), DeviceError> {
+        if next != self.st.head_clone() {
+            self.store.save_head(&next).map_err(|e| store_err(&e))?;
+            next.documents = std::mem::take(&mut self.st.documents);
             self.st = next;
         }
         Ok(())
     }
 
-    /// Saves the current state (used after control-API changes such as the clock offset).
-    pub fn persist(&self) -> Result<(), StoreError> {
-        self.store.save(&self.st)
+    /// Commits a log record (a document or an OFD ticket) durably, then applies it.
+    fn commit_record(&mut self, rec: LogRecord) -> Result<(), DeviceError> {
+        self.store.append(&rec).map_err(|e| store_err(&e))?;
+        self.st.apply(rec);
+        Ok(())
+    }
+
+    /// Commits a new document; its effect on the counters follows from it ([`FnState::apply`]).
+    fn commit_doc(&mut self, doc: StoredDoc) -> Result<&StoredDoc, DeviceError> {
+        self.commit_record(LogRecord::Doc(doc))?;
+        self.last_doc()
+    }
+
+    /// Commits the OFD's ticket for document `fd`.
+    pub(crate) fn commit_ack(&mut self, fd: u32, ack: OfdAck) -> Result<(), DeviceError> {
+        self.commit_record(LogRecord::Ack { fd, ack })
+    }
+
+    /// Saves the head (used after control-API changes such as the clock offset).
+    pub fn persist(&mut self) -> Result<(), StoreError> {
+        self.store.save_head(&self.st)
+    }
+
+    /// Replaces the FN with `fresh` (control-API reset): written from scratch first, then current.
+    pub fn replace_fn(&mut self, fresh: FnState) -> Result<(), StoreError> {
+        self.store.create(&fresh)?;
+        self.st = fresh;
+        Ok(())
     }
 
     fn printer(c: Conditions) -> Result<(), DeviceError> {
@@ -181,11 +210,6 @@ impl Device {
             MODE_SHIFT_EXPIRED => Err(DeviceError::ShiftOver24h),
             _ => Ok(()),
         }
-    }
-
-    fn push_doc(next: &mut FnState, doc: StoredDoc) {
-        next.last_fd = doc.fd;
-        next.documents.push(doc);
     }
 
     /// FF41: begin opening a shift (prints the header on a real device).
@@ -214,15 +238,12 @@ impl Device {
             return Err(DeviceError::FnWrongState);
         }
         let now = self.now();
-        let mut next = self.st.clone();
+        // The document carries the new shift number; committing it opens the shift.
+        let mut next = self.st.head_clone();
         next.shift_number += 1;
-        next.shift_open = true;
-        next.shift_opened_at = now;
-        next.receipts_in_shift = 0;
         let doc =
             docs::shift_open(&next, next.last_fd + 1, now).map_err(|_| DeviceError::FnFailure)?;
-        Self::push_doc(&mut next, doc);
-        self.commit(next)?;
+        self.commit_doc(doc)?;
         self.begin_open = false;
         self.last_doc()
     }
@@ -252,12 +273,9 @@ impl Device {
             return Err(DeviceError::FnWrongState);
         }
         let now = self.now();
-        let mut next = self.st.clone();
-        let doc =
-            docs::shift_close(&next, next.last_fd + 1, now).map_err(|_| DeviceError::FnFailure)?;
-        Self::push_doc(&mut next, doc);
-        next.shift_open = false;
-        self.commit(next)?;
+        let doc = docs::shift_close(&self.st, self.st.last_fd + 1, now)
+            .map_err(|_| DeviceError::FnFailure)?;
+        self.commit_doc(doc)?;
         self.begin_close = false;
         self.last_doc()
     }
@@ -285,14 +303,14 @@ impl Device {
     }
 
     fn start_receipt(&mut self, operator: u8, op_type: u8) -> Result<(), DeviceError> {
-        let mut next = self.st.clone();
+        let mut next = self.st.head_clone();
         next.open_receipt = Some(OpenReceipt {
             op_type,
             operator,
             items: Vec::new(),
             extra_tlv: Vec::new(),
         });
-        self.commit(next)
+        self.commit_head(next)
     }
 
     /// Adds a line, opening a receipt of `op_type` first when none is open (as FF46 and 80 do).
@@ -303,7 +321,7 @@ impl Device {
             Some(_) => {}
             None => self.need_shift_no_receipt()?,
         }
-        let mut next = self.st.clone();
+        let mut next = self.st.head_clone();
         let receipt = next.open_receipt.get_or_insert_with(|| OpenReceipt {
             op_type,
             operator,
@@ -315,7 +333,7 @@ impl Device {
             return Err(DeviceError::Other(0x94));
         }
         receipt.items.push(rec);
-        self.commit(next)
+        self.commit_head(next)
     }
 
     /// FF46: one receipt line in FFD 1.05 form.
@@ -386,14 +404,14 @@ impl Device {
             return Err(DeviceError::ReceiptClosed);
         }
         docs::check_extra_tlv(tlv).map_err(|_| DeviceError::FnBadParameters)?;
-        let mut next = self.st.clone();
+        let mut next = self.st.head_clone();
         if let Some(r) = next.open_receipt.as_mut() {
             if r.extra_tlv.len() + tlv.len() > 1024 {
                 return Err(DeviceError::FnTlvTooLarge);
             }
             r.extra_tlv.extend_from_slice(tlv);
         }
-        self.commit(next)
+        self.commit_head(next)
     }
 
     /// 88: cancels the open receipt (no fiscal document).
@@ -401,9 +419,9 @@ impl Device {
         if self.st.open_receipt.is_none() {
             return Err(DeviceError::ReceiptClosed);
         }
-        let mut next = self.st.clone();
+        let mut next = self.st.head_clone();
         next.open_receipt = None;
-        self.commit(next)
+        self.commit_head(next)
     }
 
     /// Closes the open receipt with `cash` and `other` (electronic) payments; returns the document.
@@ -448,15 +466,11 @@ impl Device {
             change,
         };
         let now = self.now();
-        let mut next = self.st.clone();
-        let receipt_no = next.receipts_in_shift + 1;
-        let doc = docs::receipt(&next, next.last_fd + 1, now, receipt_no, &close)
+        let receipt_no = self.st.receipts_in_shift + 1;
+        // Committing the receipt also closes it and counts it in the shift (see `FnState::apply`).
+        let doc = docs::receipt(&self.st, self.st.last_fd + 1, now, receipt_no, &close)
             .map_err(|_| DeviceError::FnBadParameters)?;
-        Self::push_doc(&mut next, doc);
-        next.receipts_in_shift = receipt_no;
-        next.open_receipt = None;
-        self.commit(next)?;
-        self.last_doc()
+        self.commit_doc(doc)
     }
 
     /// FF45: close with 16 payment sums (1 cash, the rest electronic), taxes and the taxation system.

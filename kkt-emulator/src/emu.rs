@@ -279,8 +279,7 @@ impl Shared {
         let mut fresh = FnState::fresh(g.dev.st.seed.wrapping_add(1));
         fresh.clock_offset_s = g.dev.st.clock_offset_s;
         g.dev.power_cycle();
-        g.dev.st = fresh;
-        g.dev.persist()?;
+        g.dev.replace_fn(fresh)?;
         g.faults.clear();
         Ok(g.dev.st.fn_serial.clone())
     }

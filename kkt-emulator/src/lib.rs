@@ -5,9 +5,9 @@
 //! OFD envelope and the stand-in fiscal sign from `ofd-proto`; this crate owns the pty, the timing, the FN
 //! state file and the device's behaviour.
 //!
-//! **Invariant:** the FN state is saved durably (temp file, fsync, rename, fsync dir) before the answer to
-//! the command that changed it leaves the device, so a restart never reuses an FD number and never loses
-//! a committed document.
+//! **Invariant:** every change a command makes to the FN is durable (a document or OFD ticket appended and
+//! fsynced to the FN log, or the small head file replaced atomically) before the answer to that command
+//! leaves the device, so a restart never reuses an FD number and never loses a committed document.
 
 pub mod clock;
 pub mod control;
@@ -143,12 +143,12 @@ impl Drop for Running {
 
 /// Loads (or creates) the FN, opens the pty, binds the control API and starts both loops.
 pub async fn serve(config: Config) -> Result<Running, ServeError> {
-    let store = store::Store::file(config.state.clone());
+    let mut store = store::Store::file(config.state.clone());
     let st = match store.load()? {
         Some(st) => st,
         None => {
             let st = store::FnState::fresh(config.fn_seed);
-            store.save(&st)?;
+            store.create(&st)?;
             st
         }
     };

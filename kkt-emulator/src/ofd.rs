@@ -119,16 +119,15 @@ impl Device {
             .to_tlv()
             .encode()
             .map_err(|_| DeviceError::OfdMessageRejected)?;
-        let mut next = self.st.clone();
-        if let Some(doc) = next.documents.iter_mut().find(|d| d.fd == fd) {
-            doc.ack = Some(OfdAck {
+        self.commit_ack(
+            fd,
+            OfdAck {
                 response_code: ack.response_code,
                 time: ack.date_time,
                 operator_sign: ack.operator_sign.unwrap_or_default(),
                 raw,
-            });
-        }
-        self.commit(next)
+            },
+        )
     }
 
     /// FF0A: finds a document; the data layout follows javapos `FSFindDocument`.

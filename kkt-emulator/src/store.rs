@@ -1,12 +1,27 @@
-//! The durable fiscal-storage (FN) state and its atomic save: temp file, fsync, rename, fsync dir.
+//! The durable fiscal-storage (FN) state: a small atomic head file plus an append-only document log.
+//!
+//! The head (`--state FILE`: identity, counters, open receipt, clock offset) is rewritten atomically
+//! (temp file, fsync, rename, fsync dir); it is small and does not grow with the FN. Every committed
+//! document and OFD acknowledgement is one record appended to `FILE.log` and fsynced. So a commit costs
+//! O(size of the change), not O(documents in the FN).
+//!
+//! The head records how many log records it already reflects (`log_records`). A document commit only
+//! appends to the log; on load, records beyond that mark are replayed onto the head, and a document's
+//! effect on the counters is derived from the document itself ([`FnState::apply`]), so the replayed
+//! state equals the state the device answered from. A torn tail record is discarded: its fsync never
+//! returned, so its command was never answered.
 
-use std::fs::File;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// Errors while loading or saving the FN state file.
+mod file;
+mod log;
+
+pub use file::{Store, log_path};
+pub use log::LogRecord;
+
+/// Errors while loading or saving the FN state.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The file could not be read or written.
@@ -25,10 +40,22 @@ pub enum StoreError {
         /// The parse error.
         source: serde_json::Error,
     },
+    /// The head file and the log do not fit together (a committed record is missing), or the version is
+    /// unknown.
+    #[error("FN state {path} is inconsistent: {reason}")]
+    Inconsistent {
+        /// The file involved.
+        path: PathBuf,
+        /// What does not fit.
+        reason: String,
+    },
+    /// A file-backed store was used before `load` or `create` opened its log.
+    #[error("FN state {0}: the log is not open (load or create first)")]
+    NotOpen(PathBuf),
 }
 
-/// Version of the state file layout, checked on load.
-pub const STATE_VERSION: u32 = 1;
+/// Version of the state layout: 1 was one JSON file with every document, 2 is head file + log.
+pub const STATE_VERSION: u32 = 2;
 
 /// One receipt line as the emulator keeps it (the TLV is derived from it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,10 +137,10 @@ pub struct OpenReceipt {
     pub extra_tlv: Vec<u8>,
 }
 
-/// Everything the FN must never forget.
+/// Everything the FN must never forget (in memory; on disk it is split into head and log).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FnState {
-    /// Layout version.
+    /// Layout version ([`STATE_VERSION`]; 1 in a state file of the old single-file layout).
     pub version: u32,
     /// The seed the FN identity was derived from; a reset derives the next FN from `seed + 1`.
     pub seed: u64,
@@ -182,103 +209,73 @@ impl FnState {
             _ => self.documents.iter().find(|d| d.fd == fd),
         }
     }
-}
 
-/// Where the state lives; `None` keeps it in memory only (unit tests).
-#[derive(Debug, Clone)]
-pub struct Store {
-    path: Option<PathBuf>,
-}
-
-impl Store {
-    /// A store backed by `path`.
-    pub fn file(path: PathBuf) -> Self {
-        Self { path: Some(path) }
+    fn doc_mut(&mut self, fd: u32) -> Option<&mut StoredDoc> {
+        let idx = usize::try_from(fd.checked_sub(1)?).ok()?;
+        if self.documents.get(idx).is_some_and(|d| d.fd == fd) {
+            return self.documents.get_mut(idx);
+        }
+        self.documents.iter_mut().find(|d| d.fd == fd)
     }
 
-    /// A store that keeps nothing (for unit tests of the device logic).
-    pub fn memory() -> Self {
-        Self { path: None }
+    /// A copy of everything but the documents (what the head file holds), without cloning the journal.
+    pub fn head_clone(&self) -> Self {
+        Self {
+            version: self.version,
+            seed: self.seed,
+            fn_serial: self.fn_serial.clone(),
+            reg_number: self.reg_number.clone(),
+            kkt_serial: self.kkt_serial.clone(),
+            inn: self.inn.clone(),
+            secret: self.secret.clone(),
+            last_fd: self.last_fd,
+            shift_number: self.shift_number,
+            shift_open: self.shift_open,
+            shift_opened_at: self.shift_opened_at,
+            receipts_in_shift: self.receipts_in_shift,
+            open_receipt: self.open_receipt.clone(),
+            documents: Vec::new(),
+            clock_offset_s: self.clock_offset_s,
+        }
     }
 
-    /// Loads the state, or `None` when the file does not exist yet.
-    pub fn load(&self) -> Result<Option<FnState>, StoreError> {
-        let Some(path) = &self.path else {
-            return Ok(None);
-        };
-        let bytes = match std::fs::read(path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(source) => {
-                return Err(StoreError::Io {
-                    path: path.clone(),
-                    source,
-                });
+    /// Applies a committed log record: the document and its effect on the counters, or an OFD ticket.
+    ///
+    /// The device commits documents through this very function, and load replays uncounted log records
+    /// through it, so a replayed state cannot drift from the state the device answered from.
+    pub fn apply(&mut self, rec: LogRecord) {
+        if let LogRecord::Doc(doc) = &rec {
+            match doc.doc_code {
+                crate::docs::DOC_SHIFT_OPEN => {
+                    self.shift_number = doc.shift;
+                    self.shift_open = true;
+                    self.shift_opened_at = doc.time;
+                    self.receipts_in_shift = 0;
+                }
+                crate::docs::DOC_RECEIPT => {
+                    self.receipts_in_shift = doc.receipt_no;
+                    self.open_receipt = None;
+                }
+                crate::docs::DOC_SHIFT_CLOSE => self.shift_open = false,
+                _ => {}
             }
-        };
-        let state: FnState =
-            serde_json::from_slice(&bytes).map_err(|source| StoreError::Corrupt {
-                path: path.clone(),
-                source,
-            })?;
-        Ok(Some(state))
+        }
+        self.restore(rec);
     }
 
-    /// Saves the state durably: after this returns, a crash cannot lose it or expose half of it.
-    pub fn save(&self, state: &FnState) -> Result<(), StoreError> {
-        let Some(path) = &self.path else {
-            return Ok(());
-        };
-        let err = |source| StoreError::Io {
-            path: path.clone(),
-            source,
-        };
-        let bytes = serde_json::to_vec(state).map_err(|e| err(std::io::Error::other(e)))?;
-        let tmp = tmp_path(path);
-        let mut f = File::create(&tmp).map_err(err)?;
-        f.write_all(&bytes).map_err(err)?;
-        f.sync_all().map_err(err)?;
-        drop(f);
-        std::fs::rename(&tmp, path).map_err(err)?;
-        let dir = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        File::open(dir).and_then(|d| d.sync_all()).map_err(err)
-    }
-}
-
-fn tmp_path(path: &Path) -> PathBuf {
-    let mut s = path.as_os_str().to_owned();
-    s.push(".tmp");
-    PathBuf::from(s)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn save_then_load_round_trips_and_leaves_no_temp() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("fn.json");
-        let store = Store::file(path.clone());
-        assert_eq!(store.load().expect("load"), None);
-        let mut st = FnState::fresh(7);
-        st.last_fd = 42;
-        store.save(&st).expect("save");
-        assert_eq!(store.load().expect("load"), Some(st));
-        assert!(!tmp_path(&path).exists());
-    }
-
-    #[test]
-    fn corrupt_file_is_an_error_not_a_fresh_fn() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("fn.json");
-        std::fs::write(&path, b"{not json").expect("write");
-        assert!(matches!(
-            Store::file(path).load(),
-            Err(StoreError::Corrupt { .. })
-        ));
+    /// Adds a log record the head already reflects: only the journal changes (and the FD counter, which
+    /// never goes backwards).
+    pub(crate) fn restore(&mut self, rec: LogRecord) {
+        match rec {
+            LogRecord::Doc(doc) => {
+                self.last_fd = self.last_fd.max(doc.fd);
+                self.documents.push(doc);
+            }
+            LogRecord::Ack { fd, ack } => {
+                if let Some(d) = self.doc_mut(fd) {
+                    d.ack = Some(ack);
+                }
+            }
+        }
     }
 }

@@ -5,4 +5,5 @@ mod harness;
 mod ofd;
 mod restart;
 mod shift;
+mod store;
 mod wire_faults;
