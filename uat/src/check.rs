@@ -127,6 +127,136 @@ pub fn exactly_once(history: &[Event], list: &str, observed: &[Value]) -> Classi
     c
 }
 
+/// The figure of a `power_loss` check.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PowerLoss {
+    /// Power cuts that happened (`power_cut` events that completed ok, random, scheduled or a
+    /// crash at an fsync).
+    pub cycles: usize,
+    /// Distinct items acknowledged through the list.
+    pub acked: usize,
+    /// Acknowledged items the observation no longer shows.
+    pub acked_missing: Vec<String>,
+    /// Integrity checks that answered `ok`, and all that ran.
+    pub integrity_ok: usize,
+    pub integrity_total: usize,
+    /// Fiscal ids seen more than once, with their count.
+    pub double_fiscalized: Vec<String>,
+    /// The `cycles_min` of the check.
+    pub cycles_min: usize,
+    /// Items definitely refused (answered `definite: true`) and never acknowledged later.
+    pub refused: usize,
+    /// Refused items the observation shows anyway: the answer lied.
+    pub refused_applied: Vec<String>,
+}
+
+impl PowerLoss {
+    /// True when nothing acknowledged is missing, every integrity check held, nothing was
+    /// fiscalized twice and enough power cuts happened.
+    pub fn is_ok(&self) -> bool {
+        self.acked_missing.is_empty()
+            && self.integrity_ok == self.integrity_total
+            && self.double_fiscalized.is_empty()
+            && self.refused_applied.is_empty()
+            && self.cycles >= self.cycles_min
+    }
+}
+
+impl fmt::Display for PowerLoss {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "cycles={}, acked={}, acked_missing={}, integrity_ok={}/{}, double_fiscalized={}",
+            self.cycles,
+            self.acked,
+            self.acked_missing.len(),
+            self.integrity_ok,
+            self.integrity_total,
+            self.double_fiscalized.len()
+        )?;
+        if self.refused > 0 {
+            write!(
+                f,
+                ", refused={} (applied {})",
+                self.refused,
+                self.refused_applied.len()
+            )?;
+        }
+        if self.cycles < self.cycles_min {
+            write!(f, "; fewer cycles than cycles_min={}", self.cycles_min)?;
+        }
+        for (what, ids) in [
+            ("missing", &self.acked_missing),
+            ("fiscalized twice", &self.double_fiscalized),
+            ("refused definitely but applied", &self.refused_applied),
+        ] {
+            if !ids.is_empty() {
+                let shown: Vec<&str> = ids.iter().take(10).map(String::as_str).collect();
+                write!(f, "; {what}: {}", shown.join(", "))?;
+                if ids.len() > 10 {
+                    write!(f, " and {} more", ids.len() - 10)?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Computes the `power_loss` figure from the history, the observed ids, the fiscal ids (nulls
+/// ignored) and the results of the final integrity checks.
+pub fn power_loss(
+    history: &[Event],
+    list: &str,
+    observed: &[Value],
+    fiscal: &[Value],
+    final_integrity: &[bool],
+) -> PowerLoss {
+    let done = || history.iter().filter(|e| e.phase == Phase::Complete);
+    let cycles = done()
+        .filter(|e| e.kind == "power_cut" && e.outcome == Some(Outcome::Ok))
+        .count();
+    let integrity: Vec<bool> = done()
+        .filter(|e| e.kind == "integrity_check")
+        .map(|e| e.outcome == Some(Outcome::Ok))
+        .chain(final_integrity.iter().copied())
+        .collect();
+    let mut acked: Vec<String> = done()
+        .filter(|e| e.outcome == Some(Outcome::Ok))
+        .flat_map(|e| e.items.iter().filter(|i| i.list == list))
+        .filter_map(|i| i.id.as_ref().map(id_text))
+        .collect();
+    acked.sort();
+    acked.dedup();
+    let mut refused: Vec<String> = done()
+        .filter(|e| e.outcome == Some(Outcome::Fail))
+        .flat_map(|e| e.items.iter().filter(|i| i.list == list))
+        .filter_map(|i| i.id.as_ref().map(id_text))
+        .filter(|id| acked.binary_search(id).is_err())
+        .collect();
+    refused.sort();
+    refused.dedup();
+    let seen: std::collections::BTreeSet<String> = observed.iter().map(id_text).collect();
+    let mut counts: BTreeMap<String, usize> = BTreeMap::new();
+    for v in fiscal.iter().filter(|v| !v.is_null()) {
+        *counts.entry(id_text(v)).or_default() += 1;
+    }
+    PowerLoss {
+        cycles,
+        acked: acked.len(),
+        acked_missing: acked.into_iter().filter(|a| !seen.contains(a)).collect(),
+        integrity_ok: integrity.iter().filter(|ok| **ok).count(),
+        integrity_total: integrity.len(),
+        double_fiscalized: counts
+            .into_iter()
+            .filter(|(_, n)| *n > 1)
+            .map(|(id, n)| format!("{id} (x{n})"))
+            .collect(),
+        cycles_min: 0,
+        refused: refused.len(),
+        refused_applied: refused.into_iter().filter(|r| seen.contains(r)).collect(),
+    }
+}
+
 /// Finds the first forbidden substring in a log text; returns (line number, line).
 pub fn find_forbidden<'a>(
     text: &'a str,
@@ -161,6 +291,56 @@ mod tests {
                 id: id.map(Value::from),
             }],
         }
+    }
+
+    fn event(kind: &str, outcome: Outcome, id: Option<&str>) -> Event {
+        Event {
+            kind: kind.into(),
+            ..ev(outcome, id)
+        }
+    }
+
+    #[test]
+    fn power_loss_counts_cycles_missing_integrity_and_doubles() {
+        let history = vec![
+            event("http", Outcome::Ok, Some("s1")),
+            event("http", Outcome::Ok, Some("s2")),
+            event("http", Outcome::Indeterminate, Some("s3")),
+            event("power_cut", Outcome::Ok, None),
+            event("power_cut", Outcome::Fail, None),
+            event("integrity_check", Outcome::Ok, None),
+            event("integrity_check", Outcome::Fail, None),
+            event("http", Outcome::Fail, Some("s4")),
+            event("http", Outcome::Fail, Some("s5")),
+        ];
+        let fiscal = [json!("a"), json!(null), json!(null), json!("b"), json!("a")];
+        let mut p = power_loss(
+            &history,
+            "receipts",
+            &[json!("s1"), json!("s4")],
+            &fiscal,
+            &[true],
+        );
+        p.cycles_min = 2;
+        assert!(!p.is_ok());
+        assert_eq!(
+            p.to_string(),
+            "cycles=1, acked=2, acked_missing=1, integrity_ok=2/3, double_fiscalized=1, \
+             refused=2 (applied 1); fewer cycles than cycles_min=2; missing: s2; \
+             fiscalized twice: a (x2); refused definitely but applied: s4"
+        );
+        let clean = power_loss(
+            &history[..4],
+            "receipts",
+            &[json!("s1"), json!("s2")],
+            &[],
+            &[],
+        );
+        assert!(clean.is_ok(), "{clean}");
+        assert_eq!(
+            clean.to_string(),
+            "cycles=1, acked=2, acked_missing=0, integrity_ok=0/0, double_fiscalized=0"
+        );
     }
 
     #[test]

@@ -277,6 +277,12 @@ fn print_progress(r: &Report) {
     let seed = r.seed.map(|s| format!(", seed {s}")).unwrap_or_default();
     match &r.verdict {
         Verdict::Passed => println!("ok    {} ({secs:.1}s{seed})", r.name),
+        Verdict::ExpectedFailure(m) => {
+            println!("ok    {} ({secs:.1}s{seed}), expected failure:", r.name);
+            for line in m.lines() {
+                println!("      {line}");
+            }
+        }
         Verdict::Failed(m) | Verdict::Infra(m) => {
             let what = if matches!(r.verdict, Verdict::Failed(_)) {
                 "FAIL "
@@ -299,7 +305,12 @@ fn print_progress(r: &Report) {
             print!("{text}");
         }
     }
-    for f in &r.figures {
+    let told = match &r.verdict {
+        Verdict::Passed => "",
+        Verdict::Failed(m) | Verdict::Infra(m) | Verdict::ExpectedFailure(m) => m.as_str(),
+    };
+    // A failing check already printed its figure line in the message.
+    for f in r.figures.iter().filter(|f| !told.contains(f.as_str())) {
         println!("      {f}");
     }
 }
@@ -310,8 +321,15 @@ pub fn summarize(reports: &[Report], skipped: usize) -> u8 {
         .iter()
         .filter(|r| r.verdict == Verdict::Passed)
         .count();
-    let failed = reports.len() - passed;
+    let xfail = reports
+        .iter()
+        .filter(|r| matches!(r.verdict, Verdict::ExpectedFailure(_)))
+        .count();
+    let failed = reports.len() - passed - xfail;
     let mut line = format!("{passed} passed, {failed} failed");
+    if xfail > 0 {
+        line.push_str(&format!(", {xfail} expected failures"));
+    }
     if skipped > 0 {
         line.push_str(&format!(", {skipped} skipped"));
     }
@@ -338,7 +356,7 @@ pub fn write_junit(
     let mut suite = TestSuite::new("uat");
     for r in reports {
         let status = match &r.verdict {
-            Verdict::Passed => TestCaseStatus::success(),
+            Verdict::Passed | Verdict::ExpectedFailure(_) => TestCaseStatus::success(),
             Verdict::Failed(m) | Verdict::Infra(m) => {
                 let kind = if matches!(r.verdict, Verdict::Failed(_)) {
                     NonSuccessKind::Failure
@@ -352,6 +370,9 @@ pub fn write_junit(
             }
         };
         let mut tc = TestCase::new(r.name.as_str(), status);
+        if let Verdict::ExpectedFailure(m) = &r.verdict {
+            tc.set_system_out(format!("expected failure: {m}"));
+        }
         tc.set_classname(r.path.display().to_string());
         tc.set_time(r.elapsed);
         suite.add_test_case(tc);

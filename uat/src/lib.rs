@@ -5,6 +5,7 @@
 
 pub mod check;
 pub mod cli;
+pub mod disks;
 pub mod expect;
 pub mod history;
 pub mod load;

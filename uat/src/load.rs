@@ -108,6 +108,9 @@ pub fn load_str(path: &Path, text: String) -> Result<Scenario, LoadError> {
         seeded: file.chaos.is_some(),
     };
     v.validate();
+    if file.process.iter().any(|(_, p)| power::on_powercut(p)) {
+        v.bins.insert(power::POWERCUT_BIN.to_owned());
+    }
     let Validator {
         diags,
         ports,
@@ -190,7 +193,7 @@ impl Validator<'_> {
         self.steps(&file.step);
         self.steps(&file.finally);
         for s in &file.finally {
-            if matches!(&s.value, Step::Kill(k) if k.is_random()) {
+            if random_bound(&s.value).is_some() {
                 self.err(
                     s.span.start,
                     "`at = \"random\"` is not available in `finally`",
@@ -213,9 +216,21 @@ impl Validator<'_> {
                     self.lists.insert(k.to_owned());
                 }
             }
-            Step::Repeat(r) => r.steps.iter().for_each(|s| self.collect_names(s)),
-            Step::Kill(k) if k.is_random() => self.seeded = true,
-            _ => {}
+            Step::Repeat(r) => {
+                if let Some(v) = &r.var {
+                    self.lists.insert(v.clone());
+                }
+                r.steps.iter().for_each(|s| self.collect_names(s));
+            }
+            Step::CrashAtFsync(c) => {
+                c.steps.iter().for_each(|s| self.collect_names(s));
+                c.recover.iter().for_each(|s| self.collect_names(s));
+            }
+            other => {
+                if random_bound(other).is_some() || power::draws_seed(other) {
+                    self.seeded = true;
+                }
+            }
         }
     }
 
@@ -230,11 +245,13 @@ impl Validator<'_> {
                 self.ports.insert(p.to_owned());
             } else if let Some(b) = name.strip_prefix("bin.") {
                 self.bins.insert(b.to_owned());
+            } else if let Some(d) = name.strip_prefix("data.") {
+                self.data_template(t.offset, d);
             } else if !(name == "dir" || name == "i" || self.lists.contains(name)) {
                 self.err(
                     t.offset,
                     format!(
-                        "unknown template `{{{{{name}}}}}`: expected port.NAME, bin.NAME, dir, i or a capture name"
+                        "unknown template `{{{{{name}}}}}`: expected port.NAME, bin.NAME, data.NAME, dir, i or a capture name"
                     ),
                 );
             }
@@ -315,25 +332,29 @@ impl Validator<'_> {
     fn steps(&mut self, list: &[At<Step>]) {
         for (n, s) in list.iter().enumerate() {
             self.step(s);
-            let Step::Kill(k) = &s.value else { continue };
+            let within = match &s.value {
+                Step::Kill(k) if !k.is_random() => k.within,
+                Step::PowerCut(k) if !k.is_random() => k.within,
+                _ => None,
+            };
             self.cur_end = s.span.end;
-            if !k.is_random() {
-                if k.within.is_some() {
-                    self.err_at(s.span.start, "within", "`within` needs `at = \"random\"`");
-                }
-                continue;
+            if within.is_some() {
+                self.err_at(s.span.start, "within", "`within` needs `at = \"random\"`");
             }
+            let Some(within) = random_bound(&s.value) else {
+                continue;
+            };
             self.seeded = true;
             match list.get(n + 1).map(|x| &x.value) {
                 None => self.err(
                     s.span.start,
                     "`at = \"random\"` fires within the next step, but this is the last step of its list",
                 ),
-                Some(Step::Kill(next)) if next.is_random() => self.err(
+                Some(next) if random_bound(next).is_some() => self.err(
                     s.span.start,
                     "a random kill cannot be followed by another random kill",
                 ),
-                Some(next) if k.within.is_none() && next.time_limit().is_none() => self.err(
+                Some(next) if within.is_none() && next.time_limit().is_none() => self.err(
                     s.span.start,
                     format!(
                         "a random kill before a `{}` step needs `within` (that step has no timeout to bound it)",
@@ -428,10 +449,16 @@ impl Validator<'_> {
                     }
                 }
             }
-            Step::Repeat(r) => self.steps(&r.steps),
+            Step::Repeat(r) => {
+                if let Some(p) = &r.while_running {
+                    self.need_process(at, p);
+                }
+                self.steps(&r.steps);
+            }
             Step::WaitUntil(w) => self.wait(at, w),
             Step::Sql(q) => self.need_db(at, &q.db),
             Step::File(_) | Step::Sleep(_) | Step::Exec(_) => {}
+            other => self.power_step(at, other),
         }
     }
 
@@ -497,9 +524,23 @@ impl Validator<'_> {
             }
             Check::LogClean(x) => self.need_process(at, &x.log_clean),
             Check::Sql(x) => self.need_db(at, &x.db),
+            Check::PowerLoss(x) => self.power_check(at, x),
         }
     }
 }
+
+/// For a random kill or a random power cut, `Some(within)`; None for any other step.
+fn random_bound(s: &Step) -> Option<Option<crate::util::Dur>> {
+    match s {
+        Step::Kill(k) if k.is_random() => Some(k.within),
+        Step::PowerCut(k) if k.is_random() => Some(k.within),
+        _ => None,
+    }
+}
+
+mod power;
+
+pub use power::POWERCUT_BIN;
 
 /// Splits `"METHOD port-name /path"`.
 pub fn parse_request_line(line: &str) -> Result<(&str, &str, &str), String> {

@@ -50,6 +50,9 @@ pub struct Meta {
     /// Whole-scenario time limit (steps and checks; `finally` gets a short extra allowance).
     #[serde(default = "default_scenario_timeout")]
     pub timeout: Dur,
+    /// `"fail"` marks a negative control: it passes when its checks fail (an expected failure).
+    #[serde(default)]
+    pub expect: ExpectOutcome,
 }
 
 fn default_scenario_timeout() -> Dur {
@@ -80,6 +83,9 @@ pub struct Process {
     /// Start before the first step (default true); otherwise only by a `start` step.
     #[serde(default = "yes")]
     pub autostart: bool,
+    /// A data directory, `{{data.NAME}}`; `{ powercut = true }` puts it on the power-cut filesystem.
+    #[serde(default)]
+    pub data_dir: Option<DataDir>,
 }
 
 fn yes() -> bool {
@@ -124,6 +130,12 @@ pub enum Step {
     File(FileStep),
     Sleep(SleepStep),
     Exec(ExecStep),
+    PowerCut(PowerCutStep),
+    Remount(RemountStep),
+    FsFail(FsFailStep),
+    Heal(HealStep),
+    CrashAtFsync(CrashAtFsyncStep),
+    IntegrityCheck(IntegrityStep),
 }
 
 /// Step kinds: the key that comes first in a step table (after an optional `name`).
@@ -140,6 +152,12 @@ pub const STEP_KINDS: &[&str] = &[
     "file",
     "sleep",
     "exec",
+    "power_cut",
+    "remount",
+    "fs_fail",
+    "heal",
+    "crash_at_fsync",
+    "integrity_check",
 ];
 
 impl Step {
@@ -158,6 +176,12 @@ impl Step {
             Step::File(_) => "file",
             Step::Sleep(_) => "sleep",
             Step::Exec(_) => "exec",
+            Step::PowerCut(_) => "power_cut",
+            Step::Remount(_) => "remount",
+            Step::FsFail(_) => "fs_fail",
+            Step::Heal(_) => "heal",
+            Step::CrashAtFsync(_) => "crash_at_fsync",
+            Step::IntegrityCheck(_) => "integrity_check",
         }
     }
 
@@ -176,6 +200,12 @@ impl Step {
             Step::File(s) => (s.file.clone(), &s.name),
             Step::Sleep(s) => (format!("{}", s.sleep), &s.name),
             Step::Exec(s) => (s.exec.clone(), &s.name),
+            Step::PowerCut(s) => (s.power_cut.clone(), &s.name),
+            Step::Remount(s) => (s.remount.clone(), &s.name),
+            Step::FsFail(s) => (s.fs_fail.clone(), &s.name),
+            Step::Heal(s) => (s.heal.clone(), &s.name),
+            Step::CrashAtFsync(s) => (s.crash_at_fsync.clone(), &s.name),
+            Step::IntegrityCheck(s) => (s.integrity_check.clone(), &s.name),
         };
         match name {
             Some(n) => format!("{} `{}` ({})", self.kind(), primary, n),
@@ -370,6 +400,14 @@ pub struct HttpExpect {
 pub struct RepeatStep {
     pub repeat: u32,
     pub steps: Vec<At<Step>>,
+    /// Also names the iteration number `{{VAR}}`, so an inner repeat's `{{i}}` does not hide it
+    /// (e.g. `var = "cycle"` and keys `"sale-{{cycle}}-{{i}}"`).
+    #[serde(default)]
+    pub var: Option<String>,
+    /// End the loop early, before an iteration, once this process is no longer running (e.g.
+    /// killed by a random power cut), instead of sending the rest to a closed port.
+    #[serde(default)]
+    pub while_running: Option<String>,
     #[serde(default)]
     pub name: Option<String>,
 }
@@ -531,10 +569,11 @@ pub enum Check {
     ExactlyOnce(ExactlyOnceCheck),
     LogClean(LogCleanCheck),
     Sql(SqlCheck),
+    PowerLoss(PowerLossCheck),
 }
 
 /// Check kinds: the key that comes first in a check table.
-pub const CHECK_KINDS: &[&str] = &["exactly_once", "log_clean", "sql"];
+pub const CHECK_KINDS: &[&str] = &["exactly_once", "log_clean", "sql", "power_loss"];
 
 /// `exactly_once = "LIST"`: every acknowledged item of LIST (from `append`) is observed exactly once.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -615,5 +654,10 @@ pub enum JsonType {
 
 mod chaos;
 mod de;
+mod power;
 
 pub use chaos::{Action, Chaos, Interval, Load};
+pub use power::{
+    CRASH_LOOP_MAX, CrashAtFsyncStep, CutMode, DataDir, Errno, ExpectOutcome, FsFailStep, FsOp,
+    HealStep, IntegrityStep, PowerCutStep, PowerLossCheck, RemountStep,
+};

@@ -126,7 +126,7 @@ pub fn judge_response(
 }
 
 /// Upper bound on rows read by one query; scenario queries are small by design.
-const ROWS_MAX: usize = 10_000;
+const ROWS_MAX: usize = 100_000;
 
 /// Runs one query on the SQLite file at `path`, read-only unless `writable`.
 pub fn query(path: &Path, sql: &str, writable: bool) -> Result<Vec<Vec<Value>>, String> {

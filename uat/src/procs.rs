@@ -290,6 +290,36 @@ fn unregister(groups: &[i32]) {
     live_groups().retain(|g| !groups.contains(g));
 }
 
+/// `powercut-fs` servers alive right now: on an interrupt they get SIGTERM (a clean unmount),
+/// never SIGKILL, which would leave a dead mount behind.
+static LIVE_DISKS: std::sync::Mutex<Vec<i32>> = std::sync::Mutex::new(Vec::new());
+
+fn live_disks() -> std::sync::MutexGuard<'static, Vec<i32>> {
+    LIVE_DISKS.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Records a `powercut-fs` server for the interrupt handler.
+pub fn register_disk(pid: i32) {
+    live_disks().push(pid);
+}
+
+/// Forgets a `powercut-fs` server that has exited.
+pub fn unregister_disk(pid: i32) {
+    live_disks().retain(|p| *p != pid);
+}
+
+/// SIGTERM to every live `powercut-fs` server, then up to 5 s for them to unmount and exit.
+fn stop_disks() {
+    let disks = live_disks().clone();
+    for p in &disks {
+        let _ = nix::sys::signal::kill(Pid::from_raw(*p), Signal::SIGTERM);
+    }
+    let end = Instant::now() + Duration::from_secs(5);
+    while disks.iter().any(|p| alive(*p)) && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// On Ctrl-C or SIGTERM, kills every process group still alive and exits with `exit_code`.
 /// Our children live in their own groups, so the terminal's SIGINT never reaches them: without
 /// this, an interrupted run would leave them running.
@@ -321,6 +351,7 @@ pub fn install_interrupt_handler(exit_code: i32) {
             for g in &groups {
                 let _ = killpg(Pid::from_raw(*g), Signal::SIGKILL);
             }
+            stop_disks();
             eprintln!(
                 "uat: {which}: killed {} process groups; run incomplete",
                 groups.len()

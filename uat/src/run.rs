@@ -10,12 +10,13 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 use reqwest::blocking::Client;
 
+use crate::disks::Disks;
 use crate::expect;
 use crate::history::{History, Item, Outcome};
 use crate::load::Scenario;
-use crate::model::{HttpStep, SignalName, Step};
+use crate::model::{ExpectOutcome, HttpStep, SignalName, Step};
 use crate::probe;
-use crate::procs::{Procs, Spec};
+use crate::procs::{self, Procs, Spec};
 use crate::template::Vars;
 use crate::util::At;
 use http::http_exchange;
@@ -42,6 +43,16 @@ pub enum Verdict {
     Failed(String),
     /// The runner itself could not do its job (directory, ports, cleanup).
     Infra(String),
+    /// A negative control (`expect = "fail"`) whose steps passed and whose checks failed, as
+    /// intended: counts as a success. The message is the checks' failure.
+    ExpectedFailure(String),
+}
+
+impl Verdict {
+    /// Passed, or failed as a negative control should.
+    pub fn is_success(&self) -> bool {
+        matches!(self, Verdict::Passed | Verdict::ExpectedFailure(_))
+    }
 }
 
 /// The outcome of one scenario.
@@ -101,6 +112,10 @@ struct Runner<'a> {
     rng: StdRng,
     /// Random kills armed around the step now running.
     windows: Vec<kill::Window>,
+    /// Data directories and power-cut mounts; unmounted when dropped.
+    disks: Disks,
+    /// The verdict came from the checks (the steps all passed), for negative controls.
+    checks_failed: bool,
 }
 
 /// Runs one scenario to completion; never panics on bad scenario content.
@@ -138,16 +153,23 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Report {
     {
         verdict = Verdict::Failed(m);
     }
+    if sc.file.scenario.expect == ExpectOutcome::Fail {
+        verdict = negative_control(verdict, runner.checks_failed);
+    }
     if let Err(m) = runner.procs.cleanup() {
         verdict = Verdict::Infra(m);
     }
-    if verdict != Verdict::Passed {
+    // After the processes are gone, so nothing keeps a mount busy.
+    if let Err(m) = runner.disks.unmount_all() {
+        verdict = Verdict::Infra(m);
+    }
+    if !verdict.is_success() {
         runner.copy_databases();
     }
     report.pids = runner.procs.started_groups().to_vec();
     report.figures = std::mem::take(&mut runner.figures);
     drop(runner);
-    if verdict == Verdict::Passed && !opts.keep {
+    if verdict.is_success() && !opts.keep {
         if let Err(e) = std::fs::remove_dir_all(&dir) {
             eprintln!("uat: cannot remove {}: {e}", dir.display());
         }
@@ -157,6 +179,20 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Report {
     report.verdict = verdict;
     report.elapsed = started.elapsed();
     report
+}
+
+/// The verdict of a negative control: its checks must fail, after every step passed.
+fn negative_control(v: Verdict, checks_failed: bool) -> Verdict {
+    match v {
+        Verdict::Failed(m) if checks_failed => Verdict::ExpectedFailure(m),
+        Verdict::Failed(m) => Verdict::Failed(format!(
+            "negative control (expect = \"fail\"): its checks must fail, but a step failed first: {m}"
+        )),
+        Verdict::Passed => Verdict::Failed(
+            "negative control (expect = \"fail\"): every check passed, so the fault it injects did not bite".into(),
+        ),
+        other => other,
+    }
 }
 
 /// A scenario name as a directory name.
@@ -216,6 +252,7 @@ impl<'a> Runner<'a> {
         let hist = History::create(&dir.join("history.jsonl"))
             .map_err(|e| infra(format!("history.jsonl: {e}")))?;
         let client = probe::client().map_err(infra)?;
+        let disks = mount_disks(sc, &dir, &mut vars)?;
         Ok(Runner {
             sc,
             procs: Procs::new(&dir),
@@ -228,6 +265,8 @@ impl<'a> Runner<'a> {
             seed,
             rng: StdRng::seed_from_u64(seed),
             windows: Vec::new(),
+            disks,
+            checks_failed: false,
         })
     }
 
@@ -276,6 +315,7 @@ impl<'a> Runner<'a> {
         if failed.is_empty() {
             Verdict::Passed
         } else {
+            self.checks_failed = true;
             Verdict::Failed(failed.join("\n"))
         }
     }
@@ -309,11 +349,10 @@ impl<'a> Runner<'a> {
                     s.value.title(),
                     self.sc.location(s.span.start)
                 ))
-            } else if let Step::Kill(k) = &s.value
-                && k.is_random()
+            } else if is_random(&s.value)
                 && let Some(next) = steps.get(n + 1)
             {
-                match self.arm_kill(&label, s, k, &next.value) {
+                match self.arm_kill(&label, s, &next.value) {
                     Ok(a) => {
                         armed = Some(a);
                         continue;
@@ -339,15 +378,42 @@ impl<'a> Runner<'a> {
         let r = match &s.value {
             Step::Repeat(r) => {
                 let saved = self.vars.i;
+                let saved_var = r
+                    .var
+                    .as_ref()
+                    .and_then(|v| self.vars.captures.get(v).cloned());
                 let mut res = Ok((format!("{} iterations", r.repeat), Vec::new()));
                 for i in 1..=r.repeat {
+                    if let Some(p) = &r.while_running
+                        && !self
+                            .procs
+                            .pid(p)
+                            .is_some_and(|pid| procs::alive(pid as i32))
+                    {
+                        res = Ok((
+                            format!(
+                                "ended before iteration {i} of {}: `{p}` is not running",
+                                r.repeat
+                            ),
+                            Vec::new(),
+                        ));
+                        break;
+                    }
                     self.vars.i = Some(i);
+                    if let Some(v) = &r.var {
+                        self.vars
+                            .captures
+                            .insert(v.clone(), serde_json::Value::from(i));
+                    }
                     if let Err(m) = self.run_steps(&r.steps, &format!("{label}[{i}].")) {
                         res = Err(fail(m));
                         break;
                     }
                 }
                 self.vars.i = saved;
+                if let (Some(v), Some(old)) = (&r.var, saved_var) {
+                    self.vars.captures.insert(v.clone(), old);
+                }
                 // A nested failure already carries its own step label and location.
                 if let Err(f) = res {
                     self.hist
@@ -356,6 +422,21 @@ impl<'a> Runner<'a> {
                 }
                 res
             }
+            Step::CrashAtFsync(c) if !c.steps.is_empty() => match self.crash_loop(label, c) {
+                Ok(d) => Ok((d, Vec::new())),
+                Err(m) => {
+                    self.hist
+                        .complete(label, kind, &m, Outcome::Fail, Vec::new());
+                    return Err(if m.starts_with("step ") {
+                        m
+                    } else {
+                        format!(
+                            "step {label} ({title}) at {}: {m}",
+                            self.sc.location(s.span.start)
+                        )
+                    });
+                }
+            },
             other => self.exec(other),
         };
         match r {
@@ -443,6 +524,7 @@ impl<'a> Runner<'a> {
                 }
             }
             Step::Repeat(_) => Err(fail("internal: repeat handled by run_one")),
+            other => self.power_exec(other),
         }
     }
 
@@ -526,6 +608,36 @@ impl<'a> Runner<'a> {
     }
 }
 
+/// A random kill or a random power cut.
+fn is_random(s: &Step) -> bool {
+    match s {
+        Step::Kill(k) => k.is_random(),
+        Step::PowerCut(c) => c.is_random(),
+        _ => false,
+    }
+}
+
+/// Creates every process's data directory, mounting the power-cut ones, and sets `{{data.NAME}}`.
+fn mount_disks(sc: &Scenario, dir: &Path, vars: &mut Vars) -> Result<Disks, Verdict> {
+    let mut disks = Disks::default();
+    for (name, p) in sc.file.process.iter() {
+        let Some(d) = &p.data_dir else { continue };
+        let path = if d.powercut {
+            let bin = vars
+                .bins
+                .get(crate::load::POWERCUT_BIN)
+                .cloned()
+                .ok_or_else(|| Verdict::Infra("internal: powercut-fs was not looked up".into()))?;
+            disks.mount(&bin, dir, name)
+        } else {
+            disks.plain(dir, name)
+        }
+        .map_err(Verdict::Infra)?;
+        vars.data.insert(name.to_owned(), path);
+    }
+    Ok(disks)
+}
+
 /// The signal a `kill` step names.
 fn signal_of(sig: SignalName) -> Signal {
     match sig {
@@ -543,4 +655,5 @@ mod chaos;
 mod http;
 mod kill;
 mod observe;
+mod power;
 pub mod up;

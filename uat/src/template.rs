@@ -1,4 +1,5 @@
-//! Minimal templating: `{{port.NAME}}`, `{{bin.NAME}}`, `{{dir}}`, `{{i}}` and capture names. No expressions.
+//! Minimal templating: `{{port.NAME}}`, `{{bin.NAME}}`, `{{data.NAME}}`, `{{dir}}`, `{{i}}` and
+//! capture names. No expressions.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -49,6 +50,8 @@ pub struct Vars {
     pub dir: PathBuf,
     pub ports: BTreeMap<String, u16>,
     pub bins: BTreeMap<String, PathBuf>,
+    /// `{{data.NAME}}`: the data directory (a power-cut mountpoint or a plain folder) of process NAME.
+    pub data: BTreeMap<String, PathBuf>,
     pub i: Option<u32>,
     pub captures: BTreeMap<String, Value>,
 }
@@ -68,6 +71,13 @@ impl Vars {
                 .get(b)
                 .map(|p| Value::from(p.display().to_string()))
                 .ok_or_else(|| format!("no binary `{b}`"));
+        }
+        if let Some(d) = name.strip_prefix("data.") {
+            return self
+                .data
+                .get(d)
+                .map(|p| Value::from(p.display().to_string()))
+                .ok_or_else(|| format!("no data directory `{d}`"));
         }
         match name {
             "dir" => Ok(Value::from(self.dir.display().to_string())),

@@ -84,8 +84,16 @@ fn main() {
             Trial::test(sc.name().to_owned(), move || -> Result<(), Failed> {
                 build?;
                 let r = uat::run_scenario(&sc, &opts);
+                // The figure lines (power_loss, exactly_once, chaos) belong in the CI log.
+                for f in &r.figures {
+                    println!("    {}: {f}", r.name);
+                }
                 match r.verdict {
                     Verdict::Passed => Ok(()),
+                    Verdict::ExpectedFailure(m) => {
+                        println!("    {}: expected failure: {m}", r.name);
+                        Ok(())
+                    }
                     Verdict::Failed(m) | Verdict::Infra(m) => {
                         let folder = r
                             .kept_dir

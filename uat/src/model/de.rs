@@ -196,6 +196,12 @@ impl<'de> Deserialize<'de> for Step {
                     "sql" => Step::Sql(rest(name, kind, map)?),
                     "file" => Step::File(rest(name, kind, map)?),
                     "sleep" => Step::Sleep(rest(name, kind, map)?),
+                    "power_cut" => Step::PowerCut(rest(name, kind, map)?),
+                    "remount" => Step::Remount(rest(name, kind, map)?),
+                    "fs_fail" => Step::FsFail(rest(name, kind, map)?),
+                    "heal" => Step::Heal(rest(name, kind, map)?),
+                    "crash_at_fsync" => Step::CrashAtFsync(rest(name, kind, map)?),
+                    "integrity_check" => Step::IntegrityCheck(rest(name, kind, map)?),
                     _ => Step::Exec(rest(name, kind, map)?),
                 })
             }
@@ -217,6 +223,7 @@ impl<'de> Deserialize<'de> for Check {
                 Ok(match kind {
                     "exactly_once" => Check::ExactlyOnce(rest(None, kind, map)?),
                     "log_clean" => Check::LogClean(rest(None, kind, map)?),
+                    "power_loss" => Check::PowerLoss(rest(None, kind, map)?),
                     _ => Check::Sql(rest(None, kind, map)?),
                 })
             }

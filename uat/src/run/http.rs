@@ -57,8 +57,26 @@ pub(super) fn http_exchange(
         }
         Err(e) => return Err(fail(e.to_string())),
     };
-    if let Some(e) = &h.expect {
-        probe::judge_response(e.status, &e.json, &resp).map_err(fail)?;
+    if let Some(e) = &h.expect
+        && let Err(m) = probe::judge_response(e.status, &e.json, &resp)
+    {
+        // The house-style error answer `definite: true` says the operation certainly did not
+        // happen: its items are recorded as refused, so a check can prove they never appear.
+        let mut f = fail(m);
+        if resp.body.get("definite") == Some(&Value::Bool(true)) {
+            f.items = h
+                .append
+                .iter()
+                .filter(|(_, spec)| !spec.starts_with('$'))
+                .filter_map(|(list, spec)| {
+                    vars.render(spec).ok().map(|id| Item {
+                        list: list.to_owned(),
+                        id: Some(Value::from(id)),
+                    })
+                })
+                .collect();
+        }
+        return Err(f);
     }
     for (name, path) in h.capture.iter() {
         let v = observe::select(&resp.body, path)

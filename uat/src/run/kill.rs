@@ -1,5 +1,6 @@
-//! Random kills: `kill = "NAME"` with `at = "random"` fires at a seeded random moment while the
-//! next step runs; requests that kill cuts off are indeterminate, not failures.
+//! Random kills and power cuts: `kill = "NAME"` or `power_cut = "NAME"` with `at = "random"` fires
+//! at a seeded random moment while the next step runs; requests it cuts off are indeterminate,
+//! not failures.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -13,8 +14,9 @@ use nix::unistd::Pid;
 use rand::Rng;
 
 use super::{Runner, signal_of};
+use crate::disks;
 use crate::history::Outcome;
-use crate::model::{KillStep, Step};
+use crate::model::Step;
 use crate::template;
 use crate::util::At;
 
@@ -42,9 +44,52 @@ pub(super) struct Armed {
     title: String,
     location: String,
     process: String,
-    signal: Signal,
+    /// The process gets SIGKILL, so it is reaped after the step.
+    reap: bool,
     step_done: mpsc::Sender<()>,
     timer: JoinHandle<Result<(), String>>,
+}
+
+/// What an armed fault does when it fires.
+enum Fire {
+    Signal(Signal),
+    /// A power cut of the process's data directory: freeze, cut, SIGKILL.
+    Cut {
+        client: reqwest::blocking::Client,
+        control: String,
+        route: &'static str,
+        body: Option<serde_json::Value>,
+    },
+}
+
+impl Fire {
+    /// Fires at the process group `pid`; returns the detail of the completion event.
+    fn fire(&self, name: &str, pid: Option<u32>) -> Result<String, String> {
+        match self {
+            Fire::Signal(signal) => {
+                let pid = pid.ok_or_else(|| format!("process `{name}` is not running"))?;
+                killpg(Pid::from_raw(pid as i32), *signal)
+                    .map(|()| format!("{signal} to `{name}` (pid {pid})"))
+                    .map_err(|e| format!("{signal} to `{name}` (pid {pid}) failed: {e}"))
+            }
+            Fire::Cut {
+                client,
+                control,
+                route,
+                body,
+            } => {
+                let groups: Vec<i32> = pid.iter().map(|p| *p as i32).collect();
+                let report = disks::cut_now(client, control, route, body.as_ref(), &groups)?;
+                let killed = pid.map_or(String::new(), |p| {
+                    format!("; SIGKILL to `{name}` (pid {p})")
+                });
+                Ok(format!(
+                    "power cut of `{name}`'s data: {}{killed}",
+                    disks::report_text(&report)
+                ))
+            }
+        }
+    }
 }
 
 impl Runner<'_> {
@@ -68,49 +113,86 @@ impl Runner<'_> {
             .collect()
     }
 
+    /// What a random kill or power cut step will do, for which process, within which bound.
+    fn fault_of(&mut self, s: &Step) -> Result<(String, Fire, Option<Duration>), String> {
+        match s {
+            Step::Kill(k) => Ok((
+                k.kill.clone(),
+                Fire::Signal(signal_of(k.signal)),
+                k.within.map(|d| d.0),
+            )),
+            Step::PowerCut(c) => {
+                let (route, body) = self.cut_request(c)?;
+                let control = self.control_of(&c.power_cut)?;
+                Ok((
+                    c.power_cut.clone(),
+                    Fire::Cut {
+                        client: self.client.clone(),
+                        control,
+                        route,
+                        body,
+                    },
+                    c.within.map(|d| d.0),
+                ))
+            }
+            other => Err(format!(
+                "internal: `{}` cannot fire at random",
+                other.kind()
+            )),
+        }
+    }
+
     /// Draws the delay, records the invoke event and starts the timer thread.
     pub(super) fn arm_kill(
         &mut self,
         label: &str,
         s: &At<Step>,
-        k: &KillStep,
         next: &Step,
     ) -> Result<Armed, String> {
         let title = s.value.title();
+        let kind = s.value.kind();
         let location = self.sc.location(s.span.start);
-        let bound = k
-            .within
-            .map(|d| d.0)
+        let at_step = |m: String| format!("step {label} ({title}) at {location}: {m}");
+        let (process, fire, within) = self.fault_of(&s.value).map_err(at_step)?;
+        let bound = within
             .or_else(|| next.time_limit())
             .unwrap_or(Duration::ZERO);
         let bound_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
         let planned = Duration::from_millis(self.rng.random_range(0..=bound_ms));
-        let signal = signal_of(k.signal);
+        let what = match &fire {
+            Fire::Signal(sig) => sig.to_string(),
+            Fire::Cut { .. } => "power cut".to_owned(),
+        };
         self.hist.invoke(
             label,
-            "kill",
+            kind,
             &format!(
-                "{title}: {signal} at random within {}ms, planned after {}ms (seed {})",
+                "{title}: {what} at random within {}ms, planned after {}ms (seed {})",
                 bound_ms,
                 planned.as_millis(),
                 self.seed
             ),
         );
-        let Some(pid) = self.procs.pid(&k.kill) else {
-            let msg = format!("process `{}` is not running", k.kill);
-            self.hist
-                .complete(label, "kill", &msg, Outcome::Fail, Vec::new());
-            return Err(format!("step {label} ({title}) at {location}: {msg}"));
+        let pid = self.procs.pid(&process);
+        let reap = match &fire {
+            Fire::Signal(sig) => *sig == Signal::SIGKILL,
+            Fire::Cut { .. } => pid.is_some(),
         };
+        if pid.is_none() && matches!(fire, Fire::Signal(_)) {
+            let msg = format!("process `{process}` is not running");
+            self.hist
+                .complete(label, kind, &msg, Outcome::Fail, Vec::new());
+            return Err(at_step(msg));
+        }
         let fired = Arc::new(AtomicBool::new(false));
         self.windows.push(Window {
-            process: k.kill.clone(),
-            ports: self.ports_of(&k.kill),
+            process: process.clone(),
+            ports: self.ports_of(&process),
             fired: Arc::clone(&fired),
         });
         let (step_done, done_rx) = mpsc::channel::<()>();
         let hist = Arc::clone(&self.hist);
-        let (label_t, name) = (label.to_owned(), k.kill.clone());
+        let (label_t, name) = (label.to_owned(), process.clone());
         let timer = std::thread::spawn(move || {
             let started = Instant::now();
             let when = match done_rx.recv_timeout(planned) {
@@ -119,17 +201,17 @@ impl Runner<'_> {
             };
             // Set before the signal, so every request the signal cuts off sees it.
             fired.store(true, Ordering::SeqCst);
-            let r = killpg(Pid::from_raw(pid as i32), signal);
+            let r = fire.fire(&name, pid);
             let ms = started.elapsed().as_millis();
             match r {
-                Ok(()) => {
-                    let d = format!("{signal} to `{name}` (pid {pid}) after {ms}ms, {when}");
-                    hist.complete(&label_t, "kill", &d, Outcome::Ok, Vec::new());
+                Ok(d) => {
+                    let d = format!("{d} after {ms}ms, {when}");
+                    hist.complete(&label_t, kind, &d, Outcome::Ok, Vec::new());
                     Ok(())
                 }
                 Err(e) => {
-                    let d = format!("{signal} to `{name}` (pid {pid}) after {ms}ms failed: {e}");
-                    hist.complete(&label_t, "kill", &d, Outcome::Fail, Vec::new());
+                    let d = format!("after {ms}ms: {e}");
+                    hist.complete(&label_t, kind, &d, Outcome::Fail, Vec::new());
                     Err(d)
                 }
             }
@@ -138,8 +220,8 @@ impl Runner<'_> {
             label: label.to_owned(),
             title,
             location,
-            process: k.kill.clone(),
-            signal,
+            process,
+            reap,
             step_done,
             timer,
         })
@@ -155,7 +237,7 @@ impl Runner<'_> {
             .unwrap_or_else(|_| Err("the kill timer thread panicked".into()));
         self.windows.pop();
         let reaped = fired.and_then(|()| {
-            if a.signal != Signal::SIGKILL {
+            if !a.reap {
                 return Ok(());
             }
             match self.procs.wait(&a.process, REAP_LIMIT)? {

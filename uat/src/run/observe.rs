@@ -153,6 +153,7 @@ impl Runner<'_> {
                 let rows = self.sql(&x.db, &x.sql, false)?;
                 expect::check_rows(x.expect.rows.as_deref().unwrap_or(&[]), &rows)
             }
+            Check::PowerLoss(x) => self.power_loss_check(x),
         }
     }
 
@@ -160,6 +161,8 @@ impl Runner<'_> {
     pub(super) fn copy_databases(&self) {
         for (name, _) in self.sc.file.process.iter() {
             let Ok(db) = self.db_path(name) else { continue };
+            // Power-cut mounts are gone by now; their durable bytes are in the backing folder.
+            let db = self.disks.backing_path(&db).unwrap_or(db);
             let (Some(parent), Some(base)) = (db.parent(), db.file_name().and_then(|b| b.to_str()))
             else {
                 continue;

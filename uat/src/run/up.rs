@@ -62,7 +62,7 @@ pub fn up(sc: &Scenario, opts: &RunOptions, stop: &Receiver<&'static str>) -> u8
                     eprintln!("uat up: {m}");
                     EXIT_INFRA
                 }
-                Verdict::Passed => EXIT_INFRA,
+                Verdict::Passed | Verdict::ExpectedFailure(_) => EXIT_INFRA,
             };
         }
     };

@@ -87,6 +87,22 @@ const CASES: &[(&str, &str)] = &[
         "chaos rules",
         "[chaos]\nduration = \"0s\"\ninterval = { min = \"0ms\", max = \"2ms\" }\nliveness = { wait_until = \"GET web /\", timeout = \"1s\", expect.rows = [[0]] }\n[[chaos.action]]\nname = \"k\"\nweight = 0\nsteps = [{ kill = \"db\" }]\n[chaos.load]\nsteps = [{ start = \"web\" }]\n",
     ),
+    (
+        "power steps need a power-cut data directory",
+        "[[step]]\npower_cut = \"web\"\n\n[[step]]\nfs_fail = \"web\"\nop = \"write\"\nerrno = \"EIO\"\ncount = 1\n",
+    ),
+    (
+        "power-loss step rules",
+        "[process.app]\ncommand = \"x\"\nargs = [\"{{data.app}}\", \"{{data.web}}\", \"{{data.nobody}}\"]\ndata_dir = { powercut = true }\n\n[[step]]\npower_cut = \"app\"\nmode = \"torn_write\"\n\n[[step]]\npower_cut = \"app\"\nfraction = 0.5\n\n[[step]]\nfs_fail = \"app\"\nop = \"fsync\"\nerrno = \"ENOSPC\"\ncount = 1\nprobability = 0.5\n\n[[step]]\ncrash_at_fsync = \"app\"\nn = 2\nsteps = [{ heal = \"app\" }]\n\n[[step]]\npower_cut = \"app\"\nat = \"random\"\n",
+    ),
+    (
+        "unknown key in data_dir",
+        "[process.app]\ncommand = \"x\"\ndata_dir = { powercut = true, size = 1 }\n",
+    ),
+    (
+        "power_loss needs ids for http and a list",
+        "[[check]]\npower_loss = \"sales\"\nobserve = \"GET web /items\"\nfiscal_ids = \"$.x\"\n",
+    ),
 ];
 
 #[test]

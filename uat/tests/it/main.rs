@@ -2,6 +2,7 @@
 
 mod cli;
 mod errors;
+mod power;
 mod runner;
 mod schema;
 mod seeded;

@@ -54,4 +54,6 @@ fn readme_example_is_a_valid_scenario() {
         rest = &body[end..];
     }
     assert_eq!(loaded, 1, "the chaos example");
+    // The power-loss snippets are fragments; each must at least parse as TOML.
+    assert!(readme.contains("### Power loss"));
 }
