@@ -241,55 +241,43 @@ impl Config {
                 ));
             }
         };
+        // Durations in ms and counts must be positive; each names its setting when it is not.
+        let duration_ms = |setting: &'static str, v: Option<u64>, default: u64| {
+            positive(setting, v.unwrap_or(default)).map(ms)
+        };
+        let count = |setting: &'static str, v: Option<u32>, default: u32| {
+            positive(setting, u64::from(v.unwrap_or(default))).map(|v| v as u32)
+        };
         let config = Config {
             listen: s
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000))),
             db: s.db.unwrap_or_else(|| PathBuf::from("./data/buffer.db")),
             kkt_port: s.kkt_port.unwrap_or_else(|| PathBuf::from("./kkt.tty")),
-            kkt_baud: positive("kkt_baud", u64::from(s.kkt_baud.unwrap_or(115_200)))? as u32,
+            kkt_baud: count("kkt_baud", s.kkt_baud, 115_200)?,
             kkt_password: s.kkt_password.unwrap_or(30),
             auto_open_shift: s.auto_open_shift.unwrap_or(true),
             capacity: positive("capacity", s.capacity.unwrap_or(10_000))?,
             wal_autocheckpoint: s.wal_autocheckpoint.unwrap_or(100),
             unsafe_synchronous_normal: s.unsafe_synchronous_normal.unwrap_or(false),
             ofd_addr: s.ofd_addr.unwrap_or_else(|| "127.0.0.1:7777".to_owned()),
-            sync_interval: ms(positive(
-                "sync_interval_ms",
-                s.sync_interval_ms.unwrap_or(10_000),
-            )?),
-            batch_size_max: positive("batch_size_max", u64::from(s.batch_size_max.unwrap_or(100)))?
-                as u32,
-            backoff_initial: ms(positive(
-                "backoff_initial_ms",
-                s.backoff_initial_ms.unwrap_or(1_000),
-            )?),
-            backoff_max: ms(positive(
-                "backoff_max_ms",
-                s.backoff_max_ms.unwrap_or(60_000),
-            )?),
-            retry_max: positive("retry_max", u64::from(s.retry_max.unwrap_or(20)))? as u32,
-            breaker_failures: positive(
-                "breaker_failures",
-                u64::from(s.breaker_failures.unwrap_or(5)),
-            )? as u32,
-            breaker_open: ms(positive(
-                "breaker_open_ms",
-                s.breaker_open_ms.unwrap_or(60_000),
-            )?),
-            breaker_probes: positive("breaker_probes", u64::from(s.breaker_probes.unwrap_or(2)))?
-                as u32,
-            ofd_connect_timeout: ms(positive(
+            sync_interval: duration_ms("sync_interval_ms", s.sync_interval_ms, 10_000)?,
+            batch_size_max: count("batch_size_max", s.batch_size_max, 100)?,
+            backoff_initial: duration_ms("backoff_initial_ms", s.backoff_initial_ms, 1_000)?,
+            backoff_max: duration_ms("backoff_max_ms", s.backoff_max_ms, 60_000)?,
+            retry_max: count("retry_max", s.retry_max, 20)?,
+            breaker_failures: count("breaker_failures", s.breaker_failures, 5)?,
+            breaker_open: duration_ms("breaker_open_ms", s.breaker_open_ms, 60_000)?,
+            breaker_probes: count("breaker_probes", s.breaker_probes, 2)?,
+            ofd_connect_timeout: duration_ms(
                 "ofd_connect_timeout_ms",
-                s.ofd_connect_timeout_ms.unwrap_or(3_000),
-            )?),
-            ofd_io_timeout: ms(positive(
-                "ofd_io_timeout_ms",
-                s.ofd_io_timeout_ms.unwrap_or(10_000),
-            )?),
+                s.ofd_connect_timeout_ms,
+                3_000,
+            )?,
+            ofd_io_timeout: duration_ms("ofd_io_timeout_ms", s.ofd_io_timeout_ms, 10_000)?,
             probe_when_idle: s.probe_when_idle.unwrap_or(true),
             lock,
-            lock_ttl: ms(positive("lock_ttl_ms", s.lock_ttl_ms.unwrap_or(300_000))?),
+            lock_ttl: duration_ms("lock_ttl_ms", s.lock_ttl_ms, 300_000)?,
         };
         if config.backoff_max < config.backoff_initial {
             return Err(invalid(
