@@ -20,10 +20,23 @@ const LEAF_ALLOWED: &[&str] = &[
 ];
 
 /// Packages that ship a program. None may depend on another in `[dependencies]`.
-const PROGRAMS: &[&str] = &["adapter", "ofd-mock", "kkt-emulator", "uat", "ci", "powercut-fs"];
+const PROGRAMS: &[&str] = &[
+    "adapter",
+    "ofd-mock",
+    "kkt-emulator",
+    "uat",
+    "ci",
+    "powercut-fs",
+];
 
 /// What the black-box runner must never link, in any dependency kind.
-const UAT_FORBIDDEN: &[&str] = &["adapter", "ofd-mock", "kkt-emulator", "adapter-api", "powercut-fs"];
+const UAT_FORBIDDEN: &[&str] = &[
+    "adapter",
+    "ofd-mock",
+    "kkt-emulator",
+    "adapter-api",
+    "powercut-fs",
+];
 
 struct Package {
     name: String,
