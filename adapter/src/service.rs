@@ -289,8 +289,18 @@ impl Fiscalizer {
                     (Vec<FiscalData>, Result<FiscalData, FiscalizeError>),
                     KktError,
                 > {
-                    let shifts = ops::prepare_for_sale(kkt, auto)?;
-                    Ok((shifts, ops::fiscalize(kkt, &sale, &receipt_id)))
+                    let mut shifts = ops::prepare_for_sale(kkt, auto)?;
+                    let mut result = ops::fiscalize(kkt, &sale, &receipt_id);
+                    // An earlier session's commands ran in the middle of the receipt and it was
+                    // cancelled before its close: once more, now that the line is clean.
+                    if matches!(
+                        result,
+                        Err(FiscalizeError::Definite(KktError::Interfered { .. }))
+                    ) {
+                        shifts.extend(ops::prepare_for_sale(kkt, auto)?);
+                        result = ops::fiscalize(kkt, &sale, &receipt_id);
+                    }
+                    Ok((shifts, result))
                 },
             )
             .await;

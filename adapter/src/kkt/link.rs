@@ -45,6 +45,11 @@ impl SerialLink {
                         message: e.to_string(),
                     }
                 })?;
+            // Bytes a previous process wrote and the device has not read yet (a killed adapter's
+            // frames queued behind a stalled device) must not run in the middle of our commands.
+            if let Err(e) = port.clear(serialport::ClearBuffer::All) {
+                tracing::warn!(error = %e, "could not flush the KKT port's buffers");
+            }
             self.port = Some(port);
         }
         Ok(self.port.as_mut().expect("port just opened"))

@@ -34,6 +34,11 @@ pub enum KktError {
     /// The answer could not be decoded or was not the expected one.
     #[error("KKT answer not understood: {0}")]
     Protocol(String),
+    /// Commands of an earlier session ran on the device in the middle of this operation.
+    #[error(
+        "the KKT ran {answers} command(s) of an earlier session in the middle of this receipt; it was cancelled"
+    )]
+    Interfered { answers: usize },
     /// The driver thread is gone (the adapter is shutting down).
     #[error("KKT driver stopped")]
     Stopped,
@@ -43,7 +48,7 @@ impl KktError {
     /// True when the device certainly did not execute the command.
     pub fn is_definite(&self) -> bool {
         match self {
-            KktError::Open { .. } => true,
+            KktError::Open { .. } | KktError::Interfered { .. } => true,
             KktError::Link(LinkFailure::NotDelivered(_)) => true,
             KktError::Device { error, .. } => error.is_definite(),
             KktError::Link(LinkFailure::Indeterminate(_))

@@ -158,6 +158,16 @@ pub fn fiscalize(
         }
     }
     let tlv = receipt_tlv(sale, receipt_id).map_err(FiscalizeError::Definite)?;
+    // Answers drained now belong to commands of an earlier session that the device ran in the
+    // middle of this receipt (an item it added, say): its contents are no longer ours. Cancel it
+    // before the close command, while no document can exist yet.
+    let stale = kkt.take_stale();
+    if !stale.is_empty() {
+        let e = KktError::Interfered {
+            answers: stale.len(),
+        };
+        return Err(before_close(kkt, e));
+    }
     if let Err(e) = kkt.call(&Request::FnSendTlv(tlv)) {
         return Err(before_close(kkt, e));
     }
