@@ -45,8 +45,10 @@ impl SerialLink {
                         message: e.to_string(),
                     }
                 })?;
-            // Bytes a previous process wrote and the device has not read yet (a killed adapter's
-            // frames queued behind a stalled device) must not run in the middle of our commands.
+            // Bytes a previous process wrote and a serial driver has not sent yet (a killed adapter's
+            // frames queued behind a stalled device) should not run in the middle of our commands.
+            // On a pty the kernel has already handed them to the other side, so this does not help
+            // there; the stale-answer check in `ops::fiscalize` covers both.
             if let Err(e) = port.clear(serialport::ClearBuffer::All) {
                 tracing::warn!(error = %e, "could not flush the KKT port's buffers");
             }
