@@ -90,6 +90,28 @@ impl Drop for InProgressGuard {
     }
 }
 
+/// The error for a KKT failure that certainly produced no document: the device's own refusal, or
+/// no device at all.
+fn kkt_failure(e: &KktError) -> SubmitError {
+    match e.device_error() {
+        Some(error) => SubmitError::KktRefused {
+            code: device_code(Some(error)),
+            reason: e.to_string(),
+        },
+        None => SubmitError::KktUnavailable(e.to_string()),
+    }
+}
+
+/// The kind of a fiscal document, from its outer tag (FFD document code 2, 3 or 5).
+fn document_kind(tlv: &[u8]) -> Option<DocKind> {
+    match ofd_proto::tlv::decode_document_prefix(tlv).ok()?.0.tag {
+        2 => Some(DocKind::ShiftOpen),
+        3 => Some(DocKind::Receipt),
+        5 => Some(DocKind::ShiftClose),
+        _ => None,
+    }
+}
+
 /// A stable code for a device refusal, by the error's class (the exact byte goes in the message).
 fn device_code(error: Option<DeviceError>) -> &'static str {
     match error.map(DeviceError::class) {
@@ -349,13 +371,7 @@ impl Fiscalizer {
                         "KKT refused ({e}) but the journal could not record it"
                     )));
                 }
-                Err(match e.device_error() {
-                    Some(_) => SubmitError::KktRefused {
-                        code,
-                        reason: e.to_string(),
-                    },
-                    None => SubmitError::KktUnavailable(e.to_string()),
-                })
+                Err(kkt_failure(&e))
             }
             Err(FiscalizeError::Indeterminate(e)) => {
                 self.note_link(Err(&e));
@@ -369,10 +385,8 @@ impl Fiscalizer {
 
     async fn journal_shift_documents(&self, docs: Vec<FiscalData>) {
         for doc in docs {
-            let kind = match ofd_proto::tlv::decode_document_prefix(&doc.document_tlv)
-                .map(|(t, _)| t.tag)
-            {
-                Ok(5) => DocKind::ShiftClose,
+            let kind = match document_kind(&doc.document_tlv) {
+                Some(DocKind::ShiftClose) => DocKind::ShiftClose,
                 _ => DocKind::ShiftOpen,
             };
             let fd = doc.fd_number;
@@ -421,13 +435,7 @@ impl Fiscalizer {
                 if !e.is_definite() {
                     self.inner.unresolved.store(true, Ordering::SeqCst);
                 }
-                Err(match e.device_error() {
-                    Some(_) => SubmitError::KktRefused {
-                        code: device_code(e.device_error()),
-                        reason: e.to_string(),
-                    },
-                    None => SubmitError::KktUnavailable(e.to_string()),
-                })
+                Err(kkt_failure(&e))
             }
         }
     }
@@ -548,11 +556,11 @@ impl Fiscalizer {
                 .and_then(|r| r)
                 .map_err(|e| e.to_string())?;
             let data = ops::fiscal_data_from_tlv(tlv)?;
-            let tag = ofd_proto::tlv::decode_document_prefix(&data.document_tlv)
-                .map(|(t, _)| t.tag)
-                .unwrap_or(0);
-            match (tag, ops::receipt_id_of(&data.document_tlv)) {
-                (3, Some(id)) => {
+            match (
+                document_kind(&data.document_tlv),
+                ops::receipt_id_of(&data.document_tlv),
+            ) {
+                (Some(DocKind::Receipt), Some(id)) => {
                     if let Some(pos) = in_flight.iter().position(|r| r.receipt_id == id) {
                         tracing::info!(receipt_id = %id, fd, "reconciled: the FN holds the receipt");
                         in_flight.remove(pos);
@@ -565,19 +573,16 @@ impl Fiscalizer {
                         tracing::warn!(receipt_id = %id, fd, "FN document with an id the journal does not hold in flight");
                     }
                 }
-                (2 | 5, _) => {
-                    let kind = if tag == 5 {
-                        DocKind::ShiftClose
-                    } else {
-                        DocKind::ShiftOpen
-                    };
+                (Some(kind @ (DocKind::ShiftOpen | DocKind::ShiftClose)), _) => {
                     journal
                         .insert_fiscal_document(kind, data)
                         .await
                         .map_err(|e| e.to_string())?;
                     self.inner.fiscalized.notify_one();
                 }
-                _ => tracing::warn!(fd, tag, "FN document not issued through this adapter"),
+                (other, _) => {
+                    tracing::warn!(fd, kind = ?other, "FN document not issued through this adapter")
+                }
             }
             fd -= 1;
         }
