@@ -7,23 +7,11 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{Stack, bread};
+use crate::harness::{Lcg, Stack, bread};
 
 /// Cycles in CI; `ADAPTER_CRASH_CYCLES` raises it for a longer local or nightly run.
 const CYCLES_DEFAULT: u64 = 50;
 const TILLS: u64 = 3;
-
-/// A tiny deterministic generator, so a failing run can be replayed from its seed.
-struct Lcg(u64);
-impl Lcg {
-    fn next(&mut self, bound: u64) -> u64 {
-        self.0 = self
-            .0
-            .wrapping_mul(6364136223846793005)
-            .wrapping_add(1442695040888963407);
-        (self.0 >> 33) % bound.max(1)
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_at_random_moments_loses_nothing_and_prints_nothing_twice() {
@@ -81,19 +69,7 @@ async fn sigkill_at_random_moments_loses_nothing_and_prints_nothing_twice() {
     }
     // Final start: reconciliation resolves whatever the last kill left in flight.
     s.start_adapter();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let (_, st) = s.call("GET", "/v1/kkt/buffer/status", None, &[]).await;
-        if st["in_flight"] == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "receipts still in flight: {st}; log: {}",
-            s.log()
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    s.wait_buffer("in_flight", 0, Duration::from_secs(30)).await;
     let fn_receipts = s.fn_receipts().await;
     let mut by_id: BTreeMap<String, Vec<u64>> = BTreeMap::new();
     for d in &fn_receipts {

@@ -231,6 +231,41 @@ impl Stack {
     }
 }
 
+impl Stack {
+    /// Polls `GET /v1/kkt/buffer/status` until `field` equals `value`, at most `timeout`; on
+    /// give-up it shows the last status and the tail of the adapter's log.
+    pub async fn wait_buffer(&self, field: &str, value: u64, timeout: Duration) -> Value {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let (_, st) = self.call("GET", "/v1/kkt/buffer/status", None, &[]).await;
+            if st[field] == value {
+                return st;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                let log = self.log();
+                let tail = &log[log.len().saturating_sub(4000)..];
+                panic!(
+                    "{field} never reached {value} within {timeout:?}: {st}\nadapter log tail:\n{tail}"
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+}
+
+/// A tiny deterministic generator, so a failing run can be replayed from its seed.
+pub struct Lcg(pub u64);
+
+impl Lcg {
+    pub fn next(&mut self, bound: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % bound.max(1)
+    }
+}
+
 impl Drop for Stack {
     fn drop(&mut self) {
         self.kill_adapter();
