@@ -191,6 +191,10 @@ pub fn encode_answer(cmd: CommandCode, error: u8, data: &[u8]) -> Result<Vec<u8>
 
 /// Parses exactly one whole frame (`STX LEN PAYLOAD LRC`, no filler) and returns its payload.
 pub fn decode_frame(bytes: &[u8]) -> Result<Vec<u8>, FrameError> {
+    // The streaming decoder skips filler between frames; a whole frame has none, before or after.
+    if bytes.first().is_some_and(|first| *first != STX) {
+        return Err(FrameError::NotAFrame);
+    }
     let mut decoder = FrameDecoder::new();
     let mut found = None;
     for (index, byte) in bytes.iter().enumerate() {
@@ -425,6 +429,24 @@ mod tests {
             Some(FrameError::Truncated { have: 1, want: 4 })
         );
         assert_eq!(decoder.timeout(), None);
+    }
+
+    #[test]
+    fn whole_frame_has_no_filler_before_or_after() {
+        // Found by the frame_decoder fuzz target: leading filler was skipped, so the bytes did not
+        // re-encode to themselves, while trailing filler was refused.
+        let frame = [STX, 1, 0x10, 0x11];
+        assert_eq!(decode_frame(&frame), Ok(vec![0x10]));
+        assert_eq!(
+            decode_frame(&[FILLER, STX, 1, 0x10, 0x11]),
+            Err(FrameError::NotAFrame)
+        );
+        assert_eq!(
+            decode_frame(&[STX, 1, 0x10, 0x11, FILLER]),
+            Err(FrameError::NotAFrame)
+        );
+        assert_eq!(decode_frame(&[FILLER, STX, 1]), Err(FrameError::NotAFrame));
+        assert_eq!(decode_frame(&[]), Err(FrameError::NotAFrame));
     }
 
     #[test]

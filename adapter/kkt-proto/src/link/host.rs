@@ -296,16 +296,22 @@ impl HostLink {
         }
     }
 
+    /// A frame, good or bad, arrived where the ACK or NAK to our frame belonged: the device may have
+    /// taken our frame, whatever the frame says. Remembering that keeps a later failure indeterminate
+    /// and makes a later answer with our code ours, instead of draining it as stale and sending the
+    /// command a second time.
+    fn frame_in_place_of_ack(&mut self) {
+        if self.state == State::AwaitFrameAck {
+            self.set_phase(Phase::MaybeAccepted);
+        }
+    }
+
     fn on_frame(&mut self, payload: Vec<u8>) {
+        self.frame_in_place_of_ack();
         let Some(job) = self.job.as_ref() else {
             return;
         };
-        // An answer frame in place of the ACK means the device took the frame.
-        let phase = match (self.state, job.phase) {
-            (State::AwaitFrameAck, _) => Phase::MaybeAccepted,
-            (_, phase) => phase,
-        };
-        let ours = phase != Phase::Unsent
+        let ours = job.phase != Phase::Unsent
             && CommandCode::split(&payload).is_ok_and(|(cmd, _)| cmd == job.cmd);
         self.out.push(HostOutput::Write(vec![ACK]));
         if ours {
@@ -330,6 +336,7 @@ impl HostLink {
     }
 
     fn on_frame_error(&mut self, error: FrameError) {
+        self.frame_in_place_of_ack();
         self.out.push(HostOutput::BadFrame(error));
         self.out.push(HostOutput::Write(vec![NAK]));
         let failure = match self.phase() {

@@ -23,8 +23,12 @@ struct Host {
 
 impl Host {
     fn new() -> Self {
+        Self::with_config(LinkConfig::default())
+    }
+
+    fn with_config(config: LinkConfig) -> Self {
         Self {
-            link: HostLink::new(LinkConfig::default()),
+            link: HostLink::new(config),
             outputs: VecDeque::new(),
             timer: None,
         }
@@ -326,6 +330,78 @@ fn truncated_answer_is_naked_after_the_byte_timeout() {
     }));
     host.expect_write(&[NAK]);
     host.expect_write(&[ENQ]);
+}
+
+// Found by the host_link fuzz target: a corrupt frame in place of the ACK to our frame left the
+// command "unsent", so our own answer, asked for again, was drained as stale and the frame went out a
+// second time (for FF45 a second receipt).
+#[test]
+fn corrupt_frame_in_place_of_the_ack_may_be_our_answer() {
+    let mut host = Host::new();
+    host.start(SHORT_STATUS_PWD1);
+    host.device_sends(&[NAK]);
+    host.expect_write(&[ENQ]);
+    host.expect_write(&hex(SHORT_STATUS_PWD1));
+    let mut corrupt = hex(SHORT_STATUS_ANSWER);
+    let last = corrupt.len() - 1;
+    corrupt[last] ^= 0x01;
+    host.device_sends(&corrupt);
+    assert!(matches!(
+        host.outputs.pop_front(),
+        Some(HostOutput::BadFrame(FrameError::BadLrc { .. }))
+    ));
+    host.expect_write(&[NAK]);
+    host.expect_write(&[ENQ]);
+    let mut resent = vec![ACK];
+    resent.extend(hex(SHORT_STATUS_ANSWER));
+    host.device_sends(&resent);
+    host.expect_write(&[ACK]);
+    host.expect(HostOutput::Answer(payload(SHORT_STATUS_ANSWER)));
+    host.expect_quiet();
+}
+
+// Found by the host_link fuzz target: the same corrupt frame with no retries left was reported as the
+// definite "a stale answer could not be read, so our frame was never sent", although it had been sent.
+#[test]
+fn corrupt_frame_in_place_of_the_ack_fails_indeterminately() {
+    let mut host = Host::with_config(LinkConfig {
+        retries_max: 0,
+        ..LinkConfig::default()
+    });
+    host.start(SHORT_STATUS_PWD1);
+    host.device_sends(&[NAK]);
+    host.expect_write(&[ENQ]);
+    host.expect_write(&hex(SHORT_STATUS_PWD1));
+    host.device_sends(&hex("02 02 10 00 00"));
+    assert!(matches!(
+        host.outputs.pop_front(),
+        Some(HostOutput::BadFrame(FrameError::BadLrc { .. }))
+    ));
+    host.expect_write(&[NAK]);
+    let failure = LinkFailure::Indeterminate(Indeterminate::AnswerCorrupt);
+    host.expect(HostOutput::Failed(failure));
+    assert!(!failure.is_definite());
+}
+
+// Found by the host_link fuzz target: a good frame with another command's code in place of the ACK
+// was drained as stale but left our frame "unsent", so our answer after the next ENQ was drained too.
+#[test]
+fn stale_frame_in_place_of_the_ack_keeps_our_frame_maybe_taken() {
+    let mut host = Host::new();
+    host.start(SHORT_STATUS_PWD1);
+    host.device_sends(&[NAK]);
+    host.expect_write(&[ENQ]);
+    host.expect_write(&hex(SHORT_STATUS_PWD1));
+    host.device_sends(&hex(FF45_ANSWER));
+    host.expect_write(&[ACK]);
+    host.expect(HostOutput::StaleAnswer(payload(FF45_ANSWER)));
+    host.expect_write(&[ENQ]);
+    let mut held = vec![ACK];
+    held.extend(hex(SHORT_STATUS_ANSWER));
+    host.device_sends(&held);
+    host.expect_write(&[ACK]);
+    host.expect(HostOutput::Answer(payload(SHORT_STATUS_ANSWER)));
+    host.expect_quiet();
 }
 
 #[test]
