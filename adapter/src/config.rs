@@ -101,6 +101,27 @@ pub struct FileSettings {
     /// Sync lease time to live, in ms [default: 300000].
     #[arg(long, env = "ADAPTER_LOCK_TTL_MS")]
     pub lock_ttl_ms: Option<u64>,
+    /// How often the background task retries an unfinished reconciliation, in ms; a stuck receipt
+    /// is retried at most every 5 s [default: 500].
+    #[arg(long, env = "ADAPTER_RECONCILE_RETRY_MS")]
+    pub reconcile_retry_ms: Option<u64>,
+    /// A receipt unresolved this long (ms) is reported stuck: health degraded, an error logged
+    /// [default: 60000].
+    #[arg(long, env = "ADAPTER_RECONCILE_STUCK_AFTER_MS")]
+    pub reconcile_stuck_after_ms: Option<u64>,
+    /// A receipt that has been through this many reconciliation attempts is reported stuck
+    /// [default: 100].
+    #[arg(long, env = "ADAPTER_RECONCILE_STUCK_ATTEMPTS")]
+    pub reconcile_stuck_attempts: Option<u32>,
+    /// An API token `NAME:ROLE:SECRET` (role `pos` or `admin`); repeat the flag, or separate
+    /// several with commas in the variable. Clients send `Authorization: Bearer SECRET`.
+    #[arg(
+        long = "auth-token",
+        env = "ADAPTER_AUTH_TOKENS",
+        value_delimiter = ','
+    )]
+    #[serde(default)]
+    pub auth_token: Option<Vec<String>>,
 }
 
 /// The effective configuration, every value resolved and validated.
@@ -128,6 +149,10 @@ pub struct Config {
     pub ofd_io_timeout: Duration,
     pub probe_when_idle: bool,
     pub lock: LockKind,
+    pub reconcile_retry: Duration,
+    pub reconcile_stuck_after: Duration,
+    pub reconcile_stuck_attempts: u32,
+    pub auth_tokens: Vec<AuthToken>,
     pub lock_ttl: Duration,
 }
 
@@ -191,8 +216,75 @@ impl FileSettings {
             ofd_io_timeout_ms,
             probe_when_idle,
             lock,
-            lock_ttl_ms
+            lock_ttl_ms,
+            reconcile_retry_ms,
+            reconcile_stuck_after_ms,
+            reconcile_stuck_attempts,
+            auth_token
         )
+    }
+}
+
+/// What a token may do: `pos` sells, reads and handles shifts; `admin` also runs operator actions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Pos,
+    Admin,
+}
+
+/// One configured API token. `Debug` never shows the secret.
+#[derive(Clone, PartialEq, Eq)]
+pub struct AuthToken {
+    pub name: String,
+    pub role: Role,
+    pub secret: String,
+}
+
+impl std::fmt::Debug for AuthToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AuthToken({}:{:?}:***)", self.name, self.role)
+    }
+}
+
+impl AuthToken {
+    /// Parses `NAME:ROLE:SECRET`; the secret may itself contain colons.
+    pub fn parse(text: &str) -> Result<AuthToken, ConfigError> {
+        let mut parts = text.trim().splitn(3, ':');
+        let (Some(name), Some(role), Some(secret)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(invalid("auth_token", "expected NAME:ROLE:SECRET"));
+        };
+        let role = match role {
+            "pos" => Role::Pos,
+            "admin" => Role::Admin,
+            other => {
+                return Err(invalid(
+                    "auth_token",
+                    format!("role `{other}` is neither `pos` nor `admin`"),
+                ));
+            }
+        };
+        if name.is_empty()
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+        {
+            return Err(invalid(
+                "auth_token",
+                "the name must be non-empty ASCII letters, digits, `-`, `_` or `.`",
+            ));
+        }
+        if secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(invalid(
+                "auth_token",
+                format!("the secret of `{name}` must be at least 16 visible ASCII characters"),
+            ));
+        }
+        Ok(AuthToken {
+            name: name.to_owned(),
+            role,
+            secret: secret.to_owned(),
+        })
     }
 }
 
@@ -278,6 +370,23 @@ impl Config {
             probe_when_idle: s.probe_when_idle.unwrap_or(true),
             lock,
             lock_ttl: duration_ms("lock_ttl_ms", s.lock_ttl_ms, 300_000)?,
+            reconcile_retry: duration_ms("reconcile_retry_ms", s.reconcile_retry_ms, 500)?,
+            reconcile_stuck_after: duration_ms(
+                "reconcile_stuck_after_ms",
+                s.reconcile_stuck_after_ms,
+                60_000,
+            )?,
+            reconcile_stuck_attempts: count(
+                "reconcile_stuck_attempts",
+                s.reconcile_stuck_attempts,
+                100,
+            )?,
+            auth_tokens: s
+                .auth_token
+                .unwrap_or_default()
+                .iter()
+                .map(|t| AuthToken::parse(t))
+                .collect::<Result<_, _>>()?,
         };
         if config.backoff_max < config.backoff_initial {
             return Err(invalid(

@@ -122,6 +122,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         kkt.clone(),
         config.auto_open_shift,
         http::decode_journaled_sale,
+        service::ReconcilePolicy {
+            retry: config.reconcile_retry,
+            stuck_after: config.reconcile_stuck_after,
+            stuck_attempts: config.reconcile_stuck_attempts,
+        },
     );
     if let Err(e) = fiscalizer.reconcile().await {
         tracing::warn!(error = %e, "start-up reconciliation not finished; retrying in the background");
@@ -154,10 +159,13 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let addr = listener.local_addr().map_err(RunError::Serve)?;
     println!("adapter listening on http://{addr}");
     tracing::info!(%addr, db = %config.db.display(), kkt = %config.kkt_port.display(), ofd = %config.ofd_addr, "adapter started");
-    axum::serve(listener, http::app(state))
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(RunError::Serve)?;
+    http::serve(
+        listener,
+        http::app(state),
+        http::ServeConfig::default(),
+        shutdown_signal(),
+    )
+    .await;
     tracing::info!("stopping: finishing the device operation in progress");
     reconciler.abort();
     forward.abort();

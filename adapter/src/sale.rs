@@ -1,7 +1,14 @@
 //! A sale as the adapter handles it internally: validated, in kopecks and millionths, ready for the KKT.
 //!
 //! Invariant: a `Sale` always adds up. Items are non-empty, every line's sum is price x quantity
-//! rounded half-up to the kopeck, the payments cover the total, and change comes only from cash.
+//! rounded half-up to the kopeck, the total is above zero, the payments cover it, and change comes
+//! only from cash.
+//! Invariant: a `Sale` is always printable as sent. Its texts hold no control character and no
+//! character the KKT (windows-1251) or the FN (cp866) cannot hold, nothing the device would trim,
+//! and every device command of the receipt has been encoded once ([`crate::kkt::commands`]), so the
+//! validator and the encoders cannot disagree.
+
+use crate::kkt::commands::{CommandError, LONGEST_RECEIPT_ID, receipt_commands};
 
 /// Operation type as FFD tag 1054 numbers it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,33 +82,83 @@ pub struct Sale {
     pub total_kopecks: u64,
 }
 
-/// Why a request cannot be a sale. Every variant is a definite 400.
+/// Why a request cannot be a sale. Every variant is a definite 400 that names the field.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum SaleError {
     #[error("items: at least one item is required")]
     NoItems,
     #[error("items: at most {max} items per receipt")]
     TooManyItems { max: usize },
-    #[error("items[{index}].name: must be 1 to 128 characters")]
-    BadName { index: usize },
     #[error("items[{index}]: price x quantity does not fit the KKT's 5-byte sum")]
     ItemTooLarge { index: usize },
+    #[error("the receipt total is 0.00; the KKT closes no receipt without a sum")]
+    ZeroTotal,
     #[error("payments: at least one payment is required")]
     NoPayments,
+    #[error("payments: at most {max} payments per receipt")]
+    TooManyPayments { max: usize },
+    #[error(
+        "payments: the {kind} payments add up to more than the KKT carries in one payment field (10995116277.75)"
+    )]
+    PaymentSumTooLarge { kind: &'static str },
     #[error("payments: {paid} paid is less than the total {total}")]
     Underpaid { paid: String, total: String },
     #[error(
         "payments: change {change} exceeds the cash paid {cash}; change is given only from cash"
     )]
     ChangeNotFromCash { change: String, cash: String },
-    #[error("{field}: at most {max} characters")]
-    TooLong { field: &'static str, max: usize },
+    /// A text the device would refuse, cut or alter.
+    #[error("{field}: {detail}")]
+    BadText { field: String, detail: String },
+    /// A value the device commands cannot carry (found by encoding them).
+    #[error("{0}")]
+    Device(CommandError),
 }
 
-/// Items per receipt; the KKT's own receipt buffer is the real limit, this keeps a request bounded.
+/// Items per receipt: the KKT refuses the 101st line ("operation limit of the receipt", 0x94).
 pub const ITEMS_MAX: usize = 100;
+/// Payments per request, before same-type payments are summed; keeps a request bounded.
+pub const PAYMENTS_MAX: usize = 100;
 /// Largest sum the KKT carries in 5 bytes.
 const SUM_KOPECKS_MAX: u64 = (1 << 40) - 1;
+
+/// Checks a text field (item name, cashier, buyer contact) character by character against what
+/// the KKT prints (windows-1251) and the FN stores (cp866). Positions count characters from 1.
+pub fn check_text(field: &str, text: &str) -> Result<(), SaleError> {
+    let bad = |detail: String| SaleError::BadText {
+        field: field.to_owned(),
+        detail,
+    };
+    if text.is_empty() {
+        return Err(bad("must not be empty".into()));
+    }
+    for (i, c) in text.chars().enumerate() {
+        let at = format!("U+{:04X} at position {}", u32::from(c), i + 1);
+        if c.is_control() {
+            return Err(bad(format!(
+                "control character {at}; the KKT cannot print it"
+            )));
+        }
+        let mut buf = [0u8; 4];
+        let one = c.encode_utf8(&mut buf);
+        if kkt_proto::Text::new(one).is_err() {
+            return Err(bad(format!(
+                "character '{c}' ({at}) cannot be printed by the KKT (windows-1251)"
+            )));
+        }
+        if ofd_proto::tlv::encode_cp866(0, one).is_err() {
+            return Err(bad(format!(
+                "character '{c}' ({at}) cannot be stored in the fiscal document (cp866)"
+            )));
+        }
+    }
+    if text.starts_with(char::is_whitespace) || text.ends_with(char::is_whitespace) {
+        return Err(bad(
+            "starts or ends with whitespace, which the KKT would drop; send it without".into(),
+        ));
+    }
+    Ok(())
+}
 
 /// Line sum: price x quantity, rounded half-up to the kopeck.
 pub fn line_sum(price_kopecks: u64, quantity_millionths: u64) -> Option<u64> {
@@ -131,33 +188,24 @@ impl Sale {
         if items.len() > ITEMS_MAX {
             return Err(SaleError::TooManyItems { max: ITEMS_MAX });
         }
-        if operator.as_ref().is_some_and(|o| o.chars().count() > 64) {
-            return Err(SaleError::TooLong {
-                field: "operator",
-                max: 64,
-            });
+        if let Some(operator) = &operator {
+            check_text("operator", operator)?;
         }
-        if customer_contact
-            .as_ref()
-            .is_some_and(|o| o.chars().count() > 64)
-        {
-            return Err(SaleError::TooLong {
-                field: "customer_contact",
-                max: 64,
-            });
+        if let Some(contact) = &customer_contact {
+            check_text("customer_contact", contact)?;
         }
         let mut total: u64 = 0;
         for (index, item) in items.iter_mut().enumerate() {
-            let n = item.name.chars().count();
-            if n == 0 || n > 128 {
-                return Err(SaleError::BadName { index });
-            }
+            check_text(&format!("items[{index}].name"), &item.name)?;
             item.sum_kopecks = line_sum(item.price_kopecks, item.quantity_millionths)
                 .ok_or(SaleError::ItemTooLarge { index })?;
             total = total
                 .checked_add(item.sum_kopecks)
                 .filter(|t| *t <= SUM_KOPECKS_MAX)
                 .ok_or(SaleError::ItemTooLarge { index })?;
+        }
+        if total == 0 {
+            return Err(SaleError::ZeroTotal);
         }
         let paid = cash_kopecks.saturating_add(card_kopecks);
         if paid < total {
@@ -173,7 +221,7 @@ impl Sale {
                 cash: rub(cash_kopecks),
             });
         }
-        Ok(Sale {
+        let sale = Sale {
             operation,
             taxation,
             operator,
@@ -182,7 +230,9 @@ impl Sale {
             cash_kopecks,
             card_kopecks,
             total_kopecks: total,
-        })
+        };
+        receipt_commands(&sale, LONGEST_RECEIPT_ID).map_err(SaleError::Device)?;
+        Ok(sale)
     }
 
     /// Change handed back in cash.

@@ -55,6 +55,7 @@ pub fn app(state: Arc<Shared>) -> Router {
         .route("/_emu/health", get(health))
         .route("/_emu/state", get(state_view))
         .route("/_emu/journal", get(journal))
+        .route("/_emu/commands", get(commands))
         .route("/_emu/fault", post(fault))
         .route("/_emu/clear", post(clear))
         .route("/_emu/power_on", post(power_on))
@@ -74,6 +75,10 @@ async fn state_view(State(s): State<Arc<Shared>>) -> Json<crate::emu::StateView>
 
 async fn journal(State(s): State<Arc<Shared>>) -> Json<crate::emu::JournalView> {
     Json(s.journal_view())
+}
+
+async fn commands(State(s): State<Arc<Shared>>) -> Json<crate::emu::CommandsView> {
+    Json(s.commands_view())
 }
 
 async fn fault(

@@ -20,6 +20,17 @@ pub struct Inner {
     pub dev: Device,
     /// Armed faults and printer conditions.
     pub faults: Faults,
+    /// Commands executed since start, by code (`GET /_emu/commands`): lets a test prove that a
+    /// refused request sent nothing to the device.
+    pub commands: std::collections::BTreeMap<String, u64>,
+}
+
+/// `GET /_emu/commands`: every decoded command this process executed, by code.
+#[derive(Debug, Serialize)]
+pub struct CommandsView {
+    pub total: u64,
+    /// Keyed by the command code as the protocol writes it (`10`, `FF46`).
+    pub by_code: std::collections::BTreeMap<String, u64>,
 }
 
 /// Shared between the wire loop and the control API.
@@ -84,6 +95,10 @@ pub struct ItemView {
     pub sum: u64,
     /// FFD 1199 rate code.
     pub vat: u8,
+    /// FFD 1214 payment method sign.
+    pub payment_method: u8,
+    /// FFD 1212 payment object sign.
+    pub payment_object: u8,
 }
 
 /// One fiscal document in `GET /_emu/journal`.
@@ -166,6 +181,8 @@ fn doc_view(d: &StoredDoc) -> DocView {
                 price: i.price,
                 sum: i.sum,
                 vat: i.vat,
+                payment_method: i.payment_method,
+                payment_object: i.payment_object,
             })
             .collect(),
         tag_1192: d.tag_1192.clone(),
@@ -193,6 +210,7 @@ impl Shared {
             inner: Mutex::new(Inner {
                 dev,
                 faults: Faults::default(),
+                commands: std::collections::BTreeMap::new(),
             }),
             powered: AtomicBool::new(true),
             allow_reset,
@@ -213,7 +231,17 @@ impl Shared {
             paper_out: g.faults.paper_out,
             cover_open: g.faults.cover_open,
         };
+        *g.commands.entry(req.code().to_string()).or_default() += 1;
         g.dev.execute(c, password, req)
+    }
+
+    /// The command counters.
+    pub fn commands_view(&self) -> CommandsView {
+        let g = self.lock();
+        CommandsView {
+            total: g.commands.values().sum(),
+            by_code: g.commands.clone(),
+        }
     }
 
     /// Lets the armed faults of `kinds` decide about command `cmd`.

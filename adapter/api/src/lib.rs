@@ -192,6 +192,9 @@ pub struct BufferStatus {
     /// Receipts whose KKT outcome is still being reconciled.
     #[serde(default)]
     pub in_flight: u64,
+    /// Of those, the ones unresolved past the configured bound.
+    #[serde(default)]
+    pub unresolved_stuck: u64,
 }
 
 /// OFD reachability as the circuit breaker sees it.
@@ -212,6 +215,45 @@ pub struct SyncResult {
     /// Why the pass stopped (`Drained`, `BreakerOpen`, `BackingOff`, `DlqHead`, ...).
     #[serde(default)]
     pub stopped: String,
+}
+
+/// `POST /v1/kkt/receipt/{receipt_id}/resolve` body (admin token): the operator asks the adapter to
+/// settle a receipt stuck in reconciliation by reading the FN, and says why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResolveRequest {
+    pub reason: String,
+}
+
+/// How a resolve ended: the FN holds the receipt, or proved it absent (then it is `rejected`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResolveOutcome {
+    Fiscalized,
+    Absent,
+}
+
+/// The answer to a resolve request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResolveResponse {
+    pub receipt: ReceiptResponse,
+    pub outcome: ResolveOutcome,
+    /// The token name that resolved it (also in the journal's audit trail).
+    pub resolved_by: String,
+    pub reason: String,
+}
+
+/// A receipt whose KKT outcome is not known yet, as `/v1/health` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnresolvedReceipt {
+    pub receipt_id: String,
+    /// When it was journaled, Unix ms.
+    pub since_unix_ms: i64,
+    /// Reconciliation attempts since the adapter started.
+    pub attempts: u32,
+    pub last_error: Option<String>,
+    /// Past the configured bound: needs a person (see the resolve endpoint).
+    pub stuck: bool,
 }
 
 /// Every error body: a stable machine `code`, a human `message`, and whether the operation
@@ -251,12 +293,33 @@ pub enum ErrorCode {
     NotInDlq,
     /// The adapter is shutting down.
     ShuttingDown,
+    /// An earlier receipt on this register is still being reconciled with the FN; nothing was
+    /// journaled for this request. Clears by itself, or through the admin resolve endpoint.
+    ReconciliationPending,
+    /// A resolve request for a receipt whose KKT outcome is already known.
+    NotUnresolved,
+    /// No credentials, or credentials that match no configured token.
+    Unauthorized,
+    /// The token's role may not use this route.
+    Forbidden,
+    /// The body is larger than the adapter accepts.
+    BodyTooLarge,
+    /// The route exists but not with this method.
+    MethodNotAllowed,
+    /// The request target (path and query) is longer than the adapter accepts.
+    UriTooLong,
+    /// The request headers are larger than the adapter accepts.
+    HeadersTooLarge,
+    /// The query string does not have the documented shape.
+    InvalidQuery,
+    /// The body is not `application/json`.
+    UnsupportedMediaType,
     /// Unexpected internal failure; details are in the adapter's log.
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 13] = [
+    pub const ALL: [ErrorCode; 23] = [
         ErrorCode::MalformedBody,
         ErrorCode::InvalidField,
         ErrorCode::IdempotencyKeyMissing,
@@ -269,6 +332,16 @@ impl ErrorCode {
         ErrorCode::NotFound,
         ErrorCode::NotInDlq,
         ErrorCode::ShuttingDown,
+        ErrorCode::ReconciliationPending,
+        ErrorCode::NotUnresolved,
+        ErrorCode::Unauthorized,
+        ErrorCode::Forbidden,
+        ErrorCode::BodyTooLarge,
+        ErrorCode::MethodNotAllowed,
+        ErrorCode::UriTooLong,
+        ErrorCode::HeadersTooLarge,
+        ErrorCode::InvalidQuery,
+        ErrorCode::UnsupportedMediaType,
         ErrorCode::Internal,
     ];
 
@@ -287,6 +360,16 @@ impl ErrorCode {
             ErrorCode::NotFound => "not_found",
             ErrorCode::NotInDlq => "not_in_dlq",
             ErrorCode::ShuttingDown => "shutting_down",
+            ErrorCode::ReconciliationPending => "reconciliation_pending",
+            ErrorCode::NotUnresolved => "not_unresolved",
+            ErrorCode::Unauthorized => "unauthorized",
+            ErrorCode::Forbidden => "forbidden",
+            ErrorCode::BodyTooLarge => "body_too_large",
+            ErrorCode::MethodNotAllowed => "method_not_allowed",
+            ErrorCode::UriTooLong => "uri_too_long",
+            ErrorCode::HeadersTooLarge => "headers_too_large",
+            ErrorCode::InvalidQuery => "invalid_query",
+            ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::Internal => "internal",
         }
     }
@@ -296,13 +379,25 @@ impl ErrorCode {
         match self {
             ErrorCode::MalformedBody
             | ErrorCode::InvalidField
-            | ErrorCode::IdempotencyKeyMissing => 400,
+            | ErrorCode::IdempotencyKeyMissing
+            | ErrorCode::InvalidQuery => 400,
+            ErrorCode::Unauthorized => 401,
+            ErrorCode::Forbidden => 403,
             ErrorCode::NotFound => 404,
-            ErrorCode::RequestInProgress | ErrorCode::KktRefused | ErrorCode::NotInDlq => 409,
+            ErrorCode::MethodNotAllowed => 405,
+            ErrorCode::RequestInProgress
+            | ErrorCode::KktRefused
+            | ErrorCode::NotInDlq
+            | ErrorCode::NotUnresolved => 409,
+            ErrorCode::BodyTooLarge => 413,
+            ErrorCode::UriTooLong => 414,
+            ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::HeadersTooLarge => 431,
             ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::BufferFull
             | ErrorCode::JournalUnavailable
             | ErrorCode::KktUnavailable
+            | ErrorCode::ReconciliationPending
             | ErrorCode::ShuttingDown => 503,
             ErrorCode::Internal => 500,
         }

@@ -8,7 +8,6 @@
 use std::fmt;
 use std::str::FromStr;
 
-use rust_decimal::Decimal;
 use serde::de::{self, Visitor};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -16,7 +15,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Money(u64);
 
-/// A positive quantity with at most 3 fraction digits, held in millionths (the KKT's unit).
+/// A positive quantity with at most 6 fraction digits (FF46 carries millionths), held in millionths.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Quantity(u64);
 
@@ -43,28 +42,53 @@ impl Quantity {
     }
 }
 
-/// Parses `text` as an exact decimal with at most `scale_max` fraction digits and returns it
-/// multiplied by `10^unit_scale`.
+/// Digits before the point: 12 cover the KKT's largest amount (10995116277.75) and quantity.
+const INTEGER_DIGITS_MAX: usize = 12;
+
+/// Parses `text` with the strict grammar `DIGITS [ "." DIGITS ]`: ASCII digits only, at most
+/// `scale_max` of them after the point, no sign, exponent, separator, blank or bare point (`".5"`,
+/// `"5."`, `"+1"`, `"1e3"`, `"1_000"`, `" 1"` are all refused). Returns the value multiplied by
+/// `10^unit_scale`, refused above `max`.
 fn parse_scaled(text: &str, scale_max: u32, unit_scale: u32, max: u64) -> Result<u64, String> {
-    let d =
-        Decimal::from_str(text.trim()).map_err(|_| format!("`{text}` is not a decimal number"))?;
-    if d.is_sign_negative() && !d.is_zero() {
-        return Err(format!("`{text}` is negative"));
+    let (int, frac) = match text.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (text, None),
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(int) || frac.is_some_and(|f| !digits(f)) {
+        return Err(format!(
+            "`{text}` is not a plain decimal number (digits, optionally a point and up to {scale_max} fraction digits)"
+        ));
     }
-    let d = d.normalize();
-    if d.scale() > scale_max {
+    let frac = frac.unwrap_or("");
+    if frac.len() > scale_max as usize {
         return Err(format!(
             "`{text}` has more than {scale_max} fraction digits"
         ));
     }
-    let scaled = d
-        .checked_mul(Decimal::from(10u64.pow(unit_scale)))
-        .ok_or_else(|| format!("`{text}` is too large"))?;
-    let v: u64 = scaled
-        .try_into()
-        .map_err(|_| format!("`{text}` is too large"))?;
-    if v > max {
+    let int = int.trim_start_matches('0');
+    if int.len() > INTEGER_DIGITS_MAX {
         return Err(format!("`{text}` is too large"));
+    }
+    // Both parts are at most 12 digits now, so the arithmetic below cannot overflow a u64.
+    let int_value: u64 = if int.is_empty() {
+        0
+    } else {
+        int.parse().map_err(|_| format!("`{text}` is too large"))?
+    };
+    let mut frac_value: u64 = if frac.is_empty() {
+        0
+    } else {
+        frac.parse()
+            .map_err(|_| format!("`{text}` is not a decimal number"))?
+    };
+    frac_value *= 10u64.pow(unit_scale - frac.len() as u32);
+    let v = int_value
+        .checked_mul(10u64.pow(unit_scale))
+        .and_then(|v| v.checked_add(frac_value))
+        .ok_or_else(|| format!("`{text}` is too large"))?;
+    if v > max {
+        return Err(format!("`{text}` is too large for the KKT"));
     }
     Ok(v)
 }
@@ -79,7 +103,7 @@ impl FromStr for Money {
 impl FromStr for Quantity {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let q = parse_scaled(s, 3, 6, QUANTITY_MILLIONTHS_MAX)?;
+        let q = parse_scaled(s, 6, 6, QUANTITY_MILLIONTHS_MAX)?;
         if q == 0 {
             return Err(format!("`{s}` must be greater than zero"));
         }
@@ -95,8 +119,12 @@ impl fmt::Display for Money {
 
 impl fmt::Display for Quantity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let d = Decimal::new(self.0 as i64, 6).normalize();
-        write!(f, "{d}")
+        let (int, frac) = (self.0 / 1_000_000, self.0 % 1_000_000);
+        if frac == 0 {
+            return write!(f, "{int}");
+        }
+        let frac = format!("{frac:06}");
+        write!(f, "{int}.{}", frac.trim_end_matches('0'))
     }
 }
 
@@ -189,8 +217,16 @@ mod tests {
                 .unwrap_err()
                 .contains("more than 2 fraction digits")
         );
-        assert!(money(r#""-1""#).unwrap_err().contains("negative"));
-        assert!(money(r#""abc""#).unwrap_err().contains("not a decimal"));
+        assert!(
+            money(r#""-1""#)
+                .unwrap_err()
+                .contains("not a plain decimal")
+        );
+        assert!(
+            money(r#""abc""#)
+                .unwrap_err()
+                .contains("not a plain decimal")
+        );
         assert!(money("12345678901234567.5").is_err());
         assert!(
             money(r#""99999999999999""#)
@@ -200,7 +236,7 @@ mod tests {
     }
 
     #[test]
-    fn quantity_has_three_fraction_digits_in_millionths() {
+    fn quantity_has_six_fraction_digits_in_millionths() {
         let q = |j: &str| {
             serde_json::from_str::<Quantity>(j)
                 .map(Quantity::millionths)
@@ -208,12 +244,49 @@ mod tests {
         };
         assert_eq!(q(r#""1""#), Ok(1_000_000));
         assert_eq!(q("0.125"), Ok(125_000));
+        assert_eq!(q(r#""0.000001""#), Ok(1));
         assert!(
-            q(r#""0.0001""#)
+            q(r#""0.0000001""#)
                 .unwrap_err()
-                .contains("more than 3 fraction digits")
+                .contains("more than 6 fraction digits")
         );
         assert!(q(r#""0""#).unwrap_err().contains("greater than zero"));
+    }
+
+    #[test]
+    fn the_grammar_is_strict() {
+        for bad in [
+            r#""1_000""#,
+            r#""1e3""#,
+            r#"".5""#,
+            r#""5.""#,
+            r#""+10.00""#,
+            r#"" 10.00 ""#,
+            r#""10.00 ""#,
+            r#""""#,
+            r#"".""#,
+            r#""1.2.3""#,
+            r#""0x10""#,
+            r#""１０""#,
+            r#""NaN""#,
+            r#""-0""#,
+            r#""1,5""#,
+        ] {
+            assert!(money(bad).is_err(), "{bad} was accepted");
+        }
+        assert_eq!(money(r#""010.50""#), Ok(1050));
+        assert_eq!(money(r#""10995116277.75""#), Ok((1 << 40) - 1));
+        assert!(
+            money(r#""10995116277.76""#)
+                .unwrap_err()
+                .contains("too large")
+        );
+        assert!(money(r#""0000000000000000000001""#).is_ok());
+        assert!(
+            money(r#""1000000000000""#)
+                .unwrap_err()
+                .contains("too large")
+        );
     }
 
     #[test]
@@ -221,5 +294,7 @@ mod tests {
         assert_eq!(Money::from_kopecks(2_500_000).to_string(), "25000.00");
         assert_eq!(Money::from_kopecks(5).to_string(), "0.05");
         assert_eq!(Quantity::from_millionths(1_500_000).to_string(), "1.5");
+        assert_eq!(Quantity::from_millionths(1).to_string(), "0.000001");
+        assert_eq!(Quantity::from_millionths(3_000_000).to_string(), "3");
     }
 }

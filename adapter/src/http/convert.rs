@@ -4,7 +4,7 @@
 
 use adapter_api as api;
 
-use crate::sale::{Operation, Sale, SaleError, SaleItem, Taxation, Vat};
+use crate::sale::{Operation, PAYMENTS_MAX, Sale, SaleError, SaleItem, Taxation, Vat};
 
 /// Turns a parsed request into a validated sale.
 pub fn sale_from_request(r: &api::ReceiptRequest) -> Result<Sale, SaleError> {
@@ -26,13 +26,20 @@ pub fn sale_from_request(r: &api::ReceiptRequest) -> Result<Sale, SaleError> {
     if r.payments.is_empty() {
         return Err(SaleError::NoPayments);
     }
+    if r.payments.len() > PAYMENTS_MAX {
+        return Err(SaleError::TooManyPayments { max: PAYMENTS_MAX });
+    }
+    // Same-type payments travel summed in one 5-byte field of the close command.
     let (mut cash, mut card) = (0u64, 0u64);
     for p in &r.payments {
-        let slot = match p.kind {
-            api::PaymentType::Cash => &mut cash,
-            api::PaymentType::Card => &mut card,
+        let (slot, kind) = match p.kind {
+            api::PaymentType::Cash => (&mut cash, "cash"),
+            api::PaymentType::Card => (&mut card, "card"),
         };
-        *slot = slot.saturating_add(p.amount.kopecks());
+        *slot = slot
+            .checked_add(p.amount.kopecks())
+            .filter(|v| *v <= kkt_proto::MONEY_MAX)
+            .ok_or(SaleError::PaymentSumTooLarge { kind })?;
     }
     Sale::new(
         operation,

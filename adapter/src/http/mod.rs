@@ -1,8 +1,11 @@
 //! The POS HTTP API (axum). This module is the only place that converts between the wire types of
 //! `adapter-api` and the adapter's inner types; errors go through [`AppError`].
 
+mod contract;
 mod convert;
 mod error;
+mod resolve;
+mod serve;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -18,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 pub use convert::sale_from_request;
 pub use error::AppError;
+pub use serve::{ServeConfig, serve};
 
 use crate::config::Config;
 use crate::journal::JournalError;
@@ -49,6 +53,10 @@ pub fn app(state: Arc<AppState>) -> Router {
             post(post_receipt).get(get_receipt_by_key),
         )
         .route("/v1/kkt/receipt/{receipt_id}", get(get_receipt))
+        .route(
+            "/v1/kkt/receipt/{receipt_id}/resolve",
+            post(resolve::resolve),
+        )
         .route("/v1/kkt/buffer/status", get(buffer_status))
         .route("/v1/kkt/buffer/sync", post(buffer_sync))
         .route("/v1/kkt/buffer/dlq", get(dlq_list))
@@ -140,6 +148,9 @@ fn submit_error(e: SubmitError) -> AppError {
         }
         SubmitError::KktRefused { .. } => AppError::definite(ErrorCode::KktRefused, message),
         SubmitError::KktUnavailable(_) => AppError::definite(ErrorCode::KktUnavailable, message),
+        SubmitError::ReconciliationPending(_) => {
+            AppError::definite(ErrorCode::ReconciliationPending, message)
+        }
         SubmitError::Internal(_) => {
             tracing::error!(error = %message, "internal error");
             AppError::indefinite(
@@ -167,7 +178,7 @@ fn receipt_answer(row: &ReceiptRow) -> Result<Response, AppError> {
     Ok((StatusCode::OK, Json(receipt_response(row))).into_response())
 }
 
-fn receipt_response(row: &ReceiptRow) -> api::ReceiptResponse {
+pub(super) fn receipt_response(row: &ReceiptRow) -> api::ReceiptResponse {
     let status = match row.kkt_state {
         KktState::Fiscalized => api::ReceiptStatus::Printed,
         KktState::Rejected => api::ReceiptStatus::Rejected,
@@ -290,6 +301,12 @@ async fn buffer_status(
         failed: c.failed,
         dlq_size: c.dlq,
         in_flight: c.in_kkt,
+        unresolved_stuck: state
+            .fiscalizer
+            .unresolved()
+            .iter()
+            .filter(|u| u.stuck)
+            .count() as u64,
     }))
 }
 
@@ -434,8 +451,21 @@ async fn health(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::V
         .counts()
         .await
         .map_err(journal_error)?;
-    // A DLQ document needs a person, even when it no longer blocks the FN's queue.
-    let status = if view.dlq_head.is_some() || counts.dlq > 0 || !link.ok {
+    let unresolved: Vec<api::UnresolvedReceipt> = state
+        .fiscalizer
+        .unresolved()
+        .into_iter()
+        .map(|u| api::UnresolvedReceipt {
+            receipt_id: u.receipt_id,
+            since_unix_ms: u.since_ms,
+            attempts: u.attempts,
+            last_error: u.last_error,
+            stuck: u.stuck,
+        })
+        .collect();
+    let stuck = unresolved.iter().any(|u| u.stuck);
+    // A DLQ document or a stuck receipt needs a person, even when nothing else is wrong.
+    let status = if view.dlq_head.is_some() || counts.dlq > 0 || !link.ok || stuck {
         "degraded"
     } else {
         "ok"
@@ -461,7 +491,7 @@ async fn health(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::V
             "wal_autocheckpoint": settings.wal_autocheckpoint,
             "schema_version": settings.schema_version,
         },
-        "kkt": { "link_ok": link.ok, "last_error": link.last_error, "unresolved_receipts": state.fiscalizer.has_unresolved() },
+        "kkt": { "link_ok": link.ok, "last_error": link.last_error, "unresolved_receipts": state.fiscalizer.has_unresolved(), "unresolved": unresolved },
         "circuit_breaker": breaker,
         "network_status": view.status.as_str(),
         "dlq_head": dlq_head,

@@ -31,8 +31,9 @@ use tokio::sync::mpsc;
 
 pub use error::{JournalError, Result};
 pub use types::{
-    BufferCounts, CheckpointInfo, DlqEntry, DocKind, EffectiveSettings, FiscalData, InsertOutcome,
-    KktState, Lease, NewReceipt, OfdExchange, OfdReply, OfdStatus, ReceiptRow, WriterStats,
+    AuditEntry, BufferCounts, CheckpointInfo, DlqEntry, DocKind, EffectiveSettings, FiscalData,
+    InsertOutcome, KktState, Lease, NewReceipt, OfdExchange, OfdReply, OfdStatus, ReceiptRow,
+    WriterStats,
 };
 
 use crate::hlc::{ClockSource, HlcClock, HlcStamp, SystemClock};
@@ -246,6 +247,28 @@ impl Journal {
             .await
     }
 
+    /// `received`/`kkt_in_flight` -> `rejected`, with the operator's audit entry in the same
+    /// transaction (the admin resolve endpoint, after the FN proved the receipt absent).
+    pub async fn mark_rejected_audited(
+        &self,
+        error_code: &str,
+        message: &str,
+        entry: AuditEntry,
+    ) -> Result<ReceiptRow> {
+        let (code, msg) = (error_code.to_string(), message.to_string());
+        self.write(move |ctx| {
+            let row = ops::mark_rejected(ctx, &entry.receipt_id, &code, &msg)?;
+            ops::insert_audit(ctx, &entry)?;
+            Ok(row)
+        })
+        .await
+    }
+
+    /// Appends an operator action to the audit trail.
+    pub async fn record_audit(&self, entry: AuditEntry) -> Result<()> {
+        self.write(move |ctx| ops::insert_audit(ctx, &entry)).await
+    }
+
     /// Journals a document the KKT issued by itself (shift open/close), as `pending`.
     pub async fn insert_fiscal_document(
         &self,
@@ -444,6 +467,12 @@ impl Journal {
         let fn_number = fn_number.to_string();
         self.read(move |c| read::receipt_by_fiscal(c, &fn_number, fd_number))
             .await
+    }
+
+    /// The audit trail of one receipt, oldest first.
+    pub async fn audit_of(&self, receipt_id: &str) -> Result<Vec<AuditEntry>> {
+        let id = receipt_id.to_string();
+        self.read(move |c| read::audit_of(c, &id)).await
     }
 
     /// Rows in `received` or `kkt_in_flight`, oldest first: the reconciliation work list.

@@ -10,8 +10,8 @@ use super::error::{JournalError, Result};
 use super::invariants::check_row;
 use super::read;
 use super::types::{
-    DocKind, FiscalData, InsertOutcome, KktState, Lease, NewReceipt, OfdExchange, OfdReply,
-    OfdStatus, ReceiptRow,
+    AuditEntry, DocKind, FiscalData, InsertOutcome, KktState, Lease, NewReceipt, OfdExchange,
+    OfdReply, OfdStatus, ReceiptRow,
 };
 use super::writer::WriteCtx;
 use crate::hlc::HlcStamp;
@@ -513,4 +513,23 @@ pub(crate) fn lease_release(ctx: &mut WriteCtx<'_>, lease: &Lease) -> Result<boo
         .prepare_cached("UPDATE sync_lease SET owner = NULL, expires_at = 0 WHERE name = ?1")?
         .execute([&lease.name])?;
     Ok(true)
+}
+
+/// Appends one entry to the audit trail, in the caller's transaction.
+pub(crate) fn insert_audit(ctx: &mut WriteCtx<'_>, entry: &AuditEntry) -> Result<()> {
+    let at = ctx.stamp().physical_ms() as i64;
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO audit (at, actor, action, receipt_id, outcome, reason) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?
+        .execute(params![
+            at,
+            entry.actor,
+            entry.action,
+            entry.receipt_id,
+            entry.outcome,
+            entry.reason
+        ])?;
+    Ok(())
 }

@@ -5,8 +5,8 @@ use rusqlite::{Connection, OptionalExtension, Params, Row};
 use super::error::{JournalError, Result};
 use super::schema::META_HLC_HIGH_WATER;
 use super::types::{
-    BufferCounts, DlqEntry, DocKind, FiscalData, KktState, Lease, OfdExchange, OfdStatus,
-    ReceiptRow,
+    AuditEntry, BufferCounts, DlqEntry, DocKind, FiscalData, KktState, Lease, OfdExchange,
+    OfdStatus, ReceiptRow,
 };
 use crate::hlc::HlcStamp;
 
@@ -302,4 +302,23 @@ pub(crate) fn hlc_meta(conn: &Connection) -> Result<HlcStamp> {
         .query_row([META_HLC_HIGH_WATER], |r| r.get(0))
         .optional()?;
     Ok(HlcStamp::from_i64(meta.unwrap_or(0)))
+}
+
+/// The audit entries of one receipt, oldest first.
+pub(crate) fn audit_of(conn: &Connection, receipt_id: &str) -> Result<Vec<AuditEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT at, actor, action, receipt_id, outcome, reason FROM audit \
+         WHERE receipt_id = ?1 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([receipt_id], |r| {
+        Ok(AuditEntry {
+            at_ms: r.get(0)?,
+            actor: r.get(1)?,
+            action: r.get(2)?,
+            receipt_id: r.get(3)?,
+            outcome: r.get(4)?,
+            reason: r.get(5)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }

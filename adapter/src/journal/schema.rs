@@ -11,7 +11,7 @@ use super::types::EffectiveSettings;
 
 /// Schema migrations; migration `i` takes the file from `user_version = i` to `i + 1`.
 /// Append only: a released migration is never edited.
-const MIGRATIONS: &[&str] = &[V1];
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Version 1: receipts (phase 1), ofd_exchange and sync_lease (phase 2), meta.
 const V1: &str = "
@@ -75,6 +75,20 @@ CREATE TABLE meta (
     key   TEXT PRIMARY KEY NOT NULL,
     value
 );
+";
+
+/// Version 2: the audit trail of operator actions (who resolved which receipt, why, and how).
+const V2: &str = "
+CREATE TABLE audit (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    at          INTEGER NOT NULL,
+    actor       TEXT NOT NULL,
+    action      TEXT NOT NULL,
+    receipt_id  TEXT NOT NULL,
+    outcome     TEXT NOT NULL,
+    reason      TEXT NOT NULL
+);
+CREATE INDEX audit_receipt ON audit (receipt_id);
 ";
 
 /// The `meta` key holding the HLC high-water mark.

@@ -264,3 +264,19 @@ pub struct DlqEntry {
     /// The OFD's response code from `ofd_exchange` (absent for local failures).
     pub response_code: Option<i64>,
 }
+
+/// One operator action in the audit trail (`audit` table).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Unix ms; filled in by the journal when written.
+    pub at_ms: i64,
+    /// The token name of whoever acted (never the secret).
+    pub actor: String,
+    /// What was done (`resolve`).
+    pub action: String,
+    pub receipt_id: String,
+    /// How it ended (`fiscalized fd=12`, `absent`).
+    pub outcome: String,
+    /// Why, in the operator's words.
+    pub reason: String,
+}

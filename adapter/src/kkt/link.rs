@@ -78,7 +78,7 @@ impl SerialLink {
         let mut link = HostLink::new(self.config.clone());
         let mut pending = link
             .start(payload)
-            .map_err(|e| KktError::Protocol(e.to_string()))?;
+            .map_err(|e| KktError::Encode(e.to_string()))?;
         let port = self.port()?;
         let mut timer: Option<(TimerToken, Instant)> = None;
         let mut stale = Vec::new();

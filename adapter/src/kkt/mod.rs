@@ -5,6 +5,7 @@
 //! ([`KktError::is_definite`]); everything else is indeterminate and must be reconciled against the
 //! FN before anything is sent again.
 
+pub mod commands;
 mod link;
 pub mod ops;
 
@@ -31,6 +32,9 @@ pub enum KktError {
     /// The device answered with an error byte.
     #[error("KKT refused {cmd}: {error:?} (0x{code:02X})", code = error.code())]
     Device { cmd: String, error: DeviceError },
+    /// The command could not be encoded: nothing was sent.
+    #[error("the KKT command cannot carry the request: {0}")]
+    Encode(String),
     /// The answer could not be decoded or was not the expected one.
     #[error("KKT answer not understood: {0}")]
     Protocol(String),
@@ -48,7 +52,7 @@ impl KktError {
     /// True when the device certainly did not execute the command.
     pub fn is_definite(&self) -> bool {
         match self {
-            KktError::Open { .. } | KktError::Interfered { .. } => true,
+            KktError::Open { .. } | KktError::Interfered { .. } | KktError::Encode(_) => true,
             KktError::Link(LinkFailure::NotDelivered(_)) => true,
             KktError::Device { error, .. } => error.is_definite(),
             KktError::Link(LinkFailure::Indeterminate(_))
@@ -112,9 +116,10 @@ impl Kkt {
     }
 
     fn call_once(&mut self, req: &Request) -> Result<Answer, KktError> {
+        // A command that cannot be encoded never reaches the port: a definite failure.
         let payload = req
             .to_payload(self.password)
-            .map_err(|e| KktError::Protocol(e.to_string()))?;
+            .map_err(|e| KktError::Encode(e.to_string()))?;
         let (answer, stale) = self.link.exchange(&payload)?;
         for s in &stale {
             tracing::warn!(answer = %hex(s), "drained an answer the KKT held from an earlier command");

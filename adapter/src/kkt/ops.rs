@@ -3,9 +3,10 @@
 //!
 //! All of these run on the driver thread (blocking) and are called through [`super::KktHandle::run`].
 
-use kkt_proto::{Answer, CloseReceipt, DeviceMode, FnOperation, Request, Text};
+use kkt_proto::{Answer, DeviceMode, Request};
 use ofd_proto::tlv::{Tlv, Value, decode_document_prefix};
 
+use super::commands::receipt_commands;
 use super::{Kkt, KktError};
 use crate::journal::FiscalData;
 use crate::sale::Sale;
@@ -107,23 +108,6 @@ pub fn prepare_for_sale(kkt: &mut Kkt, auto_open_shift: bool) -> Result<Vec<Fisc
     Ok(produced)
 }
 
-/// The FF0C block carrying the adapter's receipt id (1192) and the optional buyer contact and cashier.
-fn receipt_tlv(sale: &Sale, receipt_id: &str) -> Result<Vec<u8>, KktError> {
-    let mut tlvs = vec![Tlv::string(1192, receipt_id)];
-    if let Some(contact) = &sale.customer_contact {
-        tlvs.push(Tlv::string(1008, contact.clone()));
-    }
-    if let Some(operator) = &sale.operator {
-        tlvs.push(Tlv::string(1021, operator.clone()));
-    }
-    let mut out = Vec::new();
-    for t in tlvs {
-        t.encode_into(&mut out)
-            .map_err(|e| KktError::Protocol(format!("receipt TLV: {e}")))?;
-    }
-    Ok(out)
-}
-
 /// Fiscalizes `sale` as one receipt carrying tag 1192 = `receipt_id`: items (FF46), extra TLV (FF0C),
 /// close (FF45), then reads the document back. The device must be prepared ([`prepare_for_sale`]).
 pub fn fiscalize(
@@ -139,25 +123,15 @@ pub fn fiscalize(
         }
         FiscalizeError::Definite(e)
     };
-    for item in &sale.items {
-        let op = FnOperation {
-            check_type: sale.operation as u8,
-            quantity: item.quantity_millionths,
-            price: item.price_kopecks,
-            sum: Some(item.sum_kopecks),
-            tax_value: None,
-            tax_bits: item.vat.shtrih_tax_bits(),
-            department: 1,
-            payment_method: item.payment_method,
-            payment_object: item.payment_object,
-            name: Text::new(&item.name)
-                .map_err(|e| FiscalizeError::Definite(KktError::Protocol(e.to_string())))?,
-        };
-        if let Err(e) = kkt.call(&Request::FnOperation(op)) {
+    // Built (and encoded) before the first byte goes out: a sale the commands cannot carry fails
+    // here, definitely, with nothing sent and nothing to cancel.
+    let commands = receipt_commands(sale, receipt_id)
+        .map_err(|e| FiscalizeError::Definite(KktError::Encode(e.to_string())))?;
+    for item in &commands.items {
+        if let Err(e) = kkt.call(item) {
             return Err(before_close(kkt, e));
         }
     }
-    let tlv = receipt_tlv(sale, receipt_id).map_err(FiscalizeError::Definite)?;
     // Answers drained now belong to commands of an earlier session that the device ran in the
     // middle of this receipt (an item it added, say): its contents are no longer ours. Cancel it
     // before the close command, while no document can exist yet.
@@ -168,20 +142,10 @@ pub fn fiscalize(
         };
         return Err(before_close(kkt, e));
     }
-    if let Err(e) = kkt.call(&Request::FnSendTlv(tlv)) {
+    if let Err(e) = kkt.call(&commands.extra_tlv) {
         return Err(before_close(kkt, e));
     }
-    let mut payments = [0u64; 16];
-    payments[0] = sale.cash_kopecks;
-    payments[1] = sale.card_kopecks;
-    let close = CloseReceipt {
-        payments,
-        rounding: 0,
-        taxes: [0; 6],
-        tax_system: sale.taxation as u8,
-        text: Text::from_raw(Vec::new()),
-    };
-    let doc = match kkt.call(&Request::CloseReceipt(close)) {
+    let doc = match kkt.call(&commands.close) {
         Ok(Answer::CloseReceipt(doc)) => doc,
         Ok(other) => return Err(FiscalizeError::Indeterminate(unexpected("FF45", &other))),
         Err(e) if e.is_definite() => return Err(before_close(kkt, e)),

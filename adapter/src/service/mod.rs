@@ -5,11 +5,14 @@
 //! earlier one is unresolved, so the FN's newest documents always belong to the unresolved rows and a
 //! backwards scan from the FN's last document proves presence or absence without guessing.
 //! Invariant: a receipt is fiscalized afresh only after the scan proved no document carries its id.
+//! Invariant: a shift command is sent only when nothing is unresolved either, since a shift
+//! document journaled above an unresolved receipt would end the scan before it reached the receipt.
 
-use std::collections::HashSet;
+mod reconcile;
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use kkt_proto::{DeviceError, ErrorClass};
 
@@ -24,12 +27,7 @@ use crate::sale::Sale;
 /// wire format), so reconciliation can fiscalize a receipt afresh after a restart.
 pub type SaleDecoder = fn(&str) -> Result<Sale, String>;
 
-/// Documents scanned backwards from the FN's last one during reconciliation. Unresolved receipts are
-/// always the newest documents (see the module invariant), so a handful suffices; the bound keeps a
-/// confused device from turning reconciliation into an endless read.
-const RECONCILE_SCAN_MAX: u32 = 64;
-/// How often the background task retries an unfinished reconciliation.
-const RECONCILE_RETRY: Duration = Duration::from_millis(500);
+pub use reconcile::{ReconcileError, ReconcilePolicy, ResolveError, Resolved, UnresolvedInfo};
 
 /// Why a sale was not printed. The HTTP layer maps each to a stable code.
 #[derive(Debug, thiserror::Error)]
@@ -42,9 +40,16 @@ pub enum SubmitError {
     BufferFull(String),
     #[error("journal cannot commit: {0}")]
     JournalUnavailable(String),
-    /// The device definitely refused; `reason` is the device's own.
-    #[error("KKT refused the receipt: {reason}")]
-    KktRefused { code: &'static str, reason: String },
+    /// The device definitely refused; `reason` is the device's own, `what` the operation.
+    #[error("KKT refused {what}: {reason}")]
+    KktRefused {
+        what: &'static str,
+        code: &'static str,
+        reason: String,
+    },
+    /// An earlier receipt of this register is still being reconciled; nothing was journaled.
+    #[error("{0}")]
+    ReconciliationPending(String),
     /// Nothing reached the device (no link, port missing, earlier receipt not yet reconciled).
     #[error("KKT unavailable: {0}")]
     KktUnavailable(String),
@@ -64,7 +69,11 @@ struct Inner {
     kkt: KktHandle,
     auto_open_shift: bool,
     decode_sale: SaleDecoder,
-    in_progress: Mutex<HashSet<String>>,
+    /// Keys whose request is being processed, with the hash of their body.
+    in_progress: Mutex<HashMap<String, String>>,
+    policy: ReconcilePolicy,
+    /// Attempts and last failure of each receipt reconciliation has not resolved yet.
+    tracker: Mutex<HashMap<String, reconcile::Attempts>>,
     fiscal_lock: tokio::sync::Mutex<()>,
     unresolved: AtomicBool,
     link: Mutex<KktLinkState>,
@@ -91,10 +100,11 @@ impl Drop for InProgressGuard {
 }
 
 /// The error for a KKT failure that certainly produced no document: the device's own refusal, or
-/// no device at all.
-fn kkt_failure(e: &KktError) -> SubmitError {
+/// no device at all. `what` names the operation ("the receipt", "the shift opening").
+fn kkt_failure(e: &KktError, what: &'static str) -> SubmitError {
     match e.device_error() {
         Some(error) => SubmitError::KktRefused {
+            what,
             code: device_code(Some(error)),
             reason: e.to_string(),
         },
@@ -132,13 +142,16 @@ impl Fiscalizer {
         kkt: KktHandle,
         auto_open_shift: bool,
         decode_sale: SaleDecoder,
+        policy: ReconcilePolicy,
     ) -> Fiscalizer {
         let inner = Inner {
             journal,
             kkt,
             auto_open_shift,
             decode_sale,
-            in_progress: Mutex::new(HashSet::new()),
+            in_progress: Mutex::new(HashMap::new()),
+            policy,
+            tracker: Mutex::new(HashMap::new()),
             fiscal_lock: tokio::sync::Mutex::new(()),
             // Unknown until the first reconciliation has looked at the journal.
             unresolved: AtomicBool::new(true),
@@ -208,14 +221,16 @@ impl Fiscalizer {
         if let Some(row) = self.lookup_existing(&key, &request_hash).await? {
             return Ok(row);
         }
-        if !self
-            .inner
-            .in_progress
-            .lock()
-            .expect("in-progress set")
-            .insert(key.clone())
         {
-            return Err(SubmitError::InProgress);
+            let mut in_progress = self.inner.in_progress.lock().expect("in-progress set");
+            match in_progress.get(&key) {
+                // Concurrent requests with one key and different bodies: always a misuse.
+                Some(hash) if *hash != request_hash => return Err(SubmitError::KeyReused),
+                Some(_) => return Err(SubmitError::InProgress),
+                None => {
+                    in_progress.insert(key.clone(), request_hash.clone());
+                }
+            }
         }
         let guard = InProgressGuard(self.inner.clone(), key.clone());
         let this = self.clone();
@@ -254,7 +269,7 @@ impl Fiscalizer {
                     .in_progress
                     .lock()
                     .expect("in-progress set")
-                    .contains(key) =>
+                    .contains_key(key) =>
             {
                 Err(SubmitError::InProgress)
             }
@@ -264,11 +279,7 @@ impl Fiscalizer {
 
     async fn run_sale(&self, new: NewReceipt, sale: Sale) -> Result<ReceiptRow, SubmitError> {
         let _lock = self.inner.fiscal_lock.lock().await;
-        if self.has_unresolved() {
-            self.reconcile_locked().await.map_err(|e| {
-                SubmitError::KktUnavailable(format!("an earlier receipt is being reconciled: {e}"))
-            })?;
-        }
+        self.reconciled_before("the receipt").await?;
         let row = match self.inner.journal.insert_received(new).await {
             Ok(InsertOutcome::Inserted(row)) => row,
             Ok(InsertOutcome::Existing(row)) => return Ok(row),
@@ -371,7 +382,7 @@ impl Fiscalizer {
                         "KKT refused ({e}) but the journal could not record it"
                     )));
                 }
-                Err(kkt_failure(&e))
+                Err(kkt_failure(&e, "the receipt"))
             }
             Err(FiscalizeError::Indeterminate(e)) => {
                 self.note_link(Err(&e));
@@ -412,6 +423,12 @@ impl Fiscalizer {
 
     async fn shift_command(&self, open: bool) -> Result<FiscalData, SubmitError> {
         let _lock = self.inner.fiscal_lock.lock().await;
+        let what = if open {
+            "the shift opening"
+        } else {
+            "the shift closing"
+        };
+        self.reconciled_before(what).await?;
         let result = self
             .inner
             .kkt
@@ -435,7 +452,7 @@ impl Fiscalizer {
                 if !e.is_definite() {
                     self.inner.unresolved.store(true, Ordering::SeqCst);
                 }
-                Err(kkt_failure(&e))
+                Err(kkt_failure(&e, what))
             }
         }
     }
@@ -443,149 +460,5 @@ impl Fiscalizer {
     /// Waits until no sale is at the KKT (used at shutdown, after the server stopped taking requests).
     pub async fn quiesce(&self) {
         drop(self.inner.fiscal_lock.lock().await);
-    }
-
-    /// Runs reconciliation now (under the fiscal lock).
-    pub async fn reconcile(&self) -> Result<(), String> {
-        let _lock = self.inner.fiscal_lock.lock().await;
-        self.reconcile_locked().await
-    }
-
-    /// Keeps retrying reconciliation in the background while anything is unresolved.
-    pub fn spawn_reconciler(&self) -> tokio::task::JoinHandle<()> {
-        let this = self.clone();
-        tokio::spawn(async move {
-            loop {
-                if this.has_unresolved()
-                    && let Err(e) = this.reconcile().await
-                {
-                    tracing::debug!(error = %e, "reconciliation not finished yet");
-                }
-                tokio::time::sleep(RECONCILE_RETRY).await;
-            }
-        })
-    }
-
-    async fn reconcile_locked(&self) -> Result<(), String> {
-        let rows = self
-            .inner
-            .journal
-            .list_unresolved()
-            .await
-            .map_err(|e| e.to_string())?;
-        let status = self.inner.kkt.run(ops::status).await.and_then(|r| r);
-        if let Err(e) = &status {
-            self.note_link(Err(e));
-        }
-        let status = status.map_err(|e| e.to_string())?;
-        self.note_link(Ok(()));
-        let mut in_flight: Vec<ReceiptRow> = Vec::new();
-        for row in rows {
-            match row.kkt_state {
-                // Never sent to the KKT (the adapter stopped in between): refuse it for good, so a
-                // POS that was told anything definite is never contradicted by a late print.
-                KktState::Received => {
-                    let msg = "the adapter stopped before the sale reached the KKT; nothing was fiscalized";
-                    self.inner
-                        .journal
-                        .mark_rejected(&row.receipt_id, "interrupted", msg)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                }
-                _ => in_flight.push(row),
-            }
-        }
-        self.scan_documents(&status, &mut in_flight).await?;
-        // Whatever the scan did not find is proven absent: fiscalize it afresh.
-        for row in in_flight {
-            let body = row.request_body.clone().unwrap_or_default();
-            let sale = match (self.inner.decode_sale)(&body) {
-                Ok(sale) => sale,
-                Err(e) => {
-                    self.inner
-                        .journal
-                        .mark_rejected(&row.receipt_id, "invalid_journal_body", &e)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    continue;
-                }
-            };
-            tracing::info!(receipt_id = %row.receipt_id, "not in the FN: fiscalizing afresh");
-            let id = row.receipt_id.clone();
-            let outcome = self.fiscalize_row(row, sale).await;
-            if self.has_unresolved_row(&id).await {
-                return Err(format!(
-                    "receipt {id} still unresolved: {:?}",
-                    outcome.err()
-                ));
-            }
-        }
-        self.inner.unresolved.store(false, Ordering::SeqCst);
-        Ok(())
-    }
-
-    /// True unless the journal positively shows the row resolved (a read error counts as unresolved).
-    async fn has_unresolved_row(&self, id: &str) -> bool {
-        !matches!(self.inner.journal.get_by_id(id).await, Ok(Some(r)) if matches!(r.kkt_state, KktState::Fiscalized | KktState::Rejected))
-    }
-
-    /// Reads documents backwards from the FN's last one until it reaches one the journal knows,
-    /// journaling what it finds: in-flight receipts by their tag 1192, and shift reports.
-    async fn scan_documents(
-        &self,
-        status: &ops::DeviceStatus,
-        in_flight: &mut Vec<ReceiptRow>,
-    ) -> Result<(), String> {
-        let journal = &self.inner.journal;
-        let lowest = status.last_fd.saturating_sub(RECONCILE_SCAN_MAX);
-        let mut fd = status.last_fd;
-        while fd > lowest {
-            if journal
-                .get_by_fiscal(&status.fn_number, fd)
-                .await
-                .map_err(|e| e.to_string())?
-                .is_some()
-            {
-                break;
-            }
-            let tlv = self
-                .inner
-                .kkt
-                .run(move |kkt| ops::read_document(kkt, fd))
-                .await
-                .and_then(|r| r)
-                .map_err(|e| e.to_string())?;
-            let data = ops::fiscal_data_from_tlv(tlv)?;
-            match (
-                document_kind(&data.document_tlv),
-                ops::receipt_id_of(&data.document_tlv),
-            ) {
-                (Some(DocKind::Receipt), Some(id)) => {
-                    if let Some(pos) = in_flight.iter().position(|r| r.receipt_id == id) {
-                        tracing::info!(receipt_id = %id, fd, "reconciled: the FN holds the receipt");
-                        in_flight.remove(pos);
-                        journal
-                            .mark_fiscalized(&id, data)
-                            .await
-                            .map_err(|e| e.to_string())?;
-                        self.inner.fiscalized.notify_one();
-                    } else {
-                        tracing::warn!(receipt_id = %id, fd, "FN document with an id the journal does not hold in flight");
-                    }
-                }
-                (Some(kind @ (DocKind::ShiftOpen | DocKind::ShiftClose)), _) => {
-                    journal
-                        .insert_fiscal_document(kind, data)
-                        .await
-                        .map_err(|e| e.to_string())?;
-                    self.inner.fiscalized.notify_one();
-                }
-                (other, _) => {
-                    tracing::warn!(fd, kind = ?other, "FN document not issued through this adapter")
-                }
-            }
-            fd -= 1;
-        }
-        Ok(())
     }
 }

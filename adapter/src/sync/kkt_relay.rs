@@ -53,7 +53,7 @@ fn read_message(kkt: &mut Kkt) -> Result<Vec<u8>, KktError> {
 /// FF32 then FF33 blocks.
 fn write_reply(kkt: &mut Kkt, reply: &[u8]) -> Result<(), KktError> {
     let size = u16::try_from(reply.len())
-        .map_err(|_| KktError::Protocol(format!("OFD reply of {} bytes", reply.len())))?;
+        .map_err(|_| KktError::Encode(format!("OFD reply of {} bytes", reply.len())))?;
     let block = match kkt.call(&Request::FnStartWriteBuffer { size })? {
         Answer::FnStartWriteBuffer { block_size_max } => usize::from(block_size_max.max(1)),
         other => return Err(unexpected("FF32", &other)),

@@ -137,7 +137,13 @@ impl Shop {
             .await
             .unwrap()
             .expect("journal opens");
-        let fiscalizer = Fiscalizer::new(journal.clone(), kkt.clone(), true, decode_nothing);
+        let fiscalizer = Fiscalizer::new(
+            journal.clone(),
+            kkt.clone(),
+            true,
+            decode_nothing,
+            crate::service::ReconcilePolicy::default(),
+        );
         Shop {
             dir,
             emu,
