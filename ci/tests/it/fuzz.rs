@@ -1,10 +1,10 @@
 //! The fuzz targets beside their crates, run the way CI runs them: each cargo-fuzz crate is built once
-//! on the nightly toolchain, then every target replays its committed seed corpus and fuzzes for a
+//! (on nightly when rustup has it, else on stable with `RUSTC_BOOTSTRAP=1`; `FUZZ_TOOLCHAIN=nightly`
+//! or `stable` forces one), then every target replays its committed seed corpus and fuzzes for a
 //! bounded time (`FUZZ_SECONDS`, default 20 s). Any crash, leak, timeout or out-of-memory input fails.
 //!
 //! The fuzz crates stay out of the workspace (their own `[workspace]`, listed under the root's
-//! `exclude`), so everything else builds on stable. A missing nightly toolchain is a failure with a
-//! clear message, never a skip. Every child runs in its own process group under a hard deadline, and
+//! `exclude`), so everything else builds on stable without libFuzzer. Nothing is ever skipped. Every child runs in its own process group under a hard deadline, and
 //! the targets run one after another: the machines have two cores and each crate has its own target
 //! directory (`fuzz/target`), so parallel runs would only fight over the CPU.
 
@@ -150,27 +150,69 @@ fn output(mut cmd: Command) -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// Fails unless rustup lists a nightly toolchain: cargo-fuzz needs nightly's sanitizer flags.
-fn require_nightly() {
-    let mut list = Command::new("rustup");
-    list.args(["toolchain", "list"])
-        .env_remove("RUSTUP_TOOLCHAIN");
-    let toolchains = output(list).unwrap_or_else(|| {
-        panic!("`rustup toolchain list` failed: fuzzing needs rustup with a nightly toolchain")
-    });
-    assert!(
-        toolchains
-            .lines()
-            .any(|l| l.trim_start().starts_with("nightly")),
-        "no nightly toolchain (`rustup toolchain list` shows: {}); cargo-fuzz needs one: \
-         `rustup toolchain install nightly`",
-        toolchains.trim()
-    );
+/// Which compiler builds the fuzz targets. cargo-fuzz passes unstable flags (`-Zsanitizer=address`
+/// and friends), so it wants nightly; a machine with only the stable toolchain builds them with
+/// stable under `RUSTC_BOOTSTRAP=1`, which makes the stable compiler accept those flags (the same
+/// compiler code, the sanitizer runtime ships with it). Either way the targets really run.
+#[derive(Clone, Copy, Debug)]
+enum Toolchain {
+    Nightly,
+    StableBootstrap,
 }
 
-/// Makes sure `cargo +nightly fuzz` runs, installing cargo-fuzz from the crate registry if needed.
-fn require_cargo_fuzz(logs: &Path) -> String {
-    if let Some(version) = output(cargo(&["+nightly", "fuzz", "--version"])) {
+impl Toolchain {
+    /// `FUZZ_TOOLCHAIN` when set; else nightly when rustup lists one, else the default toolchain
+    /// with `RUSTC_BOOTSTRAP=1`.
+    fn detect() -> Toolchain {
+        match std::env::var("FUZZ_TOOLCHAIN").as_deref() {
+            Ok("nightly") => return Toolchain::Nightly,
+            Ok("stable") => return Toolchain::StableBootstrap,
+            Ok(other) => panic!("FUZZ_TOOLCHAIN must be `nightly` or `stable`, not {other:?}"),
+            Err(_) => {}
+        }
+        let mut list = Command::new("rustup");
+        list.args(["toolchain", "list"])
+            .env_remove("RUSTUP_TOOLCHAIN");
+        let toolchains = output(list).unwrap_or_else(|| {
+            panic!("`rustup toolchain list` failed: fuzzing needs rustup's cargo proxy")
+        });
+        if toolchains
+            .lines()
+            .any(|l| l.trim_start().starts_with("nightly"))
+        {
+            Toolchain::Nightly
+        } else {
+            Toolchain::StableBootstrap
+        }
+    }
+
+    /// `cargo fuzz <args>` on this toolchain.
+    fn cargo_fuzz(self, args: &[&str]) -> Command {
+        let mut all = Vec::with_capacity(args.len() + 2);
+        if let Toolchain::Nightly = self {
+            all.push("+nightly");
+        }
+        all.push("fuzz");
+        all.extend_from_slice(args);
+        let mut cmd = cargo(&all);
+        if let Toolchain::StableBootstrap = self {
+            cmd.env("RUSTC_BOOTSTRAP", "1");
+        }
+        cmd
+    }
+
+    /// How a person reproduces a run by hand on this toolchain.
+    fn shell_prefix(self) -> &'static str {
+        match self {
+            Toolchain::Nightly => "cargo +nightly fuzz",
+            Toolchain::StableBootstrap => "RUSTC_BOOTSTRAP=1 cargo fuzz",
+        }
+    }
+}
+
+/// Makes sure `cargo fuzz` runs, installing cargo-fuzz from the crate registry if needed.
+fn require_cargo_fuzz(tc: Toolchain, logs: &Path) -> String {
+    if let Some(version) = output(tc.cargo_fuzz(&["--version"])) {
         return version.trim().to_owned();
     }
     println!("cargo-fuzz is missing: cargo install cargo-fuzz --locked");
@@ -183,9 +225,14 @@ fn require_cargo_fuzz(logs: &Path) -> String {
         describe(done.status),
         tail(&log, 30)
     );
-    output(cargo(&["+nightly", "fuzz", "--version"]))
+    output(tc.cargo_fuzz(&["--version"]))
         .map(|v| v.trim().to_owned())
-        .expect("`cargo +nightly fuzz --version` fails even after installing cargo-fuzz")
+        .unwrap_or_else(|| {
+            panic!(
+                "`{} --version` fails even after installing cargo-fuzz",
+                tc.shell_prefix()
+            )
+        })
 }
 
 fn describe(status: Option<ExitStatus>) -> String {
@@ -233,14 +280,15 @@ fn figures(log: &Path) -> (Option<u64>, Option<u64>) {
 }
 
 /// Builds every target of one fuzz crate; returns the build time.
-fn build(crate_dir: &Path, logs: &Path, name: &str) -> Duration {
+fn build(tc: Toolchain, crate_dir: &Path, logs: &Path, name: &str) -> Duration {
     let log = logs.join(format!("build-{name}.log"));
-    let mut cmd = cargo(&["+nightly", "fuzz", "build"]);
+    let mut cmd = tc.cargo_fuzz(&["build"]);
     cmd.current_dir(crate_dir);
     let done = run_bounded(cmd, &log, BUILD_TIMEOUT);
     assert!(
         done.status.is_some_and(|s| s.success()),
-        "`cargo +nightly fuzz build` in {} failed ({}):\n{}",
+        "`{} build` in {} failed ({}):\n{}",
+        tc.shell_prefix(),
         crate_dir.display(),
         describe(done.status),
         tail(&log, 40)
@@ -249,7 +297,7 @@ fn build(crate_dir: &Path, logs: &Path, name: &str) -> Duration {
 }
 
 /// Replays the target's seed corpus and fuzzes it for `seconds`; panics on any finding.
-fn run(crate_dir: &Path, target: &str, seconds: u64, logs: &Path) {
+fn run(tc: Toolchain, crate_dir: &Path, target: &str, seconds: u64, logs: &Path) {
     let seeds = crate_dir.join("corpus").join(target);
     assert!(
         std::fs::read_dir(&seeds).is_ok_and(|mut d| d.next().is_some()),
@@ -263,7 +311,7 @@ fn run(crate_dir: &Path, target: &str, seconds: u64, logs: &Path) {
     let log = logs.join(format!("run-{target}.log"));
     let max_total_time = format!("-max_total_time={seconds}");
     let input_timeout = format!("-timeout={INPUT_TIMEOUT_SECONDS}");
-    let mut cmd = cargo(&["+nightly", "fuzz", "run", target]);
+    let mut cmd = tc.cargo_fuzz(&["run", target]);
     cmd.arg(&scratch)
         .arg(&seeds)
         .args([
@@ -286,9 +334,10 @@ fn run(crate_dir: &Path, target: &str, seconds: u64, logs: &Path) {
     assert!(
         done.status.is_some_and(|s| s.success()) && artifacts.is_empty(),
         "fuzz target {target} failed ({}); saved inputs: {artifacts:?}\n\
-         reproduce: cd {} && cargo +nightly fuzz run {target} <input>\n{}\n...\n{}\n(whole log: {})",
+         reproduce: cd {} && {} run {target} <input>\n{}\n...\n{}\n(whole log: {})",
         describe(done.status),
         crate_dir.display(),
+        tc.shell_prefix(),
         panic_message(&log),
         tail(&log, 25),
         log.display()
@@ -304,18 +353,18 @@ fn run(crate_dir: &Path, target: &str, seconds: u64, logs: &Path) {
 fn fuzz_targets_replay_their_corpora_and_find_no_crash() {
     let root = workspace_root();
     let seconds = fuzz_seconds();
-    require_nightly();
+    let tc = Toolchain::detect();
     let logs = root.join("target").join("ci-fuzz-logs");
     std::fs::create_dir_all(&logs).expect("create the log folder");
-    let version = require_cargo_fuzz(&logs);
-    println!("{version}, {seconds} s per target");
+    let version = require_cargo_fuzz(tc, &logs);
+    println!("{version} on {tc:?}, {seconds} s per target");
     for (dir, targets) in FUZZ_CRATES {
         let crate_dir = root.join(dir);
         let name = dir.replace('/', "-");
-        let took = build(&crate_dir, &logs, &name);
+        let took = build(tc, &crate_dir, &logs, &name);
         println!("fuzz build {dir}: {} s", took.as_secs());
         for target in *targets {
-            run(&crate_dir, target, seconds, &logs);
+            run(tc, &crate_dir, target, seconds, &logs);
         }
     }
 }
