@@ -73,7 +73,8 @@ pub struct FileSettings {
     /// Backoff cap, in ms [default: 60000].
     #[arg(long, env = "ADAPTER_BACKOFF_MAX_MS")]
     pub backoff_max_ms: Option<u64>,
-    /// Failures of one document (OFD otherwise reachable) before it goes to the DLQ [default: 20].
+    /// Consecutive failures of one document while the OFD is reachable before an error line says
+    /// so; delivery never gives up on a document for transient failures [default: 20].
     #[arg(long, env = "ADAPTER_RETRY_MAX")]
     pub retry_max: Option<u32>,
     /// Consecutive failures that open the circuit breaker [default: 5].
@@ -113,6 +114,11 @@ pub struct FileSettings {
     /// [default: 100].
     #[arg(long, env = "ADAPTER_RECONCILE_STUCK_ATTEMPTS")]
     pub reconcile_stuck_attempts: Option<u32>,
+    /// Age of the oldest fiscal document not yet delivered to the OFD, in ms, past which health
+    /// turns `degraded` (the FN blocks sales 30 days after its oldest unacknowledged document)
+    /// [default: 259200000, 3 days].
+    #[arg(long, env = "ADAPTER_BACKLOG_AGE_ALARM_MS")]
+    pub backlog_age_alarm_ms: Option<u64>,
     /// An API token `NAME:ROLE:SECRET` (role `pos` or `admin`); repeat the flag, or separate
     /// several with commas in the variable. Clients send `Authorization: Bearer SECRET`.
     #[arg(
@@ -152,6 +158,7 @@ pub struct Config {
     pub reconcile_retry: Duration,
     pub reconcile_stuck_after: Duration,
     pub reconcile_stuck_attempts: u32,
+    pub backlog_age_alarm: Duration,
     pub auth_tokens: Vec<AuthToken>,
     pub lock_ttl: Duration,
 }
@@ -220,6 +227,7 @@ impl FileSettings {
             reconcile_retry_ms,
             reconcile_stuck_after_ms,
             reconcile_stuck_attempts,
+            backlog_age_alarm_ms,
             auth_token
         )
     }
@@ -380,6 +388,11 @@ impl Config {
                 "reconcile_stuck_attempts",
                 s.reconcile_stuck_attempts,
                 100,
+            )?,
+            backlog_age_alarm: duration_ms(
+                "backlog_age_alarm_ms",
+                s.backlog_age_alarm_ms,
+                3 * 24 * 3_600_000,
             )?,
             auth_tokens: s
                 .auth_token

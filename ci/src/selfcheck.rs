@@ -1,5 +1,6 @@
-//! The protocol self-check: decodes the golden wire vectors of PROTOCOLS.md with the workspace's
-//! protocol crates and re-encodes them, printing one line per vector and the closing tally.
+//! The protocol self-check: decodes the golden wire vectors of docs/protocols.md (#shtrih-m-golden-frames,
+//! #tlv-golden-vectors) with the workspace's protocol crates and re-encodes them, printing one line per
+//! vector and the closing tally.
 //!
 //! It is the main job until the UAT suites run end to end; the unit tests assert the same vectors
 //! field by field, this shows a person what the codecs make of real traces.

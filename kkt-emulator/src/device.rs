@@ -510,6 +510,11 @@ impl Device {
         )
     }
 
+    /// 17: prints a line of text (no fiscal document; allowed in any mode, inside a receipt too).
+    pub fn print_string(c: Conditions) -> Result<(), DeviceError> {
+        Self::printer(c)
+    }
+
     /// 40: X report (prints shift totals; no fiscal document).
     pub fn x_report(&self, c: Conditions) -> Result<(), DeviceError> {
         Self::printer(c)?;

@@ -185,6 +185,7 @@ impl Device {
         req: &Request,
     ) -> Result<Answer, DeviceError> {
         let cmd = req.code();
+        crate::text::check(req)?;
         let done = |r: Result<(), DeviceError>| r.map(|()| Answer::Done(cmd));
         let op_done =
             |r: Result<(), DeviceError>| r.map(|()| Answer::OperatorDone { cmd, operator });
@@ -209,6 +210,10 @@ impl Device {
                 .map(|d| Answer::FnCloseShift(shift_answer(d))),
             Request::ZReport => op_done(self.close_shift(c, true).map(|_| ())),
             Request::XReport => op_done(self.x_report(c)),
+            Request::PrintString(_) => op_done(Self::print_string(c)),
+            Request::FnUnconfirmedCount => Ok(Answer::FnUnconfirmedCount(
+                u16::try_from(self.st.unsent().count()).unwrap_or(u16::MAX),
+            )),
             Request::OpenReceipt(ty) => op_done(self.open_receipt(c, operator, *ty)),
             Request::FnOperation(op) => done(self.fn_operation(c, operator, op)),
             Request::Sale(item) => op_done(self.legacy_item(c, operator, item, false)),

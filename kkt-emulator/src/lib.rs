@@ -20,6 +20,7 @@ pub mod link;
 pub mod ofd;
 pub mod pty;
 pub mod store;
+pub mod text;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

@@ -106,8 +106,18 @@ impl Device {
             {
                 ack
             }
-            Ok((_, ack)) => {
-                tracing::warn!(expected_fd = fd, got_fd = ack.fd_number, got_fn = %ack.fn_number, "OFD reply is for another document");
+            Ok((frame, ack)) => {
+                // Every value compared goes in the log: a header that disagrees with its own body is the
+                // OFD's fault, and only the header FD tells that apart from a reply for another document.
+                tracing::warn!(
+                    expected_fd = fd,
+                    expected_fn = %fn_serial,
+                    header_fd = frame.container.fd_number,
+                    header_fn = %frame.session.fn_number_str().trim(),
+                    body_fd = ack.fd_number,
+                    body_fn = %ack.fn_number,
+                    "OFD reply is for another document"
+                );
                 return Err(DeviceError::OfdMessageRejected);
             }
             Err(e) => {
@@ -186,5 +196,74 @@ impl Device {
             .as_ref()
             .map(|a| a.raw.clone())
             .ok_or(DeviceError::FnNoData)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use ofd_proto::{Frame, OperatorAck, build_reply};
+
+    use super::*;
+    use crate::device::Conditions;
+    use crate::store::{FnState, Store};
+
+    /// A log sink the test can read back.
+    #[derive(Clone, Default)]
+    struct Sink(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Sink {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .extend_from_slice(buf);
+            Ok(buf.len())
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A refused reply whose header and body disagree logs both, with what the FN expected.
+    #[test]
+    fn refused_reply_logs_the_header_and_body_it_compared() {
+        let mut dev = Device::new(FnState::fresh(1), Store::memory());
+        dev.open_shift(Conditions::default(), true).expect("open");
+        let fn_serial = dev.st.fn_serial.clone();
+        let doc = dev.st.doc(1).expect("FD 1").clone();
+        // The header names FD 1, the body FD 7: the FN checks both.
+        let header = Frame::new(&fn_serial, doc.doc_code, 1, doc.tlv).expect("frame");
+        let body = OperatorAck {
+            ofd_inn: "7704358518".into(),
+            fn_number: fn_serial.clone(),
+            fd_number: 7,
+            date_time: doc.time,
+            response_code: 0,
+            operator_sign: None,
+        };
+        let reply = build_reply(&header, &body).expect("reply");
+        let sink = Sink::default();
+        let writer = sink.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let refused = tracing::subscriber::with_default(subscriber, || dev.accept_reply(&reply));
+        assert_eq!(refused, Err(DeviceError::OfdMessageRejected));
+        let log = String::from_utf8(sink.0.lock().expect("log").clone()).expect("utf-8");
+        for field in [
+            "expected_fd=1".to_string(),
+            format!("expected_fn={fn_serial}"),
+            "header_fd=1".to_string(),
+            format!("header_fn={fn_serial}"),
+            "body_fd=7".to_string(),
+            format!("body_fn={fn_serial}"),
+        ] {
+            assert!(log.contains(&field), "{field} missing from {log}");
+        }
     }
 }

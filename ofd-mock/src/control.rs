@@ -1,6 +1,13 @@
 //! The HTTP control plane: mode selection, statistics, the document record, reset and health.
+//!
+//! **Invariant:** a call that changes the mode (`/set_mode`, `POST /_mock/mode`, `/_mock/reset`) answers 200
+//! only once the change is in effect: the next connection gets the new behaviour, and the OFD listening
+//! socket is already open or closed as the mode asks. If the socket cannot be reopened within
+//! [`APPLY_WAIT_MAX`], the answer is 503 `not_in_effect` (indefinite: the mode stays selected and the mock
+//! keeps trying).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::rejection::{JsonRejection, QueryRejection};
 use axum::extract::{DefaultBodyLimit, Query, State};
@@ -13,7 +20,7 @@ use serde_json::{Value, json};
 
 use crate::mode::{Behaviour, ModeSpec, Refuse};
 use crate::schedule::Flap;
-use crate::state::MockState;
+use crate::state::{MockState, NotInEffect};
 use crate::store::StoreError;
 
 /// Largest control request body.
@@ -22,12 +29,18 @@ pub const BODY_LEN_MAX: usize = 64 * 1024;
 /// Longest flapping timeline `GET /_mock/timeline` renders.
 pub const TIMELINE_UNTIL_MS_MAX: u64 = 86_400_000;
 
-/// An error answer: a stable machine `code`, a human `message`; every control error is definite.
+/// Longest a mode change waits for the OFD listener to carry it out before answering 503. Closing is
+/// immediate and reopening takes one bind, so only a port taken by another process gets near this.
+pub const APPLY_WAIT_MAX: Duration = Duration::from_secs(3);
+
+/// An error answer: a stable machine `code`, a human `message`, and `definite` (true when the request
+/// certainly changed nothing).
 #[derive(Debug)]
 pub struct ControlError {
     status: StatusCode,
     code: &'static str,
     message: String,
+    definite: bool,
 }
 
 impl ControlError {
@@ -36,14 +49,28 @@ impl ControlError {
             status: StatusCode::BAD_REQUEST,
             code,
             message: message.into(),
+            definite: true,
         }
     }
 }
 
 impl IntoResponse for ControlError {
     fn into_response(self) -> Response {
-        let body = json!({"code": self.code, "message": self.message, "definite": true});
+        let body = json!({"code": self.code, "message": self.message, "definite": self.definite});
         (self.status, Json(body)).into_response()
+    }
+}
+
+impl From<NotInEffect> for ControlError {
+    fn from(e: NotInEffect) -> Self {
+        tracing::warn!(error = %e, "a mode change is not in effect in time");
+        ControlError {
+            status: StatusCode::SERVICE_UNAVAILABLE,
+            code: "not_in_effect",
+            message: e.to_string(),
+            // The mode is selected and the listener keeps trying: the change may still happen.
+            definite: false,
+        }
     }
 }
 
@@ -53,6 +80,7 @@ impl From<JsonRejection> for ControlError {
             status: r.status(),
             code: "bad_json",
             message: r.body_text(),
+            definite: true,
         }
     }
 }
@@ -70,6 +98,8 @@ impl From<StoreError> for ControlError {
             status: StatusCode::INTERNAL_SERVER_ERROR,
             code: "store_failed",
             message: "the record store failed; see the mock's log".into(),
+            // `reset` clears the store before the mode, so a failure there changed nothing.
+            definite: true,
         }
     }
 }
@@ -118,10 +148,11 @@ async fn set_mode(
             refuse: Refuse::CloseListener,
         },
     };
-    s.set_mode(ModeSpec {
+    let generation = s.set_mode(ModeSpec {
         behaviour,
         ..ModeSpec::default()
     });
+    s.in_effect(generation, APPLY_WAIT_MAX).await?;
     Ok(Json(json!({"status": "ok", "mode": s.mode_json()})))
 }
 
@@ -133,7 +164,8 @@ async fn post_mode(
     let spec =
         ModeSpec::from_json(body).map_err(|e| ControlError::bad("bad_mode", e.to_string()))?;
     tracing::info!(mode = %spec.to_json(), "mode changed");
-    s.set_mode(spec);
+    let generation = s.set_mode(spec);
+    s.in_effect(generation, APPLY_WAIT_MAX).await?;
     Ok(Json(json!({"status": "ok", "mode": s.mode_json()})))
 }
 
@@ -213,7 +245,8 @@ async fn timeline(
 }
 
 async fn reset(State(s): Shared) -> Result<Json<Value>, ControlError> {
-    s.reset()?;
+    let generation = s.reset()?;
+    s.in_effect(generation, APPLY_WAIT_MAX).await?;
     Ok(Json(json!({"status": "ok"})))
 }
 

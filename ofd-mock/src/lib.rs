@@ -107,6 +107,8 @@ pub async fn serve(config: Config) -> Result<RunningMock, ServeError> {
     let control_addr = control.local_addr().map_err(bind_control)?;
 
     let state = Arc::new(MockState::new(config, ofd_addr, store));
+    // The socket is already bound and listening, so the health answer says so from the first request.
+    state.set_listening(true);
     let (stop, stopped) = watch::channel(false);
     let ofd_task = tokio::spawn(server::run(Arc::clone(&state), ofd, stopped.clone()));
     let router = app(Arc::clone(&state));

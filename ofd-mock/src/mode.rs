@@ -81,12 +81,26 @@ pub enum Behaviour {
     },
     /// Accept and close at once, before reading (the TCP analogue of a 503).
     Unavailable {},
+    /// Read the document, store nothing, and answer a well-formed acknowledgement (code 0) that
+    /// names another document in `field`: the mix-up an FN refuses with error 0x20.
+    WrongAck { field: AckField },
     /// The next `count` connections fail as `kind`, then the mode becomes `online`.
     FailNext {
         count: u32,
         #[serde(deserialize_with = "de_kind")]
         kind: Box<Behaviour>,
     },
+}
+
+/// The acknowledgement field `wrong_ack` gets wrong: the session header's FN number, the
+/// container header's FD number, or the body's 1041 (FN) or 1040 (FD).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AckField {
+    HeaderFn,
+    HeaderFd,
+    BodyFn,
+    BodyFd,
 }
 
 fn default_reject_code() -> u8 {
@@ -123,6 +137,7 @@ impl Behaviour {
             Behaviour::ResetMidFrame {} => "reset_mid_frame",
             Behaviour::Garbage { .. } => "garbage",
             Behaviour::Unavailable {} => "unavailable",
+            Behaviour::WrongAck { .. } => "wrong_ack",
             Behaviour::FailNext { .. } => "fail_next",
         }
     }
@@ -269,6 +284,8 @@ pub enum Action {
     Garbage { bytes: Vec<u8> },
     /// Close at once.
     Unavailable,
+    /// Answer an acknowledgement naming another document in this field, store nothing.
+    WrongAck { field: AckField },
 }
 
 impl Action {
@@ -284,6 +301,7 @@ impl Action {
             Action::ResetMidFrame => "reset_mid_frame",
             Action::Garbage { .. } => "garbage",
             Action::Unavailable => "unavailable",
+            Action::WrongAck { .. } => "wrong_ack",
         }
     }
 }
@@ -417,6 +435,7 @@ fn simple_action(b: &Behaviour, seed: u64, n: u64) -> Action {
             Action::Garbage { bytes }
         }
         Behaviour::Unavailable {} => Action::Unavailable,
+        Behaviour::WrongAck { field } => Action::WrongAck { field: *field },
     }
 }
 

@@ -121,6 +121,38 @@ impl Request {
     }
 }
 
+impl Request {
+    /// A well-formed acknowledgement (code 0) for another document: `field` names a different FN
+    /// (all nines) or the next FD number, in the header or in the body.
+    pub fn wrong_answer(
+        &self,
+        ofd_inn: &str,
+        field: crate::mode::AckField,
+        at_unix_ms: i64,
+    ) -> Result<Vec<u8>, ProtocolError> {
+        use crate::mode::AckField;
+        const OTHER_FN: &str = "9999999999999999";
+        let mut frame = self.frame.clone();
+        let mut ack = OperatorAck {
+            ofd_inn: ofd_inn.to_owned(),
+            fn_number: self.fn_number.clone(),
+            fd_number: self.fd_number,
+            date_time: u32::try_from(at_unix_ms.div_euclid(1000)).unwrap_or(0),
+            response_code: ofd_proto::RESPONSE_OK,
+            operator_sign: Some(operator_sign(ofd_inn, &self.frame.body)),
+        };
+        match field {
+            AckField::HeaderFn => frame.session.fn_number.copy_from_slice(OTHER_FN.as_bytes()),
+            AckField::HeaderFd => {
+                frame.container.fd_number = self.fd_number.wrapping_add(1) & 0x00FF_FFFF;
+            }
+            AckField::BodyFn => ack.fn_number = OTHER_FN.to_owned(),
+            AckField::BodyFd => ack.fd_number = self.fd_number.wrapping_add(1),
+        }
+        Ok(ofd_proto::build_reply(&frame, &ack)?)
+    }
+}
+
 /// The deterministic stand-in for the operator's fiscal sign (FPO); not a GOST sign.
 pub fn operator_sign(ofd_inn: &str, body: &[u8]) -> Vec<u8> {
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(format!("ofd-mock:{ofd_inn}").as_bytes())

@@ -3,13 +3,16 @@
 //!
 //! **Boundary:** one message per connection, as the FN exchange does; bytes after the first message are ignored.
 //! Every read, write and hold has a deadline, and at most `connections_max` connections are handled at once.
+//! A message is answered in the A-protocol version it was sent in; a message in a version `ofd-proto` does not
+//! accept gets no answer and a TCP reset, as soon as its session header is read (there is no reply format
+//! for a version the mock does not speak).
 
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use ofd_proto::{Need, RESPONSE_FLK_ERROR, RESPONSE_OK};
+use ofd_proto::{EnvelopeError, Need, RESPONSE_FLK_ERROR, RESPONSE_OK};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
@@ -38,6 +41,9 @@ pub fn bind_ofd(addr: SocketAddr) -> io::Result<TcpListener> {
 }
 
 /// Runs the OFD listener until `shutdown` turns true. `listener` is the socket bound at start.
+///
+/// **Invariant:** a mode generation is marked applied only after the socket is open or closed as that mode
+/// asks, so a control call that waits for it answers after the change, never before.
 pub async fn run(
     state: Arc<MockState>,
     listener: TcpListener,
@@ -46,11 +52,9 @@ pub async fn run(
     let permits = Arc::new(Semaphore::new(state.config.connections_max));
     let mut listener = Some(listener);
     loop {
-        let now = std::time::Instant::now();
-        let (want_open, next_change) =
-            state.with_mode(|m| (m.listener_open(now), m.next_change(now)));
+        let plan = state.listener_plan(std::time::Instant::now());
         let mut wake = Instant::now() + IDLE_TICK;
-        if want_open && listener.is_none() {
+        if plan.open && listener.is_none() {
             match bind_ofd(state.ofd_addr) {
                 Ok(l) => listener = Some(l),
                 Err(e) => {
@@ -58,12 +62,16 @@ pub async fn run(
                     wake = Instant::now() + REBIND_RETRY;
                 }
             }
-        } else if !want_open && listener.is_some() {
-            // Dropping the socket makes the kernel refuse new connects and reset queued ones.
+        } else if !plan.open && listener.is_some() {
+            // Dropping the socket closes it at once: the kernel refuses new connects and resets queued ones.
             listener = None;
         }
         state.set_listening(listener.is_some());
-        if let Some(at) = next_change {
+        if listener.is_some() == plan.open {
+            // Only now may a control call that selected this mode answer: the socket is as the mode asks.
+            state.mark_applied(plan.generation);
+        }
+        if let Some(at) = plan.next_change {
             wake = wake.min(Instant::from_std(at));
         }
         tokio::select! {
@@ -141,6 +149,8 @@ fn reset(stream: TcpStream) {
 enum ReadFailure {
     /// The peer closed before sending a byte (a connect probe).
     Probe,
+    /// The session header names an A-protocol version outside `ofd_proto::AppVersion::ALL`.
+    UnsupportedVersion([u8; 2]),
     /// Anything else: malformed, too large, truncated, timed out, IO error.
     Invalid(String),
 }
@@ -158,6 +168,14 @@ async fn handle(state: &MockState, mut stream: TcpStream, peer: SocketAddr) {
     let bytes = match read_message(&mut stream, state.config.frame_len_max, read_deadline).await {
         Ok(b) => b,
         Err(ReadFailure::Probe) => return state.count(|c| c.probes += 1),
+        Err(ReadFailure::UnsupportedVersion(v)) => {
+            tracing::info!(%peer, version = format!("{:02x} {:02x}", v[0], v[1]), "unsupported A-protocol version; reset without an answer");
+            state.count(|c| {
+                c.invalid_messages += 1;
+                c.unsupported_versions += 1;
+            });
+            return reset(stream);
+        }
         Err(ReadFailure::Invalid(why)) => {
             tracing::info!(%peer, why, "invalid message");
             return state.count(|c| c.invalid_messages += 1);
@@ -174,6 +192,17 @@ async fn handle(state: &MockState, mut stream: TcpStream, peer: SocketAddr) {
             return state.count(|c| c.invalid_messages += 1);
         }
     };
+    if let Action::WrongAck { field } = action {
+        let now_ms = jiff::Timestamp::now().as_millisecond();
+        match request.wrong_answer(&state.config.ofd_inn, field, now_ms) {
+            Ok(answer) => {
+                state.count(|c| c.wrong_acks += 1);
+                finish(state, stream, &answer).await;
+            }
+            Err(e) => tracing::error!(error = %e, "cannot build a wrong acknowledgement"),
+        }
+        return;
+    }
     let Some(answer) = process(state, &request, &action) else {
         return;
     };
@@ -290,6 +319,7 @@ async fn read_message(
                 return Ok(buf);
             }
             Ok(Need::More(n)) => n.min(chunk.len()),
+            Err(EnvelopeError::BadAppVersion(v)) => return Err(ReadFailure::UnsupportedVersion(v)),
             Err(e) => return Err(ReadFailure::Invalid(e.to_string())),
         };
         let n = match timeout_at(deadline, stream.read(&mut chunk[..want])).await {

@@ -10,8 +10,9 @@ use clap::{Parser, Subcommand};
 use crate::load::{self, Scenario};
 use crate::paths;
 use crate::run::{self, Report, RunOptions, Verdict};
+use crate::select;
 
-/// Every scenario passed (or there was nothing to run).
+/// Every selected scenario passed.
 pub const EXIT_OK: u8 = 0;
 /// At least one scenario failed.
 pub const EXIT_FAILED: u8 = 1;
@@ -19,11 +20,17 @@ pub const EXIT_FAILED: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 /// The runner could not do its job: directories, ports, leftover processes, report files.
 pub const EXIT_INFRA: u8 = 3;
+/// `uat run` selected no scenario (a `--tag` no scenario carries, a directory without scenario
+/// files, only `nightly` scenarios in a directory): nothing ran, so nothing can have passed.
+pub const EXIT_NOTHING_SELECTED: u8 = 4;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "uat",
-    about = "Runs acceptance scenarios against the built binaries"
+    about = "Runs acceptance scenarios against the built binaries",
+    after_help = "Exit codes: 0 every selected scenario passed, 1 a scenario failed, 2 invalid \
+                  scenario file or command line, 3 infrastructure error, 4 `uat run` selected no \
+                  scenario."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -32,7 +39,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
-    /// Run scenarios (files or directories; default `scenarios`).
+    /// Run scenarios (files or directories; default `scenarios`). Exits 4 when the selection
+    /// matches no scenario.
     Run(RunArgs),
     /// Validate scenario files without running them.
     Check {
@@ -63,9 +71,11 @@ pub struct UpArgs {
 /// Arguments of `uat run`.
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Scenario files or directories searched for `*.toml`.
+    /// Scenario files or directories searched for `*.toml`. A directory search leaves out
+    /// scenarios tagged `nightly` unless `--tag nightly` is given; a file named here always counts.
     pub paths: Vec<PathBuf>,
-    /// Run only scenarios with this tag (repeatable: any of them).
+    /// Run only scenarios with this tag (repeatable: any of them). A selection that matches no
+    /// scenario exits 4, naming the tags that exist.
     #[arg(long = "tag")]
     pub tags: Vec<String>,
     /// Scenarios run in parallel.
@@ -200,10 +210,21 @@ fn run_cmd(args: &RunArgs) -> u8 {
         Ok(s) => s,
         Err(code) => return code,
     };
-    let (selected, skipped): (Vec<Scenario>, Vec<Scenario>) =
-        scenarios.into_iter().partition(|s| {
-            args.tags.is_empty() || s.file.scenario.tags.iter().any(|t| args.tags.contains(t))
-        });
+    let unknown: Vec<String> = select::unknown_tags(&scenarios, &args.tags)
+        .into_iter()
+        .map(str::to_owned)
+        .collect();
+    let named: Vec<PathBuf> = paths.iter().filter(|p| !p.is_dir()).cloned().collect();
+    let sel = select::select(scenarios, &named, &args.tags);
+    if sel.selected.is_empty() {
+        eprintln!("{}", select::nothing_selected(&paths, &args.tags, &sel));
+        return EXIT_NOTHING_SELECTED;
+    }
+    // A typo beside a valid tag still selects something; say so rather than fail the run.
+    for t in &unknown {
+        eprintln!("uat: warning: no scenario carries --tag {t}");
+    }
+    let (selected, skipped) = (sel.selected, sel.skipped);
     let out_root = args
         .out_dir
         .clone()

@@ -15,10 +15,11 @@ pub mod probe;
 pub mod procs;
 pub mod run;
 pub mod schema;
+pub mod select;
 pub mod template;
 pub mod util;
 
-pub use cli::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INFRA, EXIT_OK};
+pub use cli::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INFRA, EXIT_NOTHING_SELECTED, EXIT_OK};
 pub use load::{LoadError, Scenario, load_file, load_str};
 pub use run::{Report, RunOptions, Verdict, run_scenario};
 

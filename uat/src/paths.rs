@@ -37,7 +37,8 @@ pub fn bin_dir() -> Option<PathBuf> {
         .map(Path::to_path_buf)
 }
 
-/// Every `*.toml` file under the given paths (files are taken as they are), sorted.
+/// Every `*.toml` file under the given paths (files are taken as they are), sorted, each file once
+/// even when two paths reach it (`sub/a.toml` and `.`, which finds `./sub/a.toml`).
 pub fn scenario_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
     let mut out = Vec::new();
     for p in paths {
@@ -48,8 +49,15 @@ pub fn scenario_files(paths: &[PathBuf]) -> std::io::Result<Vec<PathBuf>> {
         }
     }
     out.sort();
-    out.dedup();
+    let mut seen = std::collections::HashSet::new();
+    out.retain(|p| seen.insert(same_file_key(p)));
     Ok(out)
+}
+
+/// A key equal for two spellings of one file: its canonical path, else the path as given (a
+/// missing file is reported when it is loaded).
+pub fn same_file_key(p: &Path) -> PathBuf {
+    std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf())
 }
 
 /// Directory depth limit, so a symlink loop cannot recurse forever.

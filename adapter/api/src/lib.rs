@@ -195,6 +195,47 @@ pub struct BufferStatus {
     /// Of those, the ones unresolved past the configured bound.
     #[serde(default)]
     pub unresolved_stuck: u64,
+    /// When the oldest fiscal document not yet delivered to the OFD was journaled, Unix ms.
+    #[serde(default)]
+    pub oldest_undelivered_unix_ms: Option<i64>,
+    /// Its age in seconds: the FN blocks sales when it reaches 30 days.
+    #[serde(default)]
+    pub oldest_undelivered_age_s: Option<u64>,
+    /// The document the OFD refused at the head of the FN's queue, which stops all delivery.
+    #[serde(default)]
+    pub delivery_stuck: Option<DeliveryStuck>,
+}
+
+/// A document the OFD refused definitely (a non-zero response code) while it is the head of its
+/// FN's queue: the FN never hands out what is behind it, so OFD delivery stands still until an
+/// operator retries it (`POST /v1/kkt/buffer/dlq/{receipt_id}/retry`) after the OFD fixed its side.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryStuck {
+    pub fn_number: String,
+    pub fd_number: u32,
+    /// The journal row holding it, when the adapter issued it.
+    pub receipt_id: Option<String>,
+    /// When the refusal was journaled, Unix ms.
+    pub since_unix_ms: Option<i64>,
+    /// The OFD's response code (e.g. 14, format check failed).
+    pub response_code: Option<i64>,
+    pub last_error: Option<String>,
+    /// Delivery attempts of this document that did not deliver it, manual retries included.
+    pub retry_count: u32,
+    /// Documents in the FN's queue behind it.
+    pub waiting_behind: u64,
+}
+
+/// The `delivery` part of `/v1/health`: how far behind OFD delivery is, and whether it stands still.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryHealth {
+    pub oldest_undelivered_unix_ms: Option<i64>,
+    pub oldest_undelivered_age_s: Option<u64>,
+    /// The configured age (`--backlog-age-alarm-ms`) past which health is `degraded`, in s.
+    pub age_alarm_after_s: u64,
+    /// The oldest undelivered document is older than that.
+    pub age_alarm: bool,
+    pub stuck: Option<DeliveryStuck>,
 }
 
 /// OFD reachability as the circuit breaker sees it.

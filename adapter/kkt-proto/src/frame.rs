@@ -36,6 +36,8 @@ impl CommandCode {
     pub const SHORT_STATUS: Self = Self(0x10);
     /// Full status (`11`).
     pub const FULL_STATUS: Self = Self(0x11);
+    /// Print a line of text (`17`).
+    pub const PRINT_STRING: Self = Self(0x17);
     /// X report, prints the shift totals without closing the shift (`40`).
     pub const X_REPORT: Self = Self(0x40);
     /// Z report, prints the totals and closes the shift (`41`).
@@ -78,6 +80,8 @@ impl CommandCode {
     pub const FN_READ_DOCUMENT_BLOCK: Self = Self(0xFF3B);
     /// Read the OFD ticket of a fiscal document (`FF3C`).
     pub const FN_READ_TICKET: Self = Self(0xFF3C);
+    /// Count of fiscal documents without an OFD ticket (`FF3F`).
+    pub const FN_UNCONFIRMED_COUNT: Self = Self(0xFF3F);
     /// Current shift parameters (`FF40`).
     pub const FN_SHIFT_PARAMS: Self = Self(0xFF40);
     /// Begin opening a shift (`FF41`).

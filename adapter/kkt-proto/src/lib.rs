@@ -44,5 +44,7 @@ pub use link::{
     DeviceLink, DeviceOutput, HostLink, HostOutput, Indeterminate, LinkConfig, LinkFailure,
     NotDelivered, StartError, TimerToken,
 };
-pub use request::{CloseCheck, CloseReceipt, FnOperation, LegacyItem, ReceiptType, Request};
+pub use request::{
+    CloseCheck, CloseReceipt, FnOperation, LegacyItem, PrintString, ReceiptType, Request,
+};
 pub use wire::{MONEY_MAX, Text};

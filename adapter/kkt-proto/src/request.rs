@@ -10,7 +10,7 @@ use crate::wire::{MONEY_BYTES, Reader, Text, put_bounded, put_uint};
 
 /// Receipt type of `8D` open receipt: the values match pyshtrih's mode-8 status table
 /// (8 sale, 24 buy, 40 sale return, 56 buy return = `8 | type << 4`). The parameter byte itself is recalled
-/// from the vendor protocol description (PROTOCOLS.md 2.1 marks it so).
+/// from the vendor protocol description (docs/protocols.md#shtrih-m-commands marks it so).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ReceiptType {
     /// 0: sale (приход).
@@ -83,8 +83,6 @@ pub struct FnOperation {
 pub const FN_OPERATION_NAME_MAX: usize = 128;
 /// `FF45` text field limit.
 pub const CLOSE_RECEIPT_TEXT_MAX: usize = 64;
-/// Text field of the legacy commands 80/82/85 (pyshtrih `prepare_string`; the protocol's 40 bytes).
-pub const LEGACY_TEXT_MAX: usize = 40;
 
 /// `FF45` close receipt, extended form.
 ///
@@ -110,9 +108,15 @@ pub struct CloseReceipt {
 
 /// `80` sale and `82` sale return, the pre-FN item command.
 ///
+/// The text of the legacy commands (17, 80, 82, 85) is as long as the frame carries, in both directions: its
+/// width is the model's business, not the codec's. The classic protocol says 40 bytes; pyshtrih 2.0.6 pads
+/// to its model's length (36, 40, 48 or 50 bytes, never fewer than 40) and javapos pads to at least 40 and
+/// sends longer lines whole. A device (the emulator) applies its own per-command limit.
+///
 /// Layout after the password (pyshtrih `commands.py` `sale`/`return_sale`): `quantity(5) price(5)
-/// department(1) tax1..tax4(4) text(40)`. Quantity is u40 in units of 10^-3 (the protocol's "количество ×1000";
-/// pyshtrih passes the caller's integer through), price is kopecks.
+/// department(1) tax1..tax4(4) text(N)`, N = 40 in the classic protocol, the model's width in pyshtrih.
+/// Quantity is u40 in units of 10^-3 (the protocol's "количество ×1000"; pyshtrih passes the caller's
+/// integer through), price is kopecks.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LegacyItem {
     /// Quantity in units of 10^-3.
@@ -123,14 +127,14 @@ pub struct LegacyItem {
     pub department: u8,
     /// Four tax group numbers (0 = none).
     pub taxes: [u8; 4],
-    /// Item text, normally 40 bytes padded with zeros ([`Text::padded`]).
+    /// Item text, padded with zeros to the model's width ([`Text::padded`]).
     pub text: Text,
 }
 
 /// `85` close check, the pre-FN close command.
 ///
 /// Layout after the password (pyshtrih `commands.py` `close_check`): `cash(5) payment2(5) payment3(5)
-/// payment4(5) discount(2, signed, 0.01 %) tax1..tax4(4) text(40)`.
+/// payment4(5) discount(2, signed, 0.01 %) tax1..tax4(4) text(N)`, N as in [`LegacyItem`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CloseCheck {
     /// Cash, payment type 2, 3 and 4, kopecks.
@@ -139,7 +143,20 @@ pub struct CloseCheck {
     pub discount: i16,
     /// Four tax group numbers.
     pub taxes: [u8; 4],
-    /// Text, normally 40 bytes padded.
+    /// Text, padded with zeros to the model's width.
+    pub text: Text,
+}
+
+/// `17` print a line of text, the pre-FN non-fiscal print command.
+///
+/// Layout after the password (pyshtrih `commands.py` `print_string`; javapos `PrintString.java`):
+/// `flags(1) text(N)`, flags bit 0 = control tape, bit 1 = receipt tape. pyshtrih pads the text to its
+/// model's length; the device skips the zero bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PrintString {
+    /// Tapes to print on.
+    pub flags: u8,
+    /// The line, normally padded with zeros.
     pub text: Text,
 }
 
@@ -192,6 +209,10 @@ pub enum Request {
     FnExchangeStatus,
     /// `FF40`: no parameters.
     FnShiftParams,
+    /// `FF3F`: no parameters (pyshtrih `fs_unconfirmed_document_count`).
+    FnUnconfirmedCount,
+    /// `17`, see [`PrintString`].
+    PrintString(PrintString),
     /// `FF30`: no parameters (javapos `FSReadBufferStatus.java`).
     FnReadBufferStatus,
     /// `FF31`: offset (u16), length (u8) (javapos `FSReadBlock.java`).
@@ -248,6 +269,10 @@ const NO_PARAMS: &[(CommandCode, Request)] = &[
     ),
     (CommandCode::FN_EXCHANGE_STATUS, Request::FnExchangeStatus),
     (CommandCode::FN_SHIFT_PARAMS, Request::FnShiftParams),
+    (
+        CommandCode::FN_UNCONFIRMED_COUNT,
+        Request::FnUnconfirmedCount,
+    ),
     (
         CommandCode::FN_READ_BUFFER_STATUS,
         Request::FnReadBufferStatus,
@@ -361,7 +386,8 @@ impl LegacyItem {
         put_uint(out, self.price, MONEY_BYTES, "price")?;
         out.push(self.department);
         out.extend_from_slice(&self.taxes);
-        put_bounded(out, self.text.as_bytes(), LEGACY_TEXT_MAX, "text")
+        out.extend_from_slice(self.text.as_bytes());
+        Ok(())
     }
 
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -372,7 +398,6 @@ impl LegacyItem {
             taxes: reader.array("taxes")?,
             text: Text::from_raw(reader.rest()),
         };
-        check_len("text", item.text.as_bytes().len(), LEGACY_TEXT_MAX)?;
         Ok(item)
     }
 }
@@ -384,7 +409,8 @@ impl CloseCheck {
         }
         out.extend_from_slice(&self.discount.to_le_bytes());
         out.extend_from_slice(&self.taxes);
-        put_bounded(out, self.text.as_bytes(), LEGACY_TEXT_MAX, "text")
+        out.extend_from_slice(self.text.as_bytes());
+        Ok(())
     }
 
     fn decode(reader: &mut Reader<'_>) -> Result<Self, DecodeError> {
@@ -398,7 +424,6 @@ impl CloseCheck {
             taxes: reader.array("taxes")?,
             text: Text::from_raw(reader.rest()),
         };
-        check_len("text", check.text.as_bytes().len(), LEGACY_TEXT_MAX)?;
         Ok(check)
     }
 }
@@ -435,6 +460,8 @@ impl Request {
             Self::FnReadTicket { .. } => CommandCode::FN_READ_TICKET,
             Self::FnExchangeStatus => CommandCode::FN_EXCHANGE_STATUS,
             Self::FnShiftParams => CommandCode::FN_SHIFT_PARAMS,
+            Self::FnUnconfirmedCount => CommandCode::FN_UNCONFIRMED_COUNT,
+            Self::PrintString(_) => CommandCode::PRINT_STRING,
             Self::FnReadBufferStatus => CommandCode::FN_READ_BUFFER_STATUS,
             Self::FnReadBufferBlock { .. } => CommandCode::FN_READ_BUFFER_BLOCK,
             Self::FnStartWriteBuffer { .. } => CommandCode::FN_START_WRITE_BUFFER,
@@ -494,6 +521,10 @@ impl Request {
             }
             Self::Sale(item) | Self::ReturnSale(item) => item.encode(out)?,
             Self::CloseCheck(check) => check.encode(out)?,
+            Self::PrintString(p) => {
+                out.push(p.flags);
+                out.extend_from_slice(p.text.as_bytes());
+            }
             _ => {}
         }
         Ok(())
@@ -559,6 +590,10 @@ impl Request {
             CommandCode::SALE => Self::Sale(LegacyItem::decode(reader)?),
             CommandCode::RETURN_SALE => Self::ReturnSale(LegacyItem::decode(reader)?),
             CommandCode::CLOSE_CHECK => Self::CloseCheck(CloseCheck::decode(reader)?),
+            CommandCode::PRINT_STRING => Self::PrintString(PrintString {
+                flags: reader.u8("flags")?,
+                text: Text::from_raw(reader.rest()),
+            }),
             other => return Err(DecodeError::UnknownCommand(other)),
         })
     }
@@ -587,6 +622,51 @@ mod tests {
         assert_eq!(
             Request::from_payload(&[0x10, 1, 0]),
             Err(DecodeError::Truncated { field: "password" })
+        );
+    }
+
+    /// pyshtrih 2.0.6 with `ShtrihM01F` pads the 80 text to 48 bytes; the bytes are laid out by hand from
+    /// its `sale` (quantity 1000, price 4550, department 0, tax1 1) so the codec is not checked against itself.
+    #[test]
+    fn legacy_text_of_the_models_width_round_trips() {
+        let mut payload = vec![
+            0x80, 1, 0, 0, 0, 0xE8, 0x03, 0, 0, 0, 0xC6, 0x11, 0, 0, 0, 0, 1, 0, 0, 0,
+        ];
+        payload.extend(b"Bread".iter().copied().chain([0; 43]));
+        let (password, request) = Request::from_payload(&payload).unwrap();
+        let Request::Sale(item) = &request else {
+            panic!("{request:?}")
+        };
+        assert_eq!(
+            (
+                password,
+                item.quantity,
+                item.price,
+                item.text.as_bytes().len()
+            ),
+            (Some(1), 1000, 4550, 48)
+        );
+        assert_eq!(item.text.to_string_lossy(), "Bread");
+        assert_eq!(request.to_payload(1).unwrap(), payload);
+    }
+
+    #[test]
+    fn print_string_and_unconfirmed_count_round_trip() {
+        let mut payload = vec![0x17, 1, 0, 0, 0, 2];
+        payload.extend([b'-'; 48]);
+        let (_, request) = Request::from_payload(&payload).unwrap();
+        assert_eq!(
+            request,
+            Request::PrintString(PrintString {
+                flags: 2,
+                text: Text::from_raw(vec![b'-'; 48]),
+            })
+        );
+        assert_eq!(request.to_payload(1).unwrap(), payload);
+        let ff3f = [0xFF, 0x3F, 30, 0, 0, 0];
+        assert_eq!(
+            Request::from_payload(&ff3f),
+            Ok((Some(30), Request::FnUnconfirmedCount))
         );
     }
 

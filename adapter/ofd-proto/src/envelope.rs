@@ -4,9 +4,11 @@
 //! The body is one document TLV (outer tag = document code), optionally followed by a trailer that a real FN
 //! appends (its message sign); the trailer is kept as raw bytes.
 //!
-//! Session header: signature `2A 08 41 0A`, S-protocol `81 A2`, A-protocol (2 bytes, `00 01` or `00 02`),
-//! FN number (16 ASCII, space padded), container length u16 LE, flags u16 LE, CRC u16 LE. We write CRC 0 and
-//! flags 0x14 ("response expected, container present, CRC not computed"), and do not check the session CRC.
+//! Session header: signature `2A 08 41 0A`, S-protocol `81 A2`, A-protocol version (2 bytes, one of
+//! [`AppVersion::ALL`]), FN number (16 ASCII, space padded), container length u16 LE, flags u16 LE, CRC u16 LE.
+//! We write CRC 0 and flags 0x14 ("response expected, container present, CRC not computed"), and do not check
+//! the session CRC. A decoded frame keeps its version ([`Frame::version`]); a reply is written in the version of
+//! its request, and [`build_message_in`] writes a message in a given version.
 //!
 //! Container header: length u16 LE (header + body), CRC u16 LE, message type `A5`, document type, version 1,
 //! service data 1 (2 bytes), FN number (8 bytes BCD, a space becomes nibble F), FD number (3 bytes BE),
@@ -23,8 +25,6 @@ pub const SESSION_HEADER_LEN: usize = 30;
 pub const CONTAINER_HEADER_LEN: usize = 32;
 pub const SIGNATURE: [u8; 4] = [0x2A, 0x08, 0x41, 0x0A];
 pub const S_PROTOCOL: [u8; 2] = [0x81, 0xA2];
-pub const A_PROTOCOL_V1: [u8; 2] = [0x00, 0x01];
-pub const A_PROTOCOL_V2: [u8; 2] = [0x00, 0x02];
 pub const MESSAGE_TYPE: u8 = 0xA5;
 pub const CONTAINER_VERSION: u8 = 1;
 /// Response expected + container present + CRC not computed.
@@ -72,10 +72,69 @@ pub fn fn_bcd(fn_number: &str) -> Result<[u8; 8], EnvelopeError> {
     Ok(out)
 }
 
+/// An A-protocol (application protocol) version of the session header, as its two wire bytes.
+///
+/// Only the versions in [`AppVersion::ALL`] can be built, so every frame this crate decodes or writes
+/// carries one of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AppVersion([u8; 2]);
+
+impl AppVersion {
+    /// `00 01`: the version of every capture in yandex/ofd and the one its encoder always writes.
+    pub const V0001: AppVersion = AppVersion([0x00, 0x01]);
+    /// `00 02`.
+    pub const V0002: AppVersion = AppVersion([0x00, 0x02]);
+    /// `01 00`.
+    pub const V0100: AppVersion = AppVersion([0x01, 0x00]);
+    /// `01 05`.
+    pub const V0105: AppVersion = AppVersion([0x01, 0x05]);
+    /// `01 10`.
+    pub const V0110: AppVersion = AppVersion([0x01, 0x10]);
+
+    /// Every version a session header may carry: exactly the set the reference implementation accepts.
+    /// Public source: yandex/ofd, `ofd/protocol.py`, the set `SessionHeader.PVERA` that
+    /// `SessionHeader.unpack_from` checks (its early revisions held only `00 01` and `00 02`); the
+    /// repository's `docs/protocols.md`, "Protocol versions", records it. Anything else is refused with
+    /// [`EnvelopeError::BadAppVersion`]. No public source gives a meaning for the individual values, so none
+    /// is assumed here: the version is carried, compared and mirrored, never interpreted.
+    pub const ALL: [AppVersion; 5] = [
+        Self::V0001,
+        Self::V0002,
+        Self::V0100,
+        Self::V0105,
+        Self::V0110,
+    ];
+
+    /// The version written by [`Frame::new`] and [`build_message`], as the reference encoder does.
+    pub const DEFAULT: AppVersion = Self::V0001;
+
+    /// The version these two wire bytes name, or `BadAppVersion` when it is not one of [`Self::ALL`].
+    pub fn from_bytes(bytes: [u8; 2]) -> Result<Self, EnvelopeError> {
+        let version = AppVersion(bytes);
+        if Self::ALL.contains(&version) {
+            Ok(version)
+        } else {
+            Err(EnvelopeError::BadAppVersion(bytes))
+        }
+    }
+
+    /// The two wire bytes.
+    pub const fn bytes(self) -> [u8; 2] {
+        self.0
+    }
+}
+
+impl std::fmt::Display for AppVersion {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:02x} {:02x}", self.0[0], self.0[1])
+    }
+}
+
 /// The session-level header (30 bytes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SessionHeader {
-    pub a_protocol: [u8; 2],
+    /// The A-protocol version; a reply carries the version of its request.
+    pub a_protocol: AppVersion,
     pub fn_number: [u8; 16],
     /// Bytes of container (header + body) that follow this header.
     pub container_len: u16,
@@ -88,7 +147,7 @@ impl SessionHeader {
         let mut out = [0u8; SESSION_HEADER_LEN];
         out[..4].copy_from_slice(&SIGNATURE);
         out[4..6].copy_from_slice(&S_PROTOCOL);
-        out[6..8].copy_from_slice(&self.a_protocol);
+        out[6..8].copy_from_slice(&self.a_protocol.bytes());
         out[8..24].copy_from_slice(&self.fn_number);
         out[24..26].copy_from_slice(&self.container_len.to_le_bytes());
         out[26..28].copy_from_slice(&self.flags.to_le_bytes());
@@ -96,7 +155,8 @@ impl SessionHeader {
         out
     }
 
-    /// Decodes the first 30 bytes, checking the signature and both protocol versions.
+    /// Decodes the first 30 bytes, checking the signature, the S-protocol version and that the A-protocol
+    /// version is one of [`AppVersion::ALL`].
     pub fn decode(bytes: &[u8]) -> Result<Self, EnvelopeError> {
         let b: &[u8; SESSION_HEADER_LEN] = bytes
             .get(..SESSION_HEADER_LEN)
@@ -112,10 +172,7 @@ impl SessionHeader {
         if [b[4], b[5]] != S_PROTOCOL {
             return Err(EnvelopeError::BadSessionVersion([b[4], b[5]]));
         }
-        let a_protocol = [b[6], b[7]];
-        if a_protocol != A_PROTOCOL_V1 && a_protocol != A_PROTOCOL_V2 {
-            return Err(EnvelopeError::BadAppVersion(a_protocol));
-        }
+        let a_protocol = AppVersion::from_bytes([b[6], b[7]])?;
         let mut fn_number = [0u8; 16];
         fn_number.copy_from_slice(&b[8..24]);
         Ok(Self {
@@ -205,8 +262,19 @@ pub struct Frame {
 }
 
 impl Frame {
-    /// A sealed frame with default flags, service data and A-protocol version 1.
+    /// A sealed frame with default flags, service data and A-protocol version [`AppVersion::DEFAULT`].
     pub fn new(
+        fn_number: &str,
+        doc_type: u8,
+        fd_number: u32,
+        body: Vec<u8>,
+    ) -> Result<Self, EnvelopeError> {
+        Self::new_in(AppVersion::DEFAULT, fn_number, doc_type, fd_number, body)
+    }
+
+    /// A sealed frame in A-protocol `version`, with default flags and service data.
+    pub fn new_in(
+        version: AppVersion,
         fn_number: &str,
         doc_type: u8,
         fd_number: u32,
@@ -214,7 +282,7 @@ impl Frame {
     ) -> Result<Self, EnvelopeError> {
         let mut frame = Self {
             session: SessionHeader {
-                a_protocol: A_PROTOCOL_V1,
+                a_protocol: version,
                 fn_number: fn_ascii(fn_number)?,
                 container_len: 0,
                 flags: FLAGS_DEFAULT,
@@ -233,6 +301,11 @@ impl Frame {
         };
         frame.seal()?;
         Ok(frame)
+    }
+
+    /// The A-protocol version of the session header.
+    pub fn version(&self) -> AppVersion {
+        self.session.a_protocol
     }
 
     /// Recomputes both length fields and the container CRC from the body.
@@ -322,8 +395,19 @@ pub struct Message {
     pub trailer: Vec<u8>,
 }
 
-/// Builds a full message (session header + container header + body) carrying one document.
+/// Builds a full message (session header + container header + body) carrying one document, in A-protocol
+/// version [`AppVersion::DEFAULT`].
 pub fn build_message(
+    fn_number: &str,
+    fd_number: u32,
+    document: &Tlv,
+) -> Result<Vec<u8>, EnvelopeError> {
+    build_message_in(AppVersion::DEFAULT, fn_number, fd_number, document)
+}
+
+/// Builds a full message carrying one document, in A-protocol `version`.
+pub fn build_message_in(
+    version: AppVersion,
     fn_number: &str,
     fd_number: u32,
     document: &Tlv,
@@ -332,7 +416,7 @@ pub fn build_message(
         .and_then(|code| u8::try_from(code.tag()).ok())
         .ok_or(crate::error::TlvError::NotADocument { tag: document.tag })?;
     let body = document.encode()?;
-    Ok(Frame::new(fn_number, doc_type, fd_number, body)?.encode())
+    Ok(Frame::new_in(version, fn_number, doc_type, fd_number, body)?.encode())
 }
 
 /// Parses one whole message and decodes its document.
@@ -347,7 +431,8 @@ pub fn parse_message(bytes: &[u8]) -> Result<Message, EnvelopeError> {
     })
 }
 
-/// Builds the OFD's reply to `request`: document type 7 carrying `ack`, same FN, FD number and service data 1.
+/// Builds the OFD's reply to `request`: document type 7 carrying `ack`, same A-protocol version, FN, FD number
+/// and service data 1.
 pub fn build_reply(request: &Frame, ack: &OperatorAck) -> Result<Vec<u8>, EnvelopeError> {
     let body = ack.to_tlv().encode()?;
     let mut frame = Frame {
@@ -373,7 +458,8 @@ pub fn build_reply(request: &Frame, ack: &OperatorAck) -> Result<Vec<u8>, Envelo
     Ok(frame.encode())
 }
 
-/// Parses an OFD reply and reads its operator acknowledgement.
+/// Parses an OFD reply of any version in [`AppVersion::ALL`] and reads its operator acknowledgement; the
+/// version is in the returned frame ([`Frame::version`]).
 pub fn parse_reply(bytes: &[u8]) -> Result<(Frame, OperatorAck), EnvelopeError> {
     let message = parse_message(bytes)?;
     let ack = OperatorAck::from_tlv(&message.document)?;

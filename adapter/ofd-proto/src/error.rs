@@ -66,7 +66,9 @@ pub enum EnvelopeError {
     BadSignature([u8; 4]),
     #[error("bad S-protocol version {0:02x?}")]
     BadSessionVersion([u8; 2]),
-    #[error("bad A-protocol version {0:02x?}")]
+    #[error(
+        "unsupported A-protocol version {0:02x?}; accepted: 00 01, 00 02, 01 00, 01 05, 01 10 (yandex/ofd's set)"
+    )]
     BadAppVersion([u8; 2]),
     #[error("bad container message type {0:#04x} (expected 0xa5)")]
     BadMessageType(u8),

@@ -15,8 +15,9 @@
 //! - [`tlv`]: the generic `Tlv { tag, value }` tree, decode and encode;
 //! - [`receipt`], [`reports`]: typed receipt, shift reports and operator acknowledgement;
 //! - [`json`]: the JSON rendering (yandex/ofd key names);
-//! - [`envelope`]: session and container headers, CRC, message build/parse, reply build/parse;
-//! - [`fpd`]: a keyed stand-in for the fiscal sign, explicitly not GOST.
+//! - [`envelope`]: session and container headers, CRC, message build/parse, reply build/parse, and the
+//!   A-protocol versions ([`AppVersion::ALL`], the set yandex/ofd accepts); a reply mirrors its request's version;
+//! - [`fpd`](mod@fpd): a keyed stand-in for the fiscal sign, explicitly not GOST.
 
 pub mod envelope;
 pub mod error;
@@ -29,7 +30,8 @@ pub mod tags;
 pub mod tlv;
 
 pub use envelope::{
-    Frame, Message, Need, build_message, build_reply, bytes_needed, parse_message, parse_reply,
+    AppVersion, Frame, Message, Need, build_message, build_message_in, build_reply, bytes_needed,
+    parse_message, parse_reply,
 };
 pub use error::{DocError, EnvelopeError, TlvError};
 pub use fpd::fpd;

@@ -6,6 +6,7 @@ mod convert;
 mod error;
 mod resolve;
 mod serve;
+mod status;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -24,10 +25,9 @@ pub use error::AppError;
 pub use serve::{ServeConfig, serve};
 
 use crate::config::Config;
-use crate::journal::JournalError;
 use crate::journal::{KktState, OfdStatus, ReceiptRow};
 use crate::service::{Fiscalizer, SubmitError};
-use crate::sync::{SyncError, SyncHandle};
+use crate::sync::SyncHandle;
 use api::ErrorCode;
 
 /// Largest request body accepted; a receipt of 100 items fits many times over.
@@ -57,14 +57,17 @@ pub fn app(state: Arc<AppState>) -> Router {
             "/v1/kkt/receipt/{receipt_id}/resolve",
             post(resolve::resolve),
         )
-        .route("/v1/kkt/buffer/status", get(buffer_status))
+        .route("/v1/kkt/buffer/status", get(status::buffer_status))
         .route("/v1/kkt/buffer/sync", post(buffer_sync))
-        .route("/v1/kkt/buffer/dlq", get(dlq_list))
-        .route("/v1/kkt/buffer/dlq/{receipt_id}/retry", post(dlq_retry))
+        .route("/v1/kkt/buffer/dlq", get(status::dlq_list))
+        .route(
+            "/v1/kkt/buffer/dlq/{receipt_id}/retry",
+            post(status::dlq_retry),
+        )
         .route("/v1/kkt/shift/open", post(shift_open))
         .route("/v1/kkt/shift/close", post(shift_close))
         .route("/v1/kkt/status", get(kkt_status))
-        .route("/v1/health", get(health))
+        .route("/v1/health", get(status::health))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
         .fallback(|| async { AppError::definite(ErrorCode::NotFound, "no such endpoint") })
         .with_state(state)
@@ -279,45 +282,6 @@ async fn get_receipt_by_key(
     Ok(Json(receipt_response(&row)).into_response())
 }
 
-async fn buffer_status(
-    State(state): State<Arc<AppState>>,
-) -> Result<Json<api::BufferStatus>, AppError> {
-    let c = state
-        .fiscalizer
-        .journal()
-        .counts()
-        .await
-        .map_err(journal_error)?;
-    let capacity = state.config.capacity;
-    let percent_full = (c.undelivered as f64 * 100.0 / capacity as f64).clamp(0.0, 100.0);
-    Ok(Json(api::BufferStatus {
-        total_capacity: capacity,
-        current_queued: c.undelivered,
-        percent_full: (percent_full * 100.0).round() / 100.0,
-        network_status: network_status(&state),
-        total_receipts: c.total,
-        pending: c.pending,
-        synced: c.synced,
-        failed: c.failed,
-        dlq_size: c.dlq,
-        in_flight: c.in_kkt,
-        unresolved_stuck: state
-            .fiscalizer
-            .unresolved()
-            .iter()
-            .filter(|u| u.stuck)
-            .count() as u64,
-    }))
-}
-
-fn network_status(state: &AppState) -> api::NetworkStatus {
-    match state.sync.network_status().status {
-        crate::sync::NetworkStatus::Online => api::NetworkStatus::Online,
-        crate::sync::NetworkStatus::Offline => api::NetworkStatus::Offline,
-        crate::sync::NetworkStatus::Degraded => api::NetworkStatus::Degraded,
-    }
-}
-
 #[derive(Deserialize)]
 struct SyncQuery {
     #[serde(default)]
@@ -339,52 +303,6 @@ async fn buffer_sync(
         skipped: r.skipped.into(),
         stopped: format!("{:?}", r.stop),
     }))
-}
-
-async fn dlq_list(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, AppError> {
-    let entries = state
-        .sync
-        .dlq_list(DLQ_LIST_MAX)
-        .await
-        .map_err(journal_error)?;
-    let items: Vec<serde_json::Value> = entries
-        .iter()
-        .map(|e| {
-            let r = &e.receipt;
-            serde_json::json!({
-                "receipt_id": r.receipt_id,
-                "fiscal_doc_id": r.fiscal.as_ref().map(|f| format!("{}-{}", f.fn_number, f.fd_number)),
-                "fd_number": r.fiscal.as_ref().map(|f| f.fd_number),
-                "response_code": e.response_code,
-                "error_code": r.error_code,
-                "last_error": r.last_error,
-                "retry_count": r.retry_count,
-            })
-        })
-        .collect();
-    Ok(Json(
-        serde_json::json!({ "dlq_size": items.len(), "documents": items }),
-    ))
-}
-
-async fn dlq_retry(
-    State(state): State<Arc<AppState>>,
-    Path(receipt_id): Path<String>,
-) -> Result<Response, AppError> {
-    match state.sync.dlq_retry(&receipt_id).await {
-        Ok((row, pass)) => Ok(Json(serde_json::json!({
-            "receipt": receipt_response(&row),
-            "sync": { "synced": pass.synced, "failed": pass.failed, "skipped": pass.skipped },
-        }))
-        .into_response()),
-        Err(SyncError::Journal(JournalError::NotFound(m))) => {
-            Err(AppError::definite(ErrorCode::NotFound, m))
-        }
-        Err(SyncError::Journal(e @ JournalError::InvalidTransition { .. })) => {
-            Err(AppError::definite(ErrorCode::NotInDlq, e.to_string()))
-        }
-        Err(e) => Err(AppError::indefinite(ErrorCode::Internal, e.to_string())),
-    }
 }
 
 async fn shift_open(State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
@@ -426,75 +344,5 @@ async fn kkt_status(
         "fn_number": s.fn_number,
         "last_fd": s.last_fd,
         "unresolved_receipts": state.fiscalizer.has_unresolved(),
-    })))
-}
-
-async fn health(State(state): State<Arc<AppState>>) -> Result<Json<serde_json::Value>, AppError> {
-    let settings = state
-        .fiscalizer
-        .journal()
-        .effective_settings()
-        .await
-        .map_err(journal_error)?;
-    let synchronous = match settings.synchronous.as_str() {
-        "off" => 0,
-        "normal" => 1,
-        "full" => 2,
-        _ => 3,
-    };
-    let link = state.fiscalizer.link_state();
-    let b = state.sync.breaker_snapshot();
-    let view = state.sync.network_status();
-    let counts = state
-        .fiscalizer
-        .journal()
-        .counts()
-        .await
-        .map_err(journal_error)?;
-    let unresolved: Vec<api::UnresolvedReceipt> = state
-        .fiscalizer
-        .unresolved()
-        .into_iter()
-        .map(|u| api::UnresolvedReceipt {
-            receipt_id: u.receipt_id,
-            since_unix_ms: u.since_ms,
-            attempts: u.attempts,
-            last_error: u.last_error,
-            stuck: u.stuck,
-        })
-        .collect();
-    let stuck = unresolved.iter().any(|u| u.stuck);
-    // A DLQ document or a stuck receipt needs a person, even when nothing else is wrong.
-    let status = if view.dlq_head.is_some() || counts.dlq > 0 || !link.ok || stuck {
-        "degraded"
-    } else {
-        "ok"
-    };
-    let breaker = serde_json::json!({
-        "state": b.state.as_str(),
-        "consecutive_failures": b.consecutive_failures,
-        "opened_at_unix_ms": b.opened_at_unix_ms,
-        "next_probe_at_unix_ms": b.next_probe_at_unix_ms,
-        "transitions": { "to_closed": b.transitions.to_closed, "to_open": b.transitions.to_open, "to_half_open": b.transitions.to_half_open },
-    });
-    let dlq_head = view
-        .dlq_head
-        .map(|(fn_number, fd)| serde_json::json!({ "fn_number": fn_number, "fd_number": fd }));
-    Ok(Json(serde_json::json!({
-        "status": status,
-        "process": { "pid": std::process::id(), "uptime_s": state.started.elapsed().as_secs(), "version": env!("CARGO_PKG_VERSION") },
-        "journal": {
-            "path": state.config.db.display().to_string(),
-            "journal_mode": settings.journal_mode,
-            "synchronous": synchronous,
-            "synchronous_name": settings.synchronous,
-            "wal_autocheckpoint": settings.wal_autocheckpoint,
-            "schema_version": settings.schema_version,
-        },
-        "kkt": { "link_ok": link.ok, "last_error": link.last_error, "unresolved_receipts": state.fiscalizer.has_unresolved(), "unresolved": unresolved },
-        "circuit_breaker": breaker,
-        "network_status": view.status.as_str(),
-        "dlq_head": dlq_head,
-        "dlq_size": counts.dlq,
     })))
 }

@@ -363,7 +363,23 @@ impl Journal {
         .await
     }
 
-    /// Explicit DLQ retry: back to `pending` with a fresh budget and the reply cleared.
+    /// The FN refused the journaled reply: forget it (so the OFD is asked again) and count the
+    /// failed attempt. Refused once the reply is marked as written to the FN.
+    pub async fn discard_ofd_reply(
+        &self,
+        fn_number: &str,
+        fd_number: u32,
+        message: &str,
+        next_attempt_at_ms: i64,
+    ) -> Result<Option<ReceiptRow>> {
+        let (fn_number, msg) = (fn_number.to_string(), message.to_string());
+        self.write(move |ctx| {
+            ops::discard_ofd_reply(ctx, &fn_number, fd_number, &msg, next_attempt_at_ms)
+        })
+        .await
+    }
+
+    /// Explicit DLQ retry: back to `pending` with the reply cleared; `retry_count` is kept.
     pub async fn dlq_retry(&self, receipt_id: &str) -> Result<ReceiptRow> {
         let id = receipt_id.to_string();
         self.write(move |ctx| ops::dlq_retry(ctx, &id)).await

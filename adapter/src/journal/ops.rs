@@ -374,11 +374,12 @@ pub(crate) fn mark_dlq(
     lease: Option<&Lease>,
 ) -> Result<Option<ReceiptRow>> {
     check_fence(ctx, lease)?;
+    // A rejection is a failed attempt too: `retry_count` counts every attempt that did not deliver.
     let sql = "UPDATE receipts SET status = 'dlq', next_attempt_at = NULL, hlc = ?2, \
                updated_at = ?3, error_code = ?4, last_error = ?5, \
-               retry_count = coalesce(?6, retry_count) WHERE id = ?1";
+               retry_count = retry_count + ?6 WHERE id = ?1";
     let from = [OfdStatus::Pending, OfdStatus::Dlq];
-    let extra = (Some(error_code), Some(message), None);
+    let extra = (Some(error_code), Some(message), Some(1));
     set_ofd_status(ctx, fn_number, fd_number, &from, "move to dlq", sql, extra)
 }
 
@@ -406,8 +407,38 @@ pub(crate) fn record_delivery_failure(
     )
 }
 
-/// Explicit DLQ retry: `dlq` -> `pending` with a fresh budget; the journaled reply is cleared
-/// so the relay sends the journaled outgoing message again.
+/// The FN refused the journaled reply (its acknowledgement check failed): the reply is dropped so
+/// the next attempt asks the OFD again, and the failure counts as an attempt of the pending row.
+/// Nothing reached the FN, so forgetting the reply loses nothing; the OFD answers a resend of
+/// the same message idempotently.
+pub(crate) fn discard_ofd_reply(
+    ctx: &mut WriteCtx<'_>,
+    fn_number: &str,
+    fd_number: u32,
+    message: &str,
+    next_attempt_at_ms: i64,
+) -> Result<Option<ReceiptRow>> {
+    let x = exchange_row(ctx, fn_number, fd_number)?;
+    if x.written_to_fn {
+        return Err(JournalError::InvalidTransition {
+            receipt_id: format!("{fn_number}/{fd_number}"),
+            from: "reply already written to the FN".to_string(),
+            action: "discard the OFD reply",
+        });
+    }
+    let now = ctx.stamp().physical_ms() as i64;
+    ctx.conn
+        .prepare_cached(
+            "UPDATE ofd_exchange SET reply = NULL, response_code = NULL, operator_sign = NULL, \
+             replied_at = NULL, updated_at = ?3 WHERE fn_number = ?1 AND fd_number = ?2",
+        )?
+        .execute(params![fn_number, fd_number, now])?;
+    record_delivery_failure(ctx, fn_number, fd_number, message, next_attempt_at_ms)
+}
+
+/// Explicit DLQ retry: `dlq` -> `pending`; the journaled reply is cleared so the relay sends the
+/// journaled outgoing message again. `retry_count` is kept: it counts every attempt, manual
+/// ones included, and the last error stays until the next attempt replaces it.
 pub(crate) fn dlq_retry(ctx: &mut WriteCtx<'_>, receipt_id: &str) -> Result<ReceiptRow> {
     let row = existing(ctx, receipt_id)?;
     let (Some(OfdStatus::Dlq), Some(fiscal)) = (row.status, row.fiscal.as_ref()) else {
@@ -417,7 +448,7 @@ pub(crate) fn dlq_retry(ctx: &mut WriteCtx<'_>, receipt_id: &str) -> Result<Rece
     let now = stamp.physical_ms() as i64;
     ctx.conn
         .prepare_cached(
-            "UPDATE receipts SET status = 'pending', retry_count = 0, next_attempt_at = NULL, \
+            "UPDATE receipts SET status = 'pending', next_attempt_at = NULL, \
              error_code = NULL, hlc = ?2, updated_at = ?3 WHERE id = ?1",
         )?
         .execute(params![receipt_id, stamp.as_i64(), now])?;

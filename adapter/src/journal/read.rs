@@ -202,7 +202,8 @@ pub(crate) fn counts(conn: &Connection) -> Result<BufferCounts> {
             coalesce(sum(status = 'pending' AND retry_count > 0), 0),
             coalesce(sum(status = 'dlq'), 0),
             coalesce(sum(kkt_state = 'rejected'), 0),
-            coalesce(sum({UNDELIVERED_SQL}), 0)
+            coalesce(sum({UNDELIVERED_SQL}), 0),
+            min(CASE WHEN status IN ('pending', 'dlq') THEN created_at END)
          FROM receipts"
     );
     let n = |r: &Row<'_>, i: usize| -> rusqlite::Result<u64> {
@@ -218,6 +219,7 @@ pub(crate) fn counts(conn: &Connection) -> Result<BufferCounts> {
             dlq: n(r, 5)?,
             rejected: n(r, 6)?,
             undelivered: n(r, 7)?,
+            oldest_undelivered_ms: r.get(8)?,
         })
     })?)
 }

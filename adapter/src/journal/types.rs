@@ -217,6 +217,10 @@ pub struct BufferCounts {
     pub rejected: u64,
     /// Not yet delivered = `in_kkt + pending + dlq`: what the capacity limit counts.
     pub undelivered: u64,
+    /// When the oldest fiscal document not yet delivered to the OFD (`pending` or `dlq`) was
+    /// journaled, Unix ms. The FN stops selling 30 days after its oldest unacknowledged
+    /// document, so this age is what the backlog alarm watches.
+    pub oldest_undelivered_ms: Option<i64>,
 }
 
 /// The settings in force on the writer connection (per-connection, so only it can tell).

@@ -54,7 +54,8 @@ pub struct SyncSettings {
     pub backoff_initial: Duration,
     /// Backoff cap.
     pub backoff_max: Duration,
-    /// Consecutive failures of one document, the OFD reachable, before the DLQ.
+    /// Consecutive failures of one document, the OFD reachable, before one error line says so.
+    /// Delivery never gives up: transient failures never move a document to the DLQ.
     pub retry_max: u32,
     /// Breaker thresholds.
     pub breaker: BreakerConfig,
@@ -120,7 +121,8 @@ pub enum StopReason {
     LockBusy,
     /// The lock was lost mid-pass; nothing more was journaled.
     LockLost,
-    /// The head of the FN's queue is in the DLQ: nothing behind it can be sent.
+    /// The head of the FN's queue was refused by the OFD (in the DLQ): nothing behind it can be
+    /// sent until an operator retries it.
     DlqHead {
         /// FN number.
         fn_number: String,
@@ -129,6 +131,9 @@ pub enum StopReason {
     },
     /// The OFD could not be reached or answered badly.
     Transport(String),
+    /// The FN refused the OFD's acknowledgement; it was dropped and the OFD is asked again
+    /// after the backoff.
+    FnRefusedAck(String),
     /// The KKT could not be reached or its answer was not understood.
     Kkt(String),
 }
@@ -138,7 +143,8 @@ pub enum StopReason {
 pub struct SyncResult {
     /// Documents acknowledged with response code 0 in this pass.
     pub synced: u32,
-    /// Attempts that failed (transport, FN refusal) and documents the OFD refused (to DLQ).
+    /// Attempts that did not deliver: transient failures (retried later) and documents the OFD
+    /// refused (to the DLQ).
     pub failed: u32,
     /// Documents still waiting that this pass did not attempt.
     pub skipped: u32,
@@ -168,6 +174,17 @@ impl NetworkStatus {
     }
 }
 
+/// The document at the head of an FN's queue that the OFD refused: nothing behind it moves.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StuckHead {
+    /// FN number.
+    pub fn_number: String,
+    /// FD number of the refused document.
+    pub fd: u32,
+    /// Documents in the FN's queue behind it, as last read.
+    pub waiting_behind: u32,
+}
+
 /// Network status with what explains it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NetworkView {
@@ -175,8 +192,8 @@ pub struct NetworkView {
     pub status: NetworkStatus,
     /// The breaker state behind it.
     pub breaker: BreakerState,
-    /// The DLQ document blocking the head of the FN's queue, as (FN, FD).
-    pub dlq_head: Option<(String, u32)>,
+    /// The refused document blocking the head of the FN's queue.
+    pub dlq_head: Option<StuckHead>,
 }
 
 /// Failures of the sync worker's own infrastructure (not OFD or KKT trouble, which end a pass
@@ -207,7 +224,7 @@ pub(crate) struct Shared {
     breaker: Mutex<Breaker>,
     backoff: Mutex<Backoff>,
     pass: tokio::sync::Mutex<PassMemory>,
-    dlq_head: Mutex<Option<(String, u32)>>,
+    dlq_head: Mutex<Option<StuckHead>>,
     wake: Notify,
     stop: watch::Sender<bool>,
 }
@@ -243,8 +260,27 @@ impl Shared {
         locked(&self.backoff).on_failure(now)
     }
 
-    fn set_dlq_head(&self, head: Option<(String, u32)>) {
-        *locked(&self.dlq_head) = head;
+    /// Sets the stuck head; logs at error level when a head gets stuck (or another one does)
+    /// and at info level when delivery moves again: once per state change, not once per pass.
+    fn set_stuck_head(&self, head: Option<StuckHead>) {
+        let mut cur = locked(&self.dlq_head);
+        let same_doc = |a: &StuckHead, b: &StuckHead| a.fn_number == b.fn_number && a.fd == b.fd;
+        match (cur.as_ref(), head.as_ref()) {
+            (Some(a), Some(b)) if same_doc(a, b) => {}
+            (_, Some(b)) => tracing::error!(
+                fn_number = %b.fn_number,
+                fd = b.fd,
+                waiting_behind = b.waiting_behind,
+                "OFD delivery is stopped: the OFD refused the document at the head of the FN's queue; retry it from the DLQ once the OFD fixed its side"
+            ),
+            (Some(a), None) => tracing::info!(
+                fn_number = %a.fn_number,
+                fd = a.fd,
+                "OFD delivery moves again: the stuck head was retried"
+            ),
+            (None, None) => {}
+        }
+        *cur = head;
     }
 
     async fn pending(&self) -> Result<u32, SyncError> {
@@ -421,8 +457,8 @@ impl SyncHandle {
         Ok(self.shared.journal.list_dlq(limit).await?)
     }
 
-    /// `POST /v1/kkt/buffer/dlq/{receipt_id}/retry`: back to pending with a fresh budget, then
-    /// one pass (respecting the breaker) that sends the journaled copy again. Fails with
+    /// `POST /v1/kkt/buffer/dlq/{receipt_id}/retry`: back to pending (its `retry_count` kept),
+    /// then one pass (respecting the breaker) that sends the journaled copy again. Fails with
     /// `NotFound`/`InvalidTransition` journal errors for unknown ids or rows not in the DLQ.
     pub async fn dlq_retry(&self, receipt_id: &str) -> Result<(ReceiptRow, SyncResult), SyncError> {
         {
@@ -430,12 +466,9 @@ impl SyncHandle {
             let row = self.shared.journal.dlq_retry(receipt_id).await?;
             mem.doc_failures = None;
             if let Some(f) = &row.fiscal {
-                let mut head = locked(&self.shared.dlq_head);
-                if head
-                    .as_ref()
-                    .is_some_and(|(n, fd)| *n == f.fn_number && *fd == f.fd_number)
-                {
-                    *head = None;
+                let head = locked(&self.shared.dlq_head).clone();
+                if head.is_some_and(|h| h.fn_number == f.fn_number && h.fd == f.fd_number) {
+                    self.shared.set_stuck_head(None);
                 }
             }
         }

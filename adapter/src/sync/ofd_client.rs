@@ -50,6 +50,10 @@ pub enum TransportError {
     /// The reply is not a valid OFD acknowledgement.
     #[error("OFD answered garbage: {0}")]
     Garbage(String),
+    /// A well-formed acknowledgement that does not match the document sent in a field the FN
+    /// checks (header FN or FD, body 1041 or 1040): the FN would refuse it, so it is never written.
+    #[error("OFD acknowledged the wrong document: {0}")]
+    WrongAck(String),
     /// Any other socket error.
     #[error("OFD socket error during {stage:?}: {message}")]
     Io {
@@ -69,7 +73,7 @@ impl TransportError {
             TransportError::Timeout(stage)
             | TransportError::Reset(stage)
             | TransportError::Io { stage, .. } => *stage != Stage::Connect,
-            TransportError::Garbage(_) => true,
+            TransportError::Garbage(_) | TransportError::WrongAck(_) => true,
         }
     }
 
@@ -81,6 +85,7 @@ impl TransportError {
             TransportError::Timeout(_) => "timeout",
             TransportError::Reset(_) => "reset",
             TransportError::Garbage(_) => "garbage",
+            TransportError::WrongAck(_) => "wrong_ack",
             TransportError::Io { .. } => "io",
         }
     }
@@ -107,8 +112,43 @@ fn classify(stage: Stage, err: &std::io::Error) -> TransportError {
 pub struct OfdAnswer {
     /// The reply, byte for byte, as it must be written back to the FN.
     pub reply: Vec<u8>,
-    /// The parsed acknowledgement (response code, FN, FD, operator sign).
+    /// The A-protocol version of the reply's session header.
+    pub version: ofd_proto::envelope::AppVersion,
+    /// The FN number in the reply's session header (blank padding trimmed).
+    pub header_fn: String,
+    /// The FD number in the reply's container header.
+    pub header_fd: u32,
+    /// The parsed acknowledgement body (response code, FN 1041, FD 1040, operator sign).
     pub ack: OperatorAck,
+}
+
+impl OfdAnswer {
+    /// Checks every field an FN compares before it takes an acknowledgement (the session
+    /// header's FN number, the container header's FD number, the body's 1041 and 1040) against
+    /// the document that was sent. A mismatch names the field with both values.
+    pub fn check_for(&self, fn_number: &str, fd: u32) -> Result<(), TransportError> {
+        let mut wrong = Vec::new();
+        if self.header_fn != fn_number {
+            wrong.push(format!("header FN {} (sent {fn_number})", self.header_fn));
+        }
+        if self.header_fd != fd {
+            wrong.push(format!("header FD {} (sent {fd})", self.header_fd));
+        }
+        if self.ack.fn_number.trim() != fn_number {
+            wrong.push(format!(
+                "body 1041 FN {} (sent {fn_number})",
+                self.ack.fn_number.trim()
+            ));
+        }
+        if self.ack.fd_number != fd {
+            wrong.push(format!("body 1040 FD {} (sent {fd})", self.ack.fd_number));
+        }
+        if wrong.is_empty() {
+            Ok(())
+        } else {
+            Err(TransportError::WrongAck(wrong.join(", ")))
+        }
+    }
 }
 
 /// Connection settings of the OFD client.
@@ -182,8 +222,15 @@ impl OfdClient {
             Err(_) => return Err(TransportError::Timeout(Stage::Read)),
             Ok(result) => result?,
         };
-        let (_, ack) = parse_reply(&reply).map_err(|e| TransportError::Garbage(e.to_string()))?;
-        Ok(OfdAnswer { reply, ack })
+        let (frame, ack) =
+            parse_reply(&reply).map_err(|e| TransportError::Garbage(e.to_string()))?;
+        Ok(OfdAnswer {
+            version: frame.session.a_protocol,
+            header_fn: frame.session.fn_number_str().trim().to_string(),
+            header_fd: frame.container.fd_number,
+            reply,
+            ack,
+        })
     }
 }
 
@@ -218,6 +265,56 @@ async fn read_one(stream: &mut TcpStream) -> Result<Vec<u8>, TransportError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rstest::rstest;
+
+    fn answer(header_fn: &str, header_fd: u32, body_fn: &str, body_fd: u32) -> OfdAnswer {
+        OfdAnswer {
+            reply: Vec::new(),
+            version: ofd_proto::envelope::AppVersion::DEFAULT,
+            header_fn: header_fn.into(),
+            header_fd,
+            ack: OperatorAck {
+                ofd_inn: "7704358518".into(),
+                fn_number: body_fn.into(),
+                fd_number: body_fd,
+                date_time: 0,
+                response_code: 0,
+                operator_sign: None,
+            },
+        }
+    }
+
+    #[rstest]
+    #[case::all_match(answer("9999078900001234", 7, "9999078900001234", 7), None)]
+    #[case::header_fd(
+        answer("9999078900001234", 8, "9999078900001234", 7),
+        Some("header FD 8 (sent 7)")
+    )]
+    #[case::header_fn(
+        answer("9999078900009999", 7, "9999078900001234", 7),
+        Some("header FN 9999078900009999 (sent 9999078900001234)")
+    )]
+    #[case::body_fd(
+        answer("9999078900001234", 7, "9999078900001234", 6),
+        Some("body 1040 FD 6 (sent 7)")
+    )]
+    #[case::body_fn(
+        answer("9999078900001234", 7, "9999078900000000", 7),
+        Some("body 1041 FN 9999078900000000 (sent 9999078900001234)")
+    )]
+    fn an_ack_must_match_the_document_in_every_field_the_fn_checks(
+        #[case] a: OfdAnswer,
+        #[case] wrong: Option<&str>,
+    ) {
+        match (a.check_for("9999078900001234", 7), wrong) {
+            (Ok(()), None) => {}
+            (Err(TransportError::WrongAck(text)), Some(needle)) => {
+                assert!(text.contains(needle), "{text:?} names {needle:?}");
+                assert!(TransportError::WrongAck(text).reached());
+            }
+            (got, want) => panic!("got {got:?}, want a mismatch naming {want:?}"),
+        }
+    }
 
     #[test]
     fn only_failures_after_connect_count_as_reached() {

@@ -1,11 +1,22 @@
 //! The relay pass: FF39 -> FF30/FF31 -> journal the copy -> send -> journal the reply ->
-//! FF32/FF33 -> synced (or DLQ), repeated in FD order up to `batch_size_max` documents.
+//! FF32/FF33 -> synced, repeated in FD order up to `batch_size_max` documents.
+//!
+//! The FN hands out its documents strictly in order and never skips the head of its queue, so
+//! the pass never gives up on the head either:
 //!
 //! **Invariant:** a reply is journaled before it is written to the FN, so a crash between the
 //! two resumes by writing the journaled reply without a second delivery; a crash before the
 //! reply is journaled resends the same bytes, which the OFD acknowledges idempotently.
-//! **Invariant:** transport failures never move a document to the DLQ unless the OFD was
-//! reachable (connected) for `retry_max` consecutive failures of that same document.
+//! **Invariant:** transient failures (connect, reset, timeout, garbage, a lost ack, an ack for
+//! another document, an ack the FN refuses) never move a document to the DLQ: the document
+//! stays pending and is retried after the jittered, capped backoff for as long as it takes.
+//! The age of the oldest undelivered document is what raises the alarm.
+//! **Invariant:** only a definite rejection of the document by the OFD (a non-zero response
+//! code) stops its delivery. Its reply is journaled but never written to the FN, so the FN keeps
+//! the document at the head of its queue; it becomes the stuck head, which health and buffer
+//! status name, until an operator retries it.
+//! **Invariant:** nothing is written to the FN unless every field the FN checks (header FN and
+//! FD, body 1041 and 1040) matches the document sent.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -14,7 +25,7 @@ use ofd_proto::{OperatorAck, decode_document};
 use tokio::time::Instant;
 
 use super::lock::Held;
-use super::ofd_client::{OfdAnswer, TransportError};
+use super::ofd_client::TransportError;
 use super::relay::{FnQueue, RelayError};
 use super::{PassKind, Shared, StopReason, SyncError, SyncResult};
 use crate::journal::{JournalError, OfdReply, OfdStatus};
@@ -24,7 +35,8 @@ use crate::journal::{JournalError, OfdReply, OfdStatus};
 pub(crate) struct PassMemory {
     /// The FN's serial number, read once.
     pub fn_number: Option<String>,
-    /// The document whose failures while the OFD was reachable are being counted, and the count.
+    /// The document whose consecutive failures while the OFD was reachable are being counted,
+    /// and the count (for the one error line when it reaches `retry_max`; delivery goes on).
     pub doc_failures: Option<((String, u32), u32)>,
 }
 
@@ -80,15 +92,11 @@ fn ticket_code(ticket: &[u8]) -> Option<i64> {
         .map(|a| i64::from(a.response_code))
 }
 
-/// Refuses an acknowledgement that is not for the document sent.
-fn check_answer(answer: OfdAnswer, fn_number: &str, fd: u32) -> Result<OfdAnswer, TransportError> {
-    if answer.ack.fd_number == fd && answer.ack.fn_number.trim() == fn_number {
-        return Ok(answer);
-    }
-    Err(TransportError::Garbage(format!(
-        "acknowledgement for FN {} FD {}, sent FN {fn_number} FD {fd}",
-        answer.ack.fn_number, answer.ack.fd_number
-    )))
+/// The error code a definite OFD rejection journals (`ofd_response_14`, ...). Only rows with
+/// such a code are a stuck head; a DLQ row with any other code was put there by an earlier
+/// version for a transient failure and goes back to pending by itself.
+fn is_ofd_rejection(error_code: Option<&str>) -> bool {
+    error_code.is_some_and(|c| c.starts_with("ofd_response_"))
 }
 
 /// One relay pass holding the sync lock.
@@ -278,7 +286,7 @@ impl<'a> Pass<'a> {
         };
         self.last_queue = Some(queue);
         if queue.queue_len == 0 {
-            self.sh.set_dlq_head(None);
+            self.sh.set_stuck_head(None);
             return Ok(Step::Stop(StopReason::Drained));
         }
         let message = match self.sh.relay.read_message().await {
@@ -300,13 +308,19 @@ impl<'a> Pass<'a> {
             return Ok(Step::Stop(StopReason::Kkt(why)));
         }
         self.mem.fn_number.get_or_insert_with(|| fn_number.clone());
+        let behind = u32::from(queue.queue_len).saturating_sub(1);
         let journal = &self.sh.journal;
-        let row = journal.get_by_fiscal(&fn_number, fd).await?;
-        if row.is_some_and(|r| r.status == Some(OfdStatus::Dlq)) {
-            self.sh.set_dlq_head(Some((fn_number.clone(), fd)));
-            return Ok(Step::Stop(StopReason::DlqHead { fn_number, fd }));
+        if let Some(row) = journal.get_by_fiscal(&fn_number, fd).await?
+            && row.status == Some(OfdStatus::Dlq)
+        {
+            if is_ofd_rejection(row.error_code.as_deref()) {
+                return Ok(Step::Stop(self.stuck(&fn_number, fd, behind)));
+            }
+            // A transient failure that an earlier version dead-lettered: delivery goes on.
+            tracing::warn!(%fn_number, fd, error_code = ?row.error_code, "a DLQ document at the head of the FN's queue was not refused by the OFD; retrying it");
+            tolerate(journal.dlq_retry(&row.receipt_id).await)?;
         }
-        self.sh.set_dlq_head(None);
+        self.sh.set_stuck_head(None);
         let journaled = journal
             .ofd_exchange(&fn_number, fd)
             .await?
@@ -321,7 +335,29 @@ impl<'a> Pass<'a> {
                 Err(stop) => return Ok(Step::Stop(stop)),
             },
         };
+        if code != 0 {
+            // A definite rejection: the reply stays in the journal and never reaches the FN,
+            // which keeps the document at the head of its queue for a later retry.
+            self.head_counted = true;
+            if let Some(stop) = self.conclude(&fn_number, fd, code).await? {
+                return Ok(Step::Stop(stop));
+            }
+            return Ok(Step::Stop(self.stuck(&fn_number, fd, behind)));
+        }
         self.write_back(&fn_number, fd, reply, code).await
+    }
+
+    /// Records `fd` as the stuck head of the FN's queue, with `behind` documents waiting.
+    fn stuck(&mut self, fn_number: &str, fd: u32, behind: u32) -> StopReason {
+        self.sh.set_stuck_head(Some(super::StuckHead {
+            fn_number: fn_number.to_string(),
+            fd,
+            waiting_behind: behind,
+        }));
+        StopReason::DlqHead {
+            fn_number: fn_number.to_string(),
+            fd,
+        }
     }
 
     /// Writes the journaled reply to the FN and concludes the document.
@@ -335,22 +371,26 @@ impl<'a> Pass<'a> {
         match self.sh.relay.write_reply(reply).await {
             Ok(()) => {}
             Err(RelayError::Refused(dev)) => {
-                let text = format!("the FN refused the OFD's reply: {dev:?}");
+                // The FN's own check failed: the OFD's ack is at fault. Forget it, back off and
+                // ask the OFD again; the FN still holds the document at the head of its queue.
+                let text = format!("the FN refused the OFD's acknowledgement: {dev:?}");
+                let wait = self.backoff_after_failure();
                 tracing::warn!(
                     fn_number,
                     fd,
                     ?dev,
-                    "FN refused the OFD reply; document to DLQ"
+                    retry_in_ms = wait.0,
+                    "FN refused the OFD's acknowledgement; asking the OFD again"
                 );
+                tolerate(
+                    self.sh
+                        .journal
+                        .discard_ofd_reply(fn_number, fd, &text, wait.1)
+                        .await,
+                )?;
                 self.head_counted = true;
                 self.result.failed += 1;
-                self.dlq(fn_number, fd, "fn_refused_reply", &text).await?;
-                self.sh.set_dlq_head(Some((fn_number.to_string(), fd)));
-                let stop = StopReason::DlqHead {
-                    fn_number: fn_number.to_string(),
-                    fd,
-                };
-                return Ok(Step::Stop(stop));
+                return Ok(Step::Stop(StopReason::FnRefusedAck(text)));
             }
             Err(RelayError::Unavailable(e)) => return Ok(Step::Stop(StopReason::Kkt(e))),
         }
@@ -378,7 +418,7 @@ impl<'a> Pass<'a> {
             .await?;
         self.attempts += 1;
         let sent = self.sh.client.send(&message).await;
-        let answer = match sent.and_then(|a| check_answer(a, fn_number, fd)) {
+        let answer = match sent.and_then(|a| a.check_for(fn_number, fd).map(|()| a)) {
             Ok(a) => a,
             Err(e) => {
                 self.transport_failure(fn_number, fd, &e).await?;
@@ -403,17 +443,25 @@ impl<'a> Pass<'a> {
         }
     }
 
+    /// Feeds a failure to the breaker and the backoff; returns (milliseconds until the next
+    /// attempt, that moment as Unix ms).
+    fn backoff_after_failure(&self) -> (u64, i64) {
+        let now = Instant::now();
+        let wait = self.sh.on_ofd_failure().saturating_duration_since(now);
+        let ms = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        let at = unix_ms_now().saturating_add(i64::try_from(ms).unwrap_or(i64::MAX));
+        (ms, at)
+    }
+
+    /// A transient failure: counted on the row, retried after the backoff, never dead-lettered.
     async fn transport_failure(
         &mut self,
         fn_number: &str,
         fd: u32,
         err: &TransportError,
     ) -> Result<(), SyncError> {
-        let now = Instant::now();
-        let next_at = self.sh.on_ofd_failure();
-        let wait = next_at.saturating_duration_since(now);
-        let next_ms = unix_ms_now().saturating_add(i64::try_from(wait.as_millis()).unwrap_or(0));
-        tracing::warn!(fn_number, fd, kind = err.kind(), error = %err, retry_in_ms = wait.as_millis() as u64, "OFD delivery failed");
+        let (wait_ms, next_ms) = self.backoff_after_failure();
+        tracing::warn!(fn_number, fd, kind = err.kind(), error = %err, retry_in_ms = wait_ms, "OFD delivery failed");
         let text = format!("ofd {}: {err}", err.kind());
         tolerate(
             self.sh
@@ -425,12 +473,9 @@ impl<'a> Pass<'a> {
         self.head_counted = true;
         if err.reached() {
             let n = self.mem.bump(fn_number, fd);
-            if n >= self.sh.settings.retry_max.max(1) {
-                let text =
-                    format!("{n} consecutive failures while the OFD was reachable; last: {err}");
-                self.dlq(fn_number, fd, "ofd_retries_exhausted", &text)
-                    .await?;
-                self.sh.set_dlq_head(Some((fn_number.to_string(), fd)));
+            if n == self.sh.settings.retry_max.max(1) {
+                // Said once per document: the backlog's age alarm is what pages a person.
+                tracing::error!(fn_number, fd, failures = n, error = %err, "the OFD is reachable but keeps failing this document; delivery goes on with backoff");
             }
         }
         Ok(())
@@ -466,24 +511,6 @@ impl<'a> Pass<'a> {
             Err(e) => return Err(e.into()),
         }
         Ok(None)
-    }
-
-    async fn dlq(
-        &mut self,
-        fn_number: &str,
-        fd: u32,
-        code: &str,
-        text: &str,
-    ) -> Result<(), SyncError> {
-        let lease = self.held.journal_lease();
-        let moved = self
-            .sh
-            .journal
-            .mark_dlq(fn_number, fd, code, text, lease)
-            .await;
-        tolerate(moved)?;
-        self.mem.clear(fn_number, fd);
-        Ok(())
     }
 }
 

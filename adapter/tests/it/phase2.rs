@@ -54,7 +54,7 @@ async fn offline_sales_succeed_then_a_manual_sync_delivers_each_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_rejected_document_goes_to_the_dlq_and_a_retry_delivers_it() {
+async fn a_refused_head_shows_in_health_and_buffer_status_until_a_retry_delivers_everything() {
     let s =
         Stack::with_adapter(&["--sync-interval-ms", "600000", "--probe-when-idle", "false"]).await;
     s.mock(
@@ -63,51 +63,129 @@ async fn a_rejected_document_goes_to_the_dlq_and_a_retry_delivers_it() {
         Some(json!({"mode": "reject", "code": 14})),
     )
     .await;
-    sell(&s, "rej", 1).await;
-    // Both the shift-open report and the sale are refused by the OFD: one attempt each, no loop.
+    sell(&s, "rej", 2).await;
+    // The shift-open report at the head of the FN's queue is refused: one attempt, then nothing
+    // behind it moves.
     let (_, r) = s
         .call("POST", "/v1/kkt/buffer/sync?force=true", None, &[])
         .await;
     assert_eq!(
-        (r["failed"].clone(), r["synced"].clone()),
-        (json!(2), json!(0)),
+        (
+            r["failed"].clone(),
+            r["synced"].clone(),
+            r["skipped"].clone()
+        ),
+        (json!(1), json!(0), json!(2)),
         "{r}"
     );
     let stats = s.mock("GET", "/_mock/stats", None).await;
-    assert_eq!(stats["rejected"], 2, "{stats}");
+    assert_eq!(stats["rejected"], 1, "{stats}");
     let (_, dlq) = s.call("GET", "/v1/kkt/buffer/dlq", None, &[]).await;
-    assert_eq!(dlq["dlq_size"], 2, "{dlq}");
-    assert!(
-        dlq["documents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .all(|d| d["response_code"] == 14),
-        "{dlq}"
+    assert_eq!(dlq["dlq_size"], 1, "{dlq}");
+    assert_eq!(dlq["documents"][0]["response_code"], 14, "{dlq}");
+    let head = dlq["documents"][0]["receipt_id"].clone();
+
+    let (_, st) = s.call("GET", "/v1/kkt/buffer/status", None, &[]).await;
+    let stuck = &st["delivery_stuck"];
+    assert_eq!(
+        (
+            stuck["fd_number"].clone(),
+            stuck["waiting_behind"].clone(),
+            stuck["response_code"].clone(),
+            stuck["receipt_id"].clone(),
+            stuck["retry_count"].clone()
+        ),
+        (json!(1), json!(2), json!(14), head.clone(), json!(1)),
+        "{st}"
     );
+    assert!(stuck["fn_number"].is_string(), "{st}");
+    assert!(
+        stuck["since_unix_ms"].as_i64().is_some_and(|t| t > 0),
+        "{st}"
+    );
+    assert!(
+        stuck["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("14")),
+        "{st}"
+    );
+    assert_eq!(
+        (
+            st["pending"].clone(),
+            st["dlq_size"].clone(),
+            st["network_status"].clone()
+        ),
+        (json!(2), json!(1), json!("degraded")),
+        "{st}"
+    );
+    assert!(st["oldest_undelivered_unix_ms"].as_i64().is_some(), "{st}");
     let (_, h) = s.call("GET", "/v1/health", None, &[]).await;
     assert_eq!(h["status"], "degraded", "{h}");
+    assert_eq!(h["delivery"]["stuck"], *stuck, "{h}");
+    assert_eq!(h["delivery"]["age_alarm"], false, "{h}");
+
     s.mock("POST", "/_mock/mode", Some(json!({"mode": "online"})))
         .await;
-    for d in dlq["documents"].as_array().unwrap() {
-        let id = d["receipt_id"].as_str().unwrap();
-        let (code, retried) = s
-            .call("POST", &format!("/v1/kkt/buffer/dlq/{id}/retry"), None, &[])
-            .await;
-        assert_eq!(code, 200, "{retried}");
-    }
-    s.call("POST", "/v1/kkt/buffer/sync?force=true", None, &[])
+    let id = head.as_str().unwrap();
+    let (code, retried) = s
+        .call("POST", &format!("/v1/kkt/buffer/dlq/{id}/retry"), None, &[])
         .await;
+    assert_eq!(code, 200, "{retried}");
+    assert_eq!(retried["sync"]["synced"], 3, "{retried}");
     let st = wait_pending(&s, 0, Duration::from_secs(5)).await;
-    assert_eq!(st["synced"], 2, "{st}");
+    assert_eq!(
+        (
+            st["synced"].clone(),
+            st["dlq_size"].clone(),
+            st["delivery_stuck"].clone()
+        ),
+        (json!(3), json!(0), Value::Null),
+        "{st}"
+    );
+    assert_eq!(st["oldest_undelivered_unix_ms"], Value::Null, "{st}");
     let stats = s.mock("GET", "/_mock/stats", None).await;
-    assert_eq!(stats["unique"], 2, "{stats}");
-    let (_, dlq) = s.call("GET", "/v1/kkt/buffer/dlq", None, &[]).await;
-    assert_eq!(dlq["dlq_size"], 0, "{dlq}");
+    assert_eq!(stats["unique"], 3, "{stats}");
     let (code, e) = s
         .call("POST", "/v1/kkt/buffer/dlq/nope/retry", None, &[])
         .await;
     assert_eq!((code, e["code"].clone()), (404, json!("not_found")), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_old_backlog_raises_the_age_alarm_in_health() {
+    // An alarm after 1 ms: any undelivered document is past it.
+    let s = Stack::with_adapter(&[
+        "--sync-interval-ms",
+        "600000",
+        "--probe-when-idle",
+        "false",
+        "--backlog-age-alarm-ms",
+        "1",
+    ])
+    .await;
+    s.mock("POST", "/set_mode", Some(json!({"mode": "offline"})))
+        .await;
+    sell(&s, "old", 1).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let (code, h) = s.call("GET", "/v1/health", None, &[]).await;
+    assert_eq!(code, 200, "{h}");
+    assert_eq!(
+        (h["status"].clone(), h["delivery"]["age_alarm"].clone()),
+        (json!("degraded"), json!(true)),
+        "{h}"
+    );
+    assert_eq!(h["delivery"]["age_alarm_after_s"], 0, "{h}");
+    s.mock("POST", "/set_mode", Some(json!({"mode": "online"})))
+        .await;
+    s.call("POST", "/v1/kkt/buffer/sync?force=true", None, &[])
+        .await;
+    wait_pending(&s, 0, Duration::from_secs(5)).await;
+    let (_, h) = s.call("GET", "/v1/health", None, &[]).await;
+    assert_eq!(
+        (h["status"].clone(), h["delivery"]["age_alarm"].clone()),
+        (json!("ok"), json!(false)),
+        "{h}"
+    );
 }
 
 /// Backlog size for the drain crash loop; `ADAPTER_DRAIN_DOCS` changes it.

@@ -1,5 +1,6 @@
 //! Tidy checks over the whole workspace, in the spirit of rust-analyzer's `tidy.rs`: the dependency rules
-//! of HOUSE-STYLE section 1 read from `cargo metadata`, and source conventions read from the files.
+//! (`*-api`/`*-proto` crates are leaves, no program depends on another, `uat` links none of the programs)
+//! read from `cargo metadata`, and source conventions read from the files.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,6 @@
-//! The golden request frames of `kkt-proto` (PROTOCOLS.md 2.1) replayed against the emulator, with the
-//! answers asserted byte for byte (frozen clock, fresh FN of seed 1). The answer LRCs were computed
-//! by hand from the framing rule, not by our encoder.
+//! The golden request frames of `kkt-proto` (docs/protocols.md#shtrih-m-golden-frames) replayed against
+//! the emulator, with the answers asserted byte for byte (frozen clock, fresh FN of seed 1). The answer
+//! LRCs were computed by hand from the framing rule, not by our encoder.
 
 use kkt_proto::decode_frame;
 

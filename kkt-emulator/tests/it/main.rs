@@ -3,7 +3,9 @@
 mod golden;
 mod harness;
 mod ofd;
+mod pyshtrih;
 mod restart;
 mod shift;
 mod store;
+mod text_limits;
 mod wire_faults;

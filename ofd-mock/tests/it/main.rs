@@ -3,6 +3,8 @@
 mod control;
 mod modes;
 mod records;
+mod switch;
+mod versions;
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
@@ -87,11 +89,11 @@ impl Mock {
         self.post_raw(path, &body.to_string()).await
     }
 
-    /// Selects a mode and insists that it was accepted.
+    /// Selects a mode and insists that it was accepted and is already in effect on the listener.
     pub async fn mode(&self, body: Value) {
         let (status, answer) = self.post("/_mock/mode", body.clone()).await;
         assert_eq!(status, 200, "{body} -> {answer}");
-        self.wait_listening(
+        self.assert_listening(
             self.running
                 .state
                 .with_mode(|m| m.listener_open(Instant::now())),
@@ -99,16 +101,11 @@ impl Mock {
         .await;
     }
 
-    /// Waits (bounded) until the OFD listener is open or closed as asked.
-    pub async fn wait_listening(&self, open: bool) {
-        let start = Instant::now();
-        while self.get("/_mock/health").await.1["listening"] != json!(open) {
-            assert!(
-                start.elapsed() < POLL_LIMIT,
-                "listener never became open={open}"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+    /// Asserts, without waiting, that the OFD listener is open or closed: a control call answers only
+    /// after its change is in effect, so no polling is needed after one.
+    pub async fn assert_listening(&self, open: bool) {
+        let health = self.get("/_mock/health").await.1;
+        assert_eq!(health["listening"], json!(open), "{health}");
     }
 
     pub async fn stats(&self) -> Value {

@@ -29,14 +29,14 @@ async fn offline_refuses_connects_and_online_heals() {
     let mock = Mock::start().await;
     let (status, _) = mock.post("/set_mode", json!({"mode": "offline"})).await;
     assert_eq!(status, 200);
-    mock.wait_listening(false).await;
+    mock.assert_listening(false).await;
     assert_eq!(mock.send(1).await, Outcome::Refused);
     assert_eq!(mock.send(1).await, Outcome::Refused);
     // Refused connects never reach the mock.
     assert_eq!(mock.stats().await["connections"], 0);
     let (status, _) = mock.post("/set_mode", json!({"mode": "online"})).await;
     assert_eq!(status, 200);
-    mock.wait_listening(true).await;
+    mock.assert_listening(true).await;
     assert_eq!(mock.send(1).await.ack().response_code, 0);
     assert_eq!(mock.stats().await["unique"], 1);
 }
@@ -124,6 +124,44 @@ async fn reject_answers_the_code_and_stores_nothing() {
     // After healing, the same document is accepted.
     mock.mode(json!({"mode": "online"})).await;
     assert_eq!(mock.send(1).await.ack().response_code, 0);
+}
+
+#[tokio::test]
+async fn wrong_ack_names_another_document_in_the_asked_field_and_stores_nothing() {
+    let mock = Mock::start().await;
+    let other_fn = "9999999999999999";
+    // (field, header FN, header FD, body FN, body FD) of the answer to FD 1.
+    let rows = [
+        ("header_fn", other_fn, 1, FN, 1),
+        ("header_fd", FN, 2, FN, 1),
+        ("body_fn", FN, 1, other_fn, 1),
+        ("body_fd", FN, 1, FN, 2),
+    ];
+    for (field, header_fn, header_fd, body_fn, body_fd) in rows {
+        mock.mode(json!({"mode": "wrong_ack", "field": field}))
+            .await;
+        let crate::Outcome::Closed(reply) = mock.send(1).await else {
+            panic!("{field}: expected a complete answer");
+        };
+        let (frame, ack) = ofd_proto::parse_reply(&reply).expect("a well-formed reply");
+        let got = (
+            frame.session.fn_number_str(),
+            frame.container.fd_number,
+            ack.fn_number,
+            ack.fd_number,
+            ack.response_code,
+        );
+        let want = (
+            header_fn.to_owned(),
+            header_fd,
+            body_fn.to_owned(),
+            body_fd,
+            0,
+        );
+        assert_eq!(got, want, "{field}");
+    }
+    let stats = mock.stats().await;
+    assert_eq!(counts(&stats, &["wrong_acks", "unique"]), vec![4, 0]);
 }
 
 #[tokio::test]

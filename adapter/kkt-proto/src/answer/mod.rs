@@ -135,6 +135,9 @@ pub enum Answer {
     FnExchangeStatus(ExchangeStatus),
     /// `FF40`.
     FnShiftParams(ShiftParams),
+    /// `FF3F`: `count(2)` of fiscal documents without an OFD ticket (pyshtrih 0xFF3F,
+    /// "Количество неподтверждённых ФД").
+    FnUnconfirmedCount(u16),
     /// `FF30`.
     FnBufferStatus(BufferStatus),
     /// `FF31`: the block read (javapos `FSReadBlock.java`).
@@ -155,7 +158,8 @@ pub enum Answer {
     },
     /// ERR only: `FF41`, `FF42`, `FF46`, `FF0C`, `FF33` (javapos `FSStartDayOpen`, `FSWriteBlock`, ...).
     Done(CommandCode),
-    /// ERR and the operator number: `8D`, `88`, `80`, `82`, `40`, `41`, `E0` (pyshtrih `handlers/commands.py`).
+    /// ERR and the operator number: `17`, `8D`, `88`, `80`, `82`, `40`, `41`, `E0` (pyshtrih
+    /// `handlers/commands.py`).
     OperatorDone {
         /// The command answered.
         cmd: CommandCode,
@@ -173,6 +177,7 @@ const DONE: &[CommandCode] = &[
 ];
 
 const OPERATOR_DONE: &[CommandCode] = &[
+    CommandCode::PRINT_STRING,
     CommandCode::OPEN_RECEIPT,
     CommandCode::CANCEL_RECEIPT,
     CommandCode::SALE,
@@ -212,6 +217,7 @@ impl Answer {
             Self::FnReadTicket(_) => CommandCode::FN_READ_TICKET,
             Self::FnExchangeStatus(_) => CommandCode::FN_EXCHANGE_STATUS,
             Self::FnShiftParams(_) => CommandCode::FN_SHIFT_PARAMS,
+            Self::FnUnconfirmedCount(_) => CommandCode::FN_UNCONFIRMED_COUNT,
             Self::FnBufferStatus(_) => CommandCode::FN_READ_BUFFER_STATUS,
             Self::FnBufferBlock(_) => CommandCode::FN_READ_BUFFER_BLOCK,
             Self::FnStartWriteBuffer { .. } => CommandCode::FN_START_WRITE_BUFFER,
@@ -258,6 +264,7 @@ impl Answer {
                 shift_number: r.u16("shift_number")?,
                 receipt_number: r.u16("receipt_number")?,
             }),
+            CommandCode::FN_UNCONFIRMED_COUNT => Self::FnUnconfirmedCount(r.u16("count")?),
             CommandCode::FN_READ_BUFFER_STATUS => Self::FnBufferStatus(BufferStatus {
                 size: r.u16("size")?,
                 block_size_max: r.u8("block_size_max")?,
@@ -326,6 +333,7 @@ impl Answer {
                 out.extend_from_slice(&p.shift_number.to_le_bytes());
                 out.extend_from_slice(&p.receipt_number.to_le_bytes());
             }
+            Self::FnUnconfirmedCount(count) => out.extend_from_slice(&count.to_le_bytes()),
             Self::FnBufferStatus(s) => {
                 out.extend_from_slice(&s.size.to_le_bytes());
                 out.push(s.block_size_max);

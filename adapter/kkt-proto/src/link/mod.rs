@@ -1,7 +1,8 @@
 //! The ENQ/ACK/NAK link of protocol v1 as IO-free state machines for both ends, and their configuration.
 //!
-//! Rules (shtrih-m/javapos_shtrih `PrinterProtocol_1.java` `send`/`readAnswer`; PROTOCOLS.md 2.1):
-//! the host sends ENQ; NAK means the device is idle, so the host sends its frame; ACK means the device
+//! Rules (shtrih-m/javapos_shtrih `PrinterProtocol_1.java` `send`/`readAnswer`;
+//! docs/protocols.md#shtrih-m-link): the host sends ENQ; NAK means the device is idle, so the host sends
+//! its frame; ACK means the device
 //! still holds an unread answer, which the host reads, ACKs and reports as stale before sending ENQ again.
 //! After the frame is ACKed the host waits for STX up to the command's answer timeout, reads the answer
 //! and ACKs it, or NAKs a bad LRC and sends ENQ so the device repeats it. Every wait is a timer the

@@ -3,9 +3,9 @@
 use kkt_proto::{
     Answer, BufferStatus, CloseCheck, CloseReceipt, CommandCode, DeviceError, DeviceInfo,
     DeviceLink, DocumentHeader, ExchangeStatus, FnOperation, FnStatus, FoundDocument, FrameDecoder,
-    FullStatus, HostLink, HostOutput, LegacyItem, LinkConfig, MONEY_MAX, ReceiptDocument,
-    ReceiptType, Reply, Request, ShiftDocument, ShiftParams, ShortStatus, Text, TimerToken, Token,
-    decode_frame, encode_frame,
+    FullStatus, HostLink, HostOutput, LegacyItem, LinkConfig, MONEY_MAX, PrintString,
+    ReceiptDocument, ReceiptType, Reply, Request, ShiftDocument, ShiftParams, ShortStatus, Text,
+    TimerToken, Token, decode_frame, encode_frame,
 };
 use proptest::collection::vec;
 use proptest::prelude::*;
@@ -85,7 +85,7 @@ fn close_receipt() -> impl Strategy<Value = CloseReceipt> {
 }
 
 fn legacy_item() -> impl Strategy<Value = LegacyItem> {
-    (money(), money(), any::<u8>(), any::<[u8; 4]>(), text(40)).prop_map(
+    (money(), money(), any::<u8>(), any::<[u8; 4]>(), text(200)).prop_map(
         |(quantity, price, department, taxes, text)| LegacyItem {
             quantity,
             price,
@@ -97,7 +97,7 @@ fn legacy_item() -> impl Strategy<Value = LegacyItem> {
 }
 
 fn close_check() -> impl Strategy<Value = CloseCheck> {
-    (vec(money(), 4), any::<i16>(), any::<[u8; 4]>(), text(40)).prop_map(
+    (vec(money(), 4), any::<i16>(), any::<[u8; 4]>(), text(200)).prop_map(
         |(payments, discount, taxes, text)| CloseCheck {
             payments: payments.try_into().expect("4 sums"),
             discount,
@@ -120,6 +120,7 @@ fn request() -> impl Strategy<Value = Request> {
         Just(Request::FnReadDocumentBlock),
         Just(Request::FnExchangeStatus),
         Just(Request::FnShiftParams),
+        Just(Request::FnUnconfirmedCount),
         Just(Request::FnReadBufferStatus),
         Just(Request::DeviceType),
         Just(Request::OpenShift),
@@ -143,6 +144,8 @@ fn request() -> impl Strategy<Value = Request> {
         legacy_item().prop_map(Request::Sale),
         legacy_item().prop_map(Request::ReturnSale),
         close_check().prop_map(Request::CloseCheck),
+        (any::<u8>(), text(200))
+            .prop_map(|(flags, text)| Request::PrintString(PrintString { flags, text })),
     ]
 }
 
@@ -288,6 +291,7 @@ fn answer() -> impl Strategy<Value = Answer> {
             }
         )),
         blob().prop_map(Answer::FnBufferBlock),
+        any::<u16>().prop_map(Answer::FnUnconfirmedCount),
         any::<u8>().prop_map(|block_size_max| Answer::FnStartWriteBuffer { block_size_max }),
         (any::<[u8; 6]>(), text(100)).prop_map(|(b, name)| Answer::DeviceType(DeviceInfo {
             device_type: b[0],
@@ -303,7 +307,7 @@ fn answer() -> impl Strategy<Value = Answer> {
         prop::sample::select(vec![0xFF41u16, 0xFF42, 0xFF46, 0xFF0C, 0xFF33])
             .prop_map(|c| Answer::Done(CommandCode::from_u16(c).expect("valid"))),
         (
-            prop::sample::select(vec![0x8Du16, 0x88, 0x80, 0x82, 0x40, 0x41, 0xE0]),
+            prop::sample::select(vec![0x17u16, 0x8D, 0x88, 0x80, 0x82, 0x40, 0x41, 0xE0]),
             any::<u8>()
         )
             .prop_map(|(c, operator)| Answer::OperatorDone {

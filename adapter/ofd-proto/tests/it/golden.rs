@@ -65,7 +65,7 @@ fn stlv_provider_data_from_kkt_shtrih() {
 fn yandex_session_header() {
     let bytes = unhex(YANDEX_SESSION_HEADER);
     let header = SessionHeader::decode(&bytes).unwrap();
-    assert_eq!(header.a_protocol, [0x00, 0x01]);
+    assert_eq!(header.a_protocol.bytes(), [0x00, 0x01]);
     assert_eq!(&header.fn_number, b"9999078950      ");
     assert_eq!(header.fn_number_str(), "9999078950");
     assert_eq!(

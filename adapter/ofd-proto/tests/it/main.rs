@@ -1,9 +1,11 @@
-//! Integration tests of ofd-proto: golden vectors, typed documents, the envelope and property tests.
+//! Integration tests of ofd-proto: golden vectors, typed documents, the envelope, A-protocol versions and
+//! property tests.
 
 mod docs;
 mod envelope;
 mod golden;
 mod props;
+mod versions;
 
 /// Parses hex with optional whitespace; test vectors are written the way their sources print them.
 pub fn unhex(s: &str) -> Vec<u8> {

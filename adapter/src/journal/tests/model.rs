@@ -73,6 +73,8 @@ struct MRow {
     retry_count: u32,
     fd: Option<u32>,
     error_code: Option<String>,
+    /// Taken from the journal's answer at insert; it must never change afterwards.
+    created_at_ms: i64,
 }
 
 #[derive(Debug, Default)]
@@ -101,6 +103,12 @@ impl Model {
             }
         }
         c.undelivered = c.in_kkt + c.pending + c.dlq;
+        c.oldest_undelivered_ms = self
+            .rows
+            .values()
+            .filter(|r| matches!(r.status, Some(OfdStatus::Pending | OfdStatus::Dlq)))
+            .map(|r| r.created_at_ms)
+            .min();
         c
     }
 
@@ -126,6 +134,7 @@ impl Model {
             retry_count: 0,
             fd: Some(fd),
             error_code: None,
+            created_at_ms: row.created_at_ms,
         };
         Out::Changed
     }
@@ -192,6 +201,7 @@ async fn step(f: &Fixture, m: &mut Model, op: &Op) -> (Out, Out, Option<ReceiptR
                         retry_count: 0,
                         fd: None,
                         error_code: None,
+                        created_at_ms: o.row().created_at_ms,
                     },
                 );
             }
@@ -257,6 +267,7 @@ async fn step(f: &Fixture, m: &mut Model, op: &Op) -> (Out, Out, Option<ReceiptR
                         retry_count: 0,
                         fd: Some(fd),
                         error_code: None,
+                        created_at_ms: o.row().created_at_ms,
                     },
                 );
             }
@@ -281,6 +292,7 @@ async fn step(f: &Fixture, m: &mut Model, op: &Op) -> (Out, Out, Option<ReceiptR
             let expected = m.ofd(fd, &[OfdStatus::Pending, OfdStatus::Dlq], |r| {
                 r.status = Some(OfdStatus::Dlq);
                 r.error_code = Some("ofd_14".into());
+                r.retry_count += 1;
             });
             let r = j.mark_dlq(FN, fd, "ofd_14", "format", None).await;
             (expected, ofd_class(&r), r.ok().flatten())
@@ -290,7 +302,6 @@ async fn step(f: &Fixture, m: &mut Model, op: &Op) -> (Out, Out, Option<ReceiptR
                 None => Out::NotFound,
                 Some(r) if r.status == Some(OfdStatus::Dlq) => {
                     r.status = Some(OfdStatus::Pending);
-                    r.retry_count = 0;
                     r.error_code = None;
                     Out::Changed
                 }
@@ -327,6 +338,7 @@ async fn compare_all(f: &Fixture, m: &Model) -> Result<(), TestCaseError> {
             retry_count: row.retry_count,
             fd: row.fiscal.as_ref().map(|x| x.fd_number),
             error_code: row.error_code.clone(),
+            created_at_ms: row.created_at_ms,
         };
         prop_assert_eq!(&got, expected, "row {}", k);
     }

@@ -275,10 +275,11 @@ async fn delivery_failures_dlq_and_retry() {
         0
     );
 
+    // The refusal counts as an attempt; a retry keeps the count (it counts every attempt).
     let retried = f.journal.dlq_retry(&row.receipt_id).await.expect("retry");
     assert_eq!(
         (retried.status, retried.retry_count),
-        (Some(OfdStatus::Pending), 0)
+        (Some(OfdStatus::Pending), 2)
     );
     let x = f
         .journal

@@ -36,7 +36,7 @@ impl Redis {
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("redis-server is installed (apt-get install redis-server)");
+            .expect("redis-server is installed: `bash ci/test.sh` installs it (apt-get install redis-server)");
         let url = format!("redis://127.0.0.1:{port}/");
         let client = redis::Client::open(url.as_str()).unwrap();
         let deadline = tokio::time::Instant::now() + super::WAIT_MAX;

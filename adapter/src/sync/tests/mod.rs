@@ -1,6 +1,7 @@
 //! Tests of the sync worker against the real ofd-mock, kkt-emulator and redis-server, all on
 //! loopback; the mock and the emulator are hosted in-process through their libraries.
 
+mod head;
 mod lock;
 mod ofd;
 mod relay;

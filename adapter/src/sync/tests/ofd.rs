@@ -3,6 +3,8 @@
 use std::time::Duration;
 
 use ofd_proto::Tlv;
+use ofd_proto::envelope::AppVersion;
+use rstest::rstest;
 use serde_json::json;
 
 use super::{Mock, count};
@@ -11,6 +13,10 @@ use crate::sync::ofd_client::{OfdClient, Stage, TransportError};
 const FN: &str = "9999078900005488";
 
 fn message(fd: u32) -> Vec<u8> {
+    message_in(AppVersion::DEFAULT, fd)
+}
+
+fn message_in(version: AppVersion, fd: u32) -> Vec<u8> {
     let doc = Tlv::stlv(
         3,
         vec![
@@ -22,7 +28,7 @@ fn message(fd: u32) -> Vec<u8> {
             Tlv::vln(1077, 42),
         ],
     );
-    ofd_proto::build_message(FN, fd, &doc).expect("message builds")
+    ofd_proto::envelope::build_message_in(version, FN, fd, &doc).expect("message builds")
 }
 
 fn client(mock: &Mock, io_timeout: Duration) -> OfdClient {
@@ -149,4 +155,27 @@ async fn a_probe_sends_nothing_and_is_counted_as_a_probe() {
     let stats = mock.stats().await;
     assert_eq!(count(&stats, "documents_received"), 0);
     assert_eq!(count(&stats, "invalid_messages"), 0);
+}
+
+/// One row per A-protocol version the reference accepts: the mock answers in the version it was
+/// asked in, and the client parses that reply and checks it like any other.
+#[rstest]
+#[case::v0001(AppVersion::V0001)]
+#[case::v0002(AppVersion::V0002)]
+#[case::v0100(AppVersion::V0100)]
+#[case::v0105(AppVersion::V0105)]
+#[case::v0110(AppVersion::V0110)]
+#[tokio::test]
+async fn a_reply_of_each_protocol_version_is_parsed(#[case] version: AppVersion) {
+    let mock = Mock::start().await;
+    let answer = client(&mock, Duration::from_secs(2))
+        .send(&message_in(version, 7))
+        .await
+        .expect("the mock answers");
+    assert_eq!(answer.version, version);
+    assert_eq!(answer.ack.response_code, 0);
+    answer
+        .check_for(FN, 7)
+        .expect("the ack matches the document");
+    assert_eq!(count(&mock.stats().await, "unique"), 1);
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::{Mock, Shop, count, settings};
-use crate::journal::{OfdReply, OfdStatus};
+use crate::journal::OfdReply;
 use crate::sync::ofd_client::OfdClient;
 use crate::sync::relay::FnRelay;
 use crate::sync::worker::envelope_ids;
@@ -26,7 +26,7 @@ async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
 }
 
 /// Every FD the FN issued is at the mock exactly once and acknowledged in the FN.
-async fn assert_all_delivered_once(shop: &Shop, mock: &Mock) {
+pub(super) async fn assert_all_delivered_once(shop: &Shop, mock: &Mock) {
     assert_eq!(shop.unsent(), 0, "the FN's unsent queue is back to 0");
     let docs = mock.documents().await;
     let mut fds: Vec<u64> = docs.iter().map(|d| d["fd"].as_u64().unwrap()).collect();
@@ -144,61 +144,6 @@ async fn ack_loss_is_resent_and_each_document_is_synced_once() {
     assert!(x.written_to_fn);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn reject_goes_to_the_dlq_after_one_attempt_and_a_retry_delivers_it() {
-    let shop = Shop::open().await;
-    let mock = Mock::start().await;
-    mock.mode(json!({"mode": "reject", "code": 14})).await;
-    let worker = shop.worker(shop.journal.clone(), &mock.addr());
-    let receipt = shop.sell(0).await;
-    let documents = shop.last_fd();
-
-    let r = worker.sync_now(false).await.unwrap();
-    assert_eq!(
-        (r.synced, r.failed, r.stop.clone()),
-        (0, documents, StopReason::Drained),
-        "{r:?}"
-    );
-    assert_eq!(
-        count(&mock.stats().await, "connections"),
-        u64::from(documents),
-        "one attempt each"
-    );
-    assert_eq!(shop.unsent(), 0, "the reply was written back to the FN");
-    let dlq = worker.dlq_list(100).await.unwrap();
-    assert_eq!(dlq.len(), documents as usize);
-    assert!(dlq.iter().all(|e| e.response_code == Some(14)), "{dlq:?}");
-    assert!(
-        dlq.iter()
-            .all(|e| e.receipt.error_code.as_deref() == Some("ofd_response_14"))
-    );
-    // The documents are no longer at the head of the FN's queue: nothing is blocked.
-    assert_eq!(worker.network_status().dlq_head, None);
-
-    // Nothing leaves the DLQ by itself.
-    let r = worker.sync_now(false).await.unwrap();
-    assert_eq!((r.synced, r.failed), (0, 0));
-    assert_eq!(
-        shop.journal.counts().await.unwrap().dlq,
-        u64::from(documents)
-    );
-
-    mock.mode(json!({"mode": "online"})).await;
-    let (row, r) = worker.dlq_retry(&receipt).await.unwrap();
-    assert_eq!(row.status, Some(OfdStatus::Synced), "{r:?}");
-    assert_eq!(r.synced, 1);
-    let docs = mock.documents().await;
-    assert_eq!(docs.len(), 1);
-    assert_eq!(
-        docs[0]["fd"].as_u64(),
-        Some(u64::from(row.fiscal.unwrap().fd_number))
-    );
-    assert!(
-        worker.dlq_retry(&receipt).await.is_err(),
-        "a synced row is not in the DLQ"
-    );
-}
-
 /// The first half of a relay step by hand: read, journal, send, journal the reply.
 async fn relay_until_reply_journaled(shop: &Shop, client: &OfdClient) -> (String, u32) {
     let message = shop.kkt.read_message().await.unwrap();
@@ -272,60 +217,6 @@ async fn a_crash_after_the_reply_is_journaled_resumes_without_a_second_delivery(
         assert_eq!(x.send_count, 1);
         assert!(x.written_to_fn);
     }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reply_the_fn_refuses_puts_the_head_in_the_dlq_and_health_names_it() {
-    let shop = Shop::open().await;
-    let mock = Mock::start().await;
-    shop.sell(0).await;
-    let message = shop.kkt.read_message().await.unwrap();
-    let (fn_number, fd) = envelope_ids(&message).unwrap();
-    // A journaled reply for another document: the FN must refuse it.
-    shop.journal
-        .record_ofd_outgoing(&fn_number, fd, message)
-        .await
-        .unwrap();
-    let bogus = OfdReply {
-        reply: b"not an acknowledgement".to_vec(),
-        response_code: 0,
-        operator_sign: None,
-    };
-    shop.journal
-        .record_ofd_reply(&fn_number, fd, bogus, None)
-        .await
-        .unwrap();
-
-    let worker = shop.worker(shop.journal.clone(), &mock.addr());
-    let r = worker.sync_now(false).await.unwrap();
-    let head = StopReason::DlqHead {
-        fn_number: fn_number.clone(),
-        fd,
-    };
-    assert_eq!(
-        (r.synced, r.failed, r.stop.clone()),
-        (0, 1, head.clone()),
-        "{r:?}"
-    );
-    let view = worker.network_status();
-    assert_eq!(view.status, NetworkStatus::Degraded);
-    assert_eq!(view.dlq_head, Some((fn_number.clone(), fd)));
-    let row = shop
-        .journal
-        .get_by_fiscal(&fn_number, fd)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(row.status, Some(OfdStatus::Dlq));
-    assert_eq!(row.error_code.as_deref(), Some("fn_refused_reply"));
-    // The queue stays blocked behind it, and nothing was sent to the OFD.
-    assert_eq!(worker.sync_now(false).await.unwrap().stop, head);
-    assert_eq!(count(&mock.stats().await, "documents_received"), 0);
-
-    let (row, r) = worker.dlq_retry(&row.receipt_id).await.unwrap();
-    assert_eq!(row.status, Some(OfdStatus::Synced), "{r:?}");
-    assert_eq!(worker.network_status().dlq_head, None);
-    assert_all_delivered_once(&shop, &mock).await;
 }
 
 /// Two workers relay at the same moment; exactly one may hold the lock.
@@ -425,33 +316,4 @@ async fn an_idle_worker_probes_so_an_outage_opens_the_breaker_before_the_first_s
     assert!(count(&mock.stats().await, "probes") >= 2);
     worker.stop();
     task.await.unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn documents_failing_while_the_ofd_is_reachable_reach_the_dlq_after_retry_max() {
-    let shop = Shop::open().await;
-    let mock = Mock::start().await;
-    mock.mode(json!({"mode": "ack_loss"})).await;
-    let mut s = settings(&mock.addr());
-    s.retry_max = 3;
-    s.breaker.failures_max = 100;
-    let worker = shop.worker_with(shop.journal.clone(), s);
-    shop.sell(0).await;
-    let mut passes = 0;
-    // Forced passes ignore the breaker; three reachable failures of FD 1 exhaust its budget.
-    while passes < 10 && worker.network_status().dlq_head.is_none() {
-        worker.sync_now(true).await.unwrap();
-        passes += 1;
-    }
-    assert_eq!(passes, 3);
-    let fn_number = shop.emu.shared.state_view().fn_serial;
-    let row = shop
-        .journal
-        .get_by_fiscal(&fn_number, 1)
-        .await
-        .unwrap()
-        .unwrap();
-    assert_eq!(row.status, Some(OfdStatus::Dlq));
-    assert_eq!(row.error_code.as_deref(), Some("ofd_retries_exhausted"));
-    assert_eq!(worker.network_status().status, NetworkStatus::Degraded);
 }

@@ -1,0 +1,231 @@
+//! The buffer's state as the POS and support staff read it: buffer status, health, and the DLQ
+//! of documents the OFD refused. The delivery view (age of the oldest undelivered document and the
+//! stuck head of the FN's queue) is built once here for both status routes.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use adapter_api as api;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::response::{IntoResponse, Response};
+
+use super::{AppError, AppState, DLQ_LIST_MAX, journal_error, receipt_response};
+use crate::journal::{BufferCounts, JournalError};
+use crate::sync::SyncError;
+use api::ErrorCode;
+
+fn unix_ms_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// The backlog's age and the stuck head, with the stuck document's journal details.
+async fn delivery(
+    state: &AppState,
+    counts: &BufferCounts,
+) -> Result<api::DeliveryHealth, AppError> {
+    let now = unix_ms_now();
+    let oldest = counts.oldest_undelivered_ms;
+    let age_ms = oldest.map(|t| u64::try_from(now.saturating_sub(t)).unwrap_or(0));
+    let alarm = state.config.backlog_age_alarm;
+    let stuck = match state.sync.network_status().dlq_head {
+        None => None,
+        Some(head) => {
+            let journal = state.fiscalizer.journal();
+            let row = journal
+                .get_by_fiscal(&head.fn_number, head.fd)
+                .await
+                .map_err(journal_error)?;
+            let exchange = journal
+                .ofd_exchange(&head.fn_number, head.fd)
+                .await
+                .map_err(journal_error)?;
+            Some(api::DeliveryStuck {
+                fn_number: head.fn_number,
+                fd_number: head.fd,
+                receipt_id: row.as_ref().map(|r| r.receipt_id.clone()),
+                since_unix_ms: row.as_ref().map(|r| r.updated_at_ms),
+                response_code: exchange.and_then(|x| x.response_code),
+                last_error: row.as_ref().and_then(|r| r.last_error.clone()),
+                retry_count: row.as_ref().map_or(0, |r| r.retry_count),
+                waiting_behind: u64::from(head.waiting_behind),
+            })
+        }
+    };
+    Ok(api::DeliveryHealth {
+        oldest_undelivered_unix_ms: oldest,
+        oldest_undelivered_age_s: age_ms.map(|ms| ms / 1_000),
+        age_alarm_after_s: alarm.as_secs(),
+        age_alarm: age_ms.is_some_and(|ms| u128::from(ms) > alarm.as_millis()),
+        stuck,
+    })
+}
+
+pub(super) async fn buffer_status(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<api::BufferStatus>, AppError> {
+    let c = state
+        .fiscalizer
+        .journal()
+        .counts()
+        .await
+        .map_err(journal_error)?;
+    let capacity = state.config.capacity;
+    let percent_full = (c.undelivered as f64 * 100.0 / capacity as f64).clamp(0.0, 100.0);
+    let delivery = delivery(&state, &c).await?;
+    Ok(Json(api::BufferStatus {
+        total_capacity: capacity,
+        current_queued: c.undelivered,
+        percent_full: (percent_full * 100.0).round() / 100.0,
+        network_status: network_status(&state),
+        total_receipts: c.total,
+        pending: c.pending,
+        synced: c.synced,
+        failed: c.failed,
+        dlq_size: c.dlq,
+        in_flight: c.in_kkt,
+        unresolved_stuck: state
+            .fiscalizer
+            .unresolved()
+            .iter()
+            .filter(|u| u.stuck)
+            .count() as u64,
+        oldest_undelivered_unix_ms: delivery.oldest_undelivered_unix_ms,
+        oldest_undelivered_age_s: delivery.oldest_undelivered_age_s,
+        delivery_stuck: delivery.stuck,
+    }))
+}
+
+fn network_status(state: &AppState) -> api::NetworkStatus {
+    match state.sync.network_status().status {
+        crate::sync::NetworkStatus::Online => api::NetworkStatus::Online,
+        crate::sync::NetworkStatus::Offline => api::NetworkStatus::Offline,
+        crate::sync::NetworkStatus::Degraded => api::NetworkStatus::Degraded,
+    }
+}
+
+pub(super) async fn dlq_list(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let entries = state
+        .sync
+        .dlq_list(DLQ_LIST_MAX)
+        .await
+        .map_err(journal_error)?;
+    let items: Vec<serde_json::Value> = entries
+        .iter()
+        .map(|e| {
+            let r = &e.receipt;
+            serde_json::json!({
+                "receipt_id": r.receipt_id,
+                "fiscal_doc_id": r.fiscal.as_ref().map(|f| format!("{}-{}", f.fn_number, f.fd_number)),
+                "fd_number": r.fiscal.as_ref().map(|f| f.fd_number),
+                "response_code": e.response_code,
+                "error_code": r.error_code,
+                "last_error": r.last_error,
+                "retry_count": r.retry_count,
+            })
+        })
+        .collect();
+    Ok(Json(
+        serde_json::json!({ "dlq_size": items.len(), "documents": items }),
+    ))
+}
+
+pub(super) async fn dlq_retry(
+    State(state): State<Arc<AppState>>,
+    Path(receipt_id): Path<String>,
+) -> Result<Response, AppError> {
+    match state.sync.dlq_retry(&receipt_id).await {
+        Ok((row, pass)) => Ok(Json(serde_json::json!({
+            "receipt": receipt_response(&row),
+            "sync": { "synced": pass.synced, "failed": pass.failed, "skipped": pass.skipped },
+        }))
+        .into_response()),
+        Err(SyncError::Journal(JournalError::NotFound(m))) => {
+            Err(AppError::definite(ErrorCode::NotFound, m))
+        }
+        Err(SyncError::Journal(e @ JournalError::InvalidTransition { .. })) => {
+            Err(AppError::definite(ErrorCode::NotInDlq, e.to_string()))
+        }
+        Err(e) => Err(AppError::indefinite(ErrorCode::Internal, e.to_string())),
+    }
+}
+
+pub(super) async fn health(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<serde_json::Value>, AppError> {
+    let settings = state
+        .fiscalizer
+        .journal()
+        .effective_settings()
+        .await
+        .map_err(journal_error)?;
+    let synchronous = match settings.synchronous.as_str() {
+        "off" => 0,
+        "normal" => 1,
+        "full" => 2,
+        _ => 3,
+    };
+    let link = state.fiscalizer.link_state();
+    let b = state.sync.breaker_snapshot();
+    let view = state.sync.network_status();
+    let counts = state
+        .fiscalizer
+        .journal()
+        .counts()
+        .await
+        .map_err(journal_error)?;
+    let unresolved: Vec<api::UnresolvedReceipt> = state
+        .fiscalizer
+        .unresolved()
+        .into_iter()
+        .map(|u| api::UnresolvedReceipt {
+            receipt_id: u.receipt_id,
+            since_unix_ms: u.since_ms,
+            attempts: u.attempts,
+            last_error: u.last_error,
+            stuck: u.stuck,
+        })
+        .collect();
+    let stuck = unresolved.iter().any(|u| u.stuck);
+    let delivery = delivery(&state, &counts).await?;
+    // A DLQ document, a stuck receipt or a backlog past its age alarm needs a person, even when
+    // nothing else is wrong.
+    let status =
+        if view.dlq_head.is_some() || counts.dlq > 0 || !link.ok || stuck || delivery.age_alarm {
+            "degraded"
+        } else {
+            "ok"
+        };
+    let breaker = serde_json::json!({
+        "state": b.state.as_str(),
+        "consecutive_failures": b.consecutive_failures,
+        "opened_at_unix_ms": b.opened_at_unix_ms,
+        "next_probe_at_unix_ms": b.next_probe_at_unix_ms,
+        "transitions": { "to_closed": b.transitions.to_closed, "to_open": b.transitions.to_open, "to_half_open": b.transitions.to_half_open },
+    });
+    let dlq_head = view
+        .dlq_head
+        .map(|h| serde_json::json!({ "fn_number": h.fn_number, "fd_number": h.fd }));
+    Ok(Json(serde_json::json!({
+        "status": status,
+        "process": { "pid": std::process::id(), "uptime_s": state.started.elapsed().as_secs(), "version": env!("CARGO_PKG_VERSION") },
+        "journal": {
+            "path": state.config.db.display().to_string(),
+            "journal_mode": settings.journal_mode,
+            "synchronous": synchronous,
+            "synchronous_name": settings.synchronous,
+            "wal_autocheckpoint": settings.wal_autocheckpoint,
+            "schema_version": settings.schema_version,
+        },
+        "kkt": { "link_ok": link.ok, "last_error": link.last_error, "unresolved_receipts": state.fiscalizer.has_unresolved(), "unresolved": unresolved },
+        "circuit_breaker": breaker,
+        "network_status": view.status.as_str(),
+        "dlq_head": dlq_head,
+        "dlq_size": counts.dlq,
+        "delivery": delivery,
+    })))
+}
