@@ -380,16 +380,6 @@ struct Tally {
     server_errors: u64,
 }
 
-const FISCAL_COMMANDS: [&str; 5] = ["FF46", "FF0C", "FF45", "8D", "88"];
-
-async fn fiscal_commands(s: &Stack) -> u64 {
-    let c = s.emu("GET", "/_emu/commands", None).await;
-    FISCAL_COMMANDS
-        .iter()
-        .map(|code| c["by_code"][code].as_u64().unwrap_or(0))
-        .sum()
-}
-
 fn quantity_micro(text: &str) -> u64 {
     let (int, frac) = text.split_once('.').unwrap_or((text, ""));
     let frac = format!("{frac:0<6}");
@@ -475,7 +465,7 @@ fn check_document(g: &GenSale, doc: &Value, receipt_id: &str) -> Result<(), Stri
 async fn run_case(s: &Stack, g: &GenSale, n: u64, tally: &mut Tally) -> Result<(), String> {
     tally.cases += 1;
     let key = format!("gen-{n}");
-    let before = fiscal_commands(s).await;
+    let before = s.fiscal_commands().await;
     let receipts_before = s.fn_receipts().await.len();
     let (code, r) = s.post_receipt(g.body(&key)).await;
     let printable = g.printable();
@@ -501,7 +491,7 @@ async fn run_case(s: &Stack, g: &GenSale, n: u64, tally: &mut Tally) -> Result<(
             if r["definite"] != true {
                 return Err(format!("a 4xx that is not definite: {r}"));
             }
-            if fiscal_commands(s).await != before || s.fn_receipts().await.len() != receipts_before
+            if s.fiscal_commands().await != before || s.fn_receipts().await.len() != receipts_before
             {
                 return Err(format!("refused, but fiscal commands reached the KKT: {r}"));
             }

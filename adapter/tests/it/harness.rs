@@ -191,6 +191,17 @@ impl Stack {
         .await
     }
 
+    /// Commands that open, fill, close or cancel a receipt (FF46, FF0C, FF45, 8D, 88) the emulator
+    /// executed since it started: a refused request must not move this count.
+    pub async fn fiscal_commands(&self) -> u64 {
+        const FISCAL_COMMANDS: [&str; 5] = ["FF46", "FF0C", "FF45", "8D", "88"];
+        let c = self.emu("GET", "/_emu/commands", None).await;
+        FISCAL_COMMANDS
+            .iter()
+            .map(|code| c["by_code"][code].as_u64().unwrap_or(0))
+            .sum()
+    }
+
     pub async fn mock(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         self.control(
             format!("http://{}", self.mock.control_addr),

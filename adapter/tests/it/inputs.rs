@@ -15,17 +15,6 @@ fn ten(key: &str) -> Value {
         "payments": [{"type": "cash", "amount": "10.00"}]})
 }
 
-/// Commands that open, fill, close or cancel a receipt: none may run for a refused request.
-const FISCAL_COMMANDS: [&str; 5] = ["FF46", "FF0C", "FF45", "8D", "88"];
-
-async fn fiscal_commands(s: &Stack) -> u64 {
-    let c = s.emu("GET", "/_emu/commands", None).await;
-    FISCAL_COMMANDS
-        .iter()
-        .map(|code| c["by_code"][code].as_u64().unwrap_or(0))
-        .sum()
-}
-
 fn with_item(field: &str, value: Value) -> Value {
     let mut b = ten("k");
     b["items"][0][field] = value;
@@ -55,7 +44,7 @@ fn items(n: usize) -> Value {
 /// and proves nothing was journaled and no fiscal command reached the KKT.
 async fn check_refused(body: Value, status: u16, code: &str, needle: &str) {
     let s = Stack::with_adapter(&[]).await;
-    let before = fiscal_commands(&s).await;
+    let before = s.fiscal_commands().await;
     let (got, r) = s.post_receipt(body).await;
     assert_eq!(got, status, "{r}");
     assert_eq!(r["code"], code, "{r}");
@@ -66,7 +55,7 @@ async fn check_refused(body: Value, status: u16, code: &str, needle: &str) {
         "message {message:?} lacks {needle:?}"
     );
     assert_eq!(
-        fiscal_commands(&s).await,
+        s.fiscal_commands().await,
         before,
         "a fiscal command was sent"
     );

@@ -49,6 +49,14 @@ impl Host {
         self.absorb(outputs);
     }
 
+    /// Starts `frame_hex` on an idle line: ENQ, the device's NAK ("nothing pending"), the frame.
+    fn send_on_an_idle_line(&mut self, frame_hex: &str) {
+        self.start(frame_hex);
+        self.device_sends(&[NAK]);
+        self.expect_write(&[ENQ]);
+        self.expect_write(&hex(frame_hex));
+    }
+
     fn device_sends(&mut self, bytes: &[u8]) {
         let outputs = self.link.bytes_in(bytes);
         self.absorb(outputs);
@@ -271,10 +279,7 @@ fn answer_timeouts_exhaust_retries_indeterminately() {
 #[test]
 fn lost_frame_ack_recovers_our_answer_via_enq() {
     let mut host = Host::new();
-    host.start(SHORT_STATUS_PWD1);
-    host.device_sends(&[NAK]);
-    host.expect_write(&[ENQ]);
-    host.expect_write(&hex(SHORT_STATUS_PWD1));
+    host.send_on_an_idle_line(SHORT_STATUS_PWD1);
     host.timeout();
     host.expect_write(&[ENQ]);
     let mut bytes = vec![ACK];
@@ -287,10 +292,7 @@ fn lost_frame_ack_recovers_our_answer_via_enq() {
 #[test]
 fn lost_frame_then_idle_device_resends_the_frame() {
     let mut host = Host::new();
-    host.start(SHORT_STATUS_PWD1);
-    host.device_sends(&[NAK]);
-    host.expect_write(&[ENQ]);
-    host.expect_write(&hex(SHORT_STATUS_PWD1));
+    host.send_on_an_idle_line(SHORT_STATUS_PWD1);
     host.timeout();
     host.expect_write(&[ENQ]);
     host.device_sends(&[NAK]);
@@ -300,10 +302,7 @@ fn lost_frame_then_idle_device_resends_the_frame() {
 #[test]
 fn frame_never_acknowledged_is_indeterminate() {
     let mut host = Host::new();
-    host.start(SHORT_STATUS_PWD1);
-    host.device_sends(&[NAK]);
-    host.expect_write(&[ENQ]);
-    host.expect_write(&hex(SHORT_STATUS_PWD1));
+    host.send_on_an_idle_line(SHORT_STATUS_PWD1);
     for _ in 0..3 {
         host.timeout();
         host.expect_write(&[ENQ]);
@@ -338,10 +337,7 @@ fn truncated_answer_is_naked_after_the_byte_timeout() {
 #[test]
 fn corrupt_frame_in_place_of_the_ack_may_be_our_answer() {
     let mut host = Host::new();
-    host.start(SHORT_STATUS_PWD1);
-    host.device_sends(&[NAK]);
-    host.expect_write(&[ENQ]);
-    host.expect_write(&hex(SHORT_STATUS_PWD1));
+    host.send_on_an_idle_line(SHORT_STATUS_PWD1);
     let mut corrupt = hex(SHORT_STATUS_ANSWER);
     let last = corrupt.len() - 1;
     corrupt[last] ^= 0x01;
@@ -368,10 +364,7 @@ fn corrupt_frame_in_place_of_the_ack_fails_indeterminately() {
         retries_max: 0,
         ..LinkConfig::default()
     });
-    host.start(SHORT_STATUS_PWD1);
-    host.device_sends(&[NAK]);
-    host.expect_write(&[ENQ]);
-    host.expect_write(&hex(SHORT_STATUS_PWD1));
+    host.send_on_an_idle_line(SHORT_STATUS_PWD1);
     host.device_sends(&hex("02 02 10 00 00"));
     assert!(matches!(
         host.outputs.pop_front(),
@@ -388,10 +381,7 @@ fn corrupt_frame_in_place_of_the_ack_fails_indeterminately() {
 #[test]
 fn stale_frame_in_place_of_the_ack_keeps_our_frame_maybe_taken() {
     let mut host = Host::new();
-    host.start(SHORT_STATUS_PWD1);
-    host.device_sends(&[NAK]);
-    host.expect_write(&[ENQ]);
-    host.expect_write(&hex(SHORT_STATUS_PWD1));
+    host.send_on_an_idle_line(SHORT_STATUS_PWD1);
     host.device_sends(&hex(FF45_ANSWER));
     host.expect_write(&[ACK]);
     host.expect(HostOutput::StaleAnswer(payload(FF45_ANSWER)));

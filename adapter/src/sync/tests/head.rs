@@ -11,7 +11,7 @@ use super::{Mock, Shop, count, settings};
 use crate::journal::{OfdReply, OfdStatus, ReceiptRow};
 use crate::sync::relay::FnRelay;
 use crate::sync::worker::envelope_ids;
-use crate::sync::{NetworkStatus, StopReason, StuckHead};
+use crate::sync::{NetworkStatus, StopReason, StuckHead, SyncHandle};
 
 /// The journal row of FD `fd` of the shop's FN.
 async fn row_of(shop: &Shop, fd: u32) -> ReceiptRow {
@@ -30,6 +30,17 @@ fn replies_written(shop: &Shop) -> u64 {
         .iter()
         .map(|c| view.by_code.get(*c).copied().unwrap_or(0))
         .sum()
+}
+
+/// One forced pass (past the breaker and the backoff) delivers all `documents`, each once.
+async fn drains_once(worker: &SyncHandle, shop: &Shop, mock: &Mock, documents: u32) {
+    let r = worker.sync_now(true).await.unwrap();
+    assert_eq!(
+        (r.synced, r.stop.clone()),
+        (documents, StopReason::Drained),
+        "{r:?}"
+    );
+    assert_all_delivered_once(shop, mock).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -143,13 +154,7 @@ async fn an_ack_the_fn_refuses_is_dropped_and_asked_for_again_never_dead_lettere
     assert_eq!(worker.network_status().dlq_head, None);
 
     // The next pass (forced past the backoff) asks the OFD again and delivers everything.
-    let r = worker.sync_now(true).await.unwrap();
-    assert_eq!(
-        (r.synced, r.stop.clone()),
-        (documents, StopReason::Drained),
-        "{r:?}"
-    );
-    assert_all_delivered_once(&shop, &mock).await;
+    drains_once(&worker, &shop, &mock, documents).await;
     assert_eq!(row_of(&shop, fd).await.retry_count, 1);
 }
 
@@ -193,13 +198,7 @@ async fn fifty_transient_failures_of_one_document_then_a_healthy_ofd_deliver_eve
     assert_eq!(worker.network_status().dlq_head, None);
 
     // The mock is back online after the last armed failure.
-    let r = worker.sync_now(true).await.unwrap();
-    assert_eq!(
-        (r.synced, r.stop.clone()),
-        (documents, StopReason::Drained),
-        "{r:?}"
-    );
-    assert_all_delivered_once(&shop, &mock).await;
+    drains_once(&worker, &shop, &mock, documents).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,11 +282,5 @@ async fn an_ack_for_another_document_is_never_written_to_the_fn(
     );
 
     // The mock is back online: the right acknowledgement comes and everything is delivered.
-    let r = worker.sync_now(true).await.unwrap();
-    assert_eq!(
-        (r.synced, r.stop.clone()),
-        (documents, StopReason::Drained),
-        "{r:?}"
-    );
-    assert_all_delivered_once(&shop, &mock).await;
+    drains_once(&worker, &shop, &mock, documents).await;
 }
