@@ -10,6 +10,10 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+mod tokens;
+
+pub use tokens::{AuthToken, Role};
+
 /// Command line and environment. Every field is optional so that the file and the defaults can
 /// fill what is not given here.
 #[derive(Debug, Clone, Default, Parser)]
@@ -119,6 +123,13 @@ pub struct FileSettings {
     /// [default: 259200000, 3 days].
     #[arg(long, env = "ADAPTER_BACKLOG_AGE_ALARM_MS")]
     pub backlog_age_alarm_ms: Option<u64>,
+    /// Log lines as `text` or `json` (one object per line), on stderr [default: text].
+    #[arg(long, env = "ADAPTER_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// After SIGTERM, how long open requests may take to finish before the adapter exits anyway,
+    /// in ms [default: 10000].
+    #[arg(long, env = "ADAPTER_SHUTDOWN_DEADLINE_MS")]
+    pub shutdown_deadline_ms: Option<u64>,
     /// An API token `NAME:ROLE:SECRET` (role `pos` or `admin`); repeat the flag, or separate
     /// several with commas in the variable. Clients send `Authorization: Bearer SECRET`.
     #[arg(
@@ -128,6 +139,23 @@ pub struct FileSettings {
     )]
     #[serde(default)]
     pub auth_token: Option<Vec<String>>,
+    /// A file of API tokens, one `NAME ROLE SECRET` a line (`#` comment lines and blank lines
+    /// allowed). Tokens from every source are combined; a name or secret given twice is an error.
+    #[arg(long, env = "ADAPTER_AUTH_TOKENS_FILE")]
+    pub auth_tokens_file: Option<PathBuf>,
+    /// `[[auth.token]]` tables (`name`, `role`, `secret`); only in the TOML file.
+    #[arg(skip)]
+    pub auth: Option<tokens::AuthSection>,
+    /// A web origin (`http://host:port`) whose browser requests are served; a request with any
+    /// other `Origin` header is refused. Repeat the flag, or separate several with commas in the
+    /// variable [default: none, every browser request is refused].
+    #[arg(
+        long = "allowed-origin",
+        env = "ADAPTER_ALLOWED_ORIGINS",
+        value_delimiter = ','
+    )]
+    #[serde(default)]
+    pub allowed_origin: Option<Vec<String>>,
 }
 
 /// The effective configuration, every value resolved and validated.
@@ -159,8 +187,23 @@ pub struct Config {
     pub reconcile_stuck_after: Duration,
     pub reconcile_stuck_attempts: u32,
     pub backlog_age_alarm: Duration,
+    pub log_format: LogFormat,
+    pub shutdown_deadline: Duration,
     pub auth_tokens: Vec<AuthToken>,
+    /// Origins whose browser requests are served, lower case, without a trailing slash.
+    pub allowed_origins: Vec<String>,
     pub lock_ttl: Duration,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line, the event's fields at the top level.
+    Json,
 }
 
 /// Which sync lock guards the OFD relay.
@@ -180,6 +223,12 @@ pub enum ConfigError {
     },
     #[error("config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
+    #[error("tokens file {path}:{line}: {message}")]
+    TokensFile {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
     #[error("setting `{setting}`: {message}")]
     Invalid {
         setting: &'static str,
@@ -195,12 +244,19 @@ fn invalid(setting: &'static str, message: impl Into<String>) -> ConfigError {
 }
 
 impl FileSettings {
-    /// Fills every field not set in `self` from `lower`.
-    fn or(self, lower: FileSettings) -> FileSettings {
+    /// Fills every field not set in `self` from `lower`; tokens from both are combined.
+    fn or(mut self, mut lower: FileSettings) -> FileSettings {
+        let auth_token = match (self.auth_token.take(), lower.auth_token.take()) {
+            (Some(mut mine), Some(theirs)) => {
+                mine.extend(theirs);
+                Some(mine)
+            }
+            (mine, theirs) => mine.or(theirs),
+        };
         macro_rules! pick {
             ($($f:ident),*) => { FileSettings { $($f: self.$f.or(lower.$f)),* } };
         }
-        pick!(
+        let merged = pick!(
             listen,
             db,
             kkt_port,
@@ -228,71 +284,17 @@ impl FileSettings {
             reconcile_stuck_after_ms,
             reconcile_stuck_attempts,
             backlog_age_alarm_ms,
-            auth_token
-        )
-    }
-}
-
-/// What a token may do: `pos` sells, reads and handles shifts; `admin` also runs operator actions.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    Pos,
-    Admin,
-}
-
-/// One configured API token. `Debug` never shows the secret.
-#[derive(Clone, PartialEq, Eq)]
-pub struct AuthToken {
-    pub name: String,
-    pub role: Role,
-    pub secret: String,
-}
-
-impl std::fmt::Debug for AuthToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "AuthToken({}:{:?}:***)", self.name, self.role)
-    }
-}
-
-impl AuthToken {
-    /// Parses `NAME:ROLE:SECRET`; the secret may itself contain colons.
-    pub fn parse(text: &str) -> Result<AuthToken, ConfigError> {
-        let mut parts = text.trim().splitn(3, ':');
-        let (Some(name), Some(role), Some(secret)) = (parts.next(), parts.next(), parts.next())
-        else {
-            return Err(invalid("auth_token", "expected NAME:ROLE:SECRET"));
-        };
-        let role = match role {
-            "pos" => Role::Pos,
-            "admin" => Role::Admin,
-            other => {
-                return Err(invalid(
-                    "auth_token",
-                    format!("role `{other}` is neither `pos` nor `admin`"),
-                ));
-            }
-        };
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
-        {
-            return Err(invalid(
-                "auth_token",
-                "the name must be non-empty ASCII letters, digits, `-`, `_` or `.`",
-            ));
+            log_format,
+            shutdown_deadline_ms,
+            auth_token,
+            auth_tokens_file,
+            auth,
+            allowed_origin
+        );
+        FileSettings {
+            auth_token,
+            ..merged
         }
-        if secret.len() < 16 || !secret.bytes().all(|b| b.is_ascii_graphic()) {
-            return Err(invalid(
-                "auth_token",
-                format!("the secret of `{name}` must be at least 16 visible ASCII characters"),
-            ));
-        }
-        Ok(AuthToken {
-            name: name.to_owned(),
-            role,
-            secret: secret.to_owned(),
-        })
     }
 }
 
@@ -320,7 +322,13 @@ impl Config {
     }
 
     /// Applies the defaults and validates.
-    pub fn from_settings(s: FileSettings) -> Result<Config, ConfigError> {
+    pub fn from_settings(mut s: FileSettings) -> Result<Config, ConfigError> {
+        let auth_tokens = tokens::collect(
+            s.auth_token.take().unwrap_or_default(),
+            s.auth.take().unwrap_or_default().token,
+            s.auth_tokens_file.as_deref(),
+        )?;
+        let allowed_origins = tokens::origins(s.allowed_origin.take().unwrap_or_default())?;
         let ms = Duration::from_millis;
         let positive = |setting: &'static str, v: u64| {
             if v == 0 {
@@ -394,17 +402,27 @@ impl Config {
                 s.backlog_age_alarm_ms,
                 3 * 24 * 3_600_000,
             )?,
-            auth_tokens: s
-                .auth_token
-                .unwrap_or_default()
-                .iter()
-                .map(|t| AuthToken::parse(t))
-                .collect::<Result<_, _>>()?,
+            log_format: s.log_format.unwrap_or_default(),
+            shutdown_deadline: duration_ms("shutdown_deadline_ms", s.shutdown_deadline_ms, 10_000)?,
+            auth_tokens,
+            allowed_origins,
         };
         if config.backoff_max < config.backoff_initial {
             return Err(invalid(
                 "backoff_max_ms",
                 "must not be below backoff_initial_ms",
+            ));
+        }
+        // Without tokens anyone who reaches the port could sell and close the shift; only this
+        // machine may be that open.
+        if config.auth_tokens.is_empty() && !config.listen.ip().is_loopback() {
+            return Err(invalid(
+                "listen",
+                format!(
+                    "{} is not a loopback address and no API token is configured; \
+                     give --auth-token, --auth-tokens-file or [[auth.token]], or listen on 127.0.0.1",
+                    config.listen
+                ),
             ));
         }
         if config.ofd_addr.parse::<SocketAddr>().is_err() && !config.ofd_addr.contains(':') {
@@ -465,6 +483,53 @@ mod tests {
         let c = parse(&["--config", file.to_str().unwrap(), "--capacity", "7"]).unwrap();
         assert_eq!(c.capacity, 7);
         assert_eq!(c.sync_interval, Duration::from_millis(200));
+    }
+
+    #[test]
+    fn tokens_from_flags_and_the_file_are_combined() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("adapter.toml");
+        std::fs::write(
+            &file,
+            "auth_token = [\"a:pos:aaaa-secret-0123456789\"]\n\
+             [[auth.token]]\nname = \"b\"\nrole = \"admin\"\nsecret = \"bbbb-secret-0123456789\"\n",
+        )
+        .unwrap();
+        let c = parse(&[
+            "--config",
+            file.to_str().unwrap(),
+            "--auth-token",
+            "c:pos:cccc-secret-0123456789",
+            "--listen",
+            "0.0.0.0:8000",
+        ])
+        .unwrap();
+        let names: Vec<_> = c
+            .auth_tokens
+            .iter()
+            .map(|t| (t.name.as_str(), t.role))
+            .collect();
+        assert_eq!(
+            names,
+            [("c", Role::Pos), ("a", Role::Pos), ("b", Role::Admin)]
+        );
+        assert!(
+            !format!("{c:?}").contains("-secret-"),
+            "Debug hides secrets"
+        );
+        std::fs::write(&file, "[[auth.token]]\nname = \"b\"\nrole = \"admin\"\n").unwrap();
+        let err = parse(&["--config", file.to_str().unwrap()]).unwrap_err();
+        assert!(err.contains("missing field `secret`"), "{err}");
+    }
+
+    #[test]
+    fn without_tokens_only_loopback_is_served() {
+        let err = parse(&["--listen", "0.0.0.0:8000"]).unwrap_err();
+        assert!(
+            err.starts_with("setting `listen`: 0.0.0.0:8000 is not a loopback"),
+            "{err}"
+        );
+        assert!(parse(&["--listen", "[::1]:8000"]).is_ok());
     }
 
     #[test]

@@ -6,8 +6,10 @@ pub mod hlc;
 pub mod http;
 pub mod journal;
 pub mod kkt;
+pub mod logging;
 pub mod sale;
 pub mod service;
+pub mod signals;
 pub mod sync;
 
 use std::process::ExitCode;
@@ -27,6 +29,9 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code: the journal, the listener or another resource could not be set up.
 pub const EXIT_INFRA: u8 = 3;
+
+/// After `run` returns, how long the runtime waits for blocking tasks before the process exits.
+const RUNTIME_SHUTDOWN_MAX: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Why the adapter could not run.
 #[derive(Debug, thiserror::Error)]
@@ -50,17 +55,15 @@ pub enum RunError {
     Sync(String),
     #[error("server: {0}")]
     Serve(std::io::Error),
+    #[error("cannot install the signal handlers: {0}")]
+    Signals(std::io::Error),
 }
 
 /// Entry point called by the binary.
 pub fn main_entry() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    // The configuration names the log format, so it is read before logging starts; its errors go
+    // to stderr directly.
     let config = match Config::resolve(cli) {
         Ok(c) => c,
         Err(e) => {
@@ -68,6 +71,7 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::from(EXIT_BAD_INPUT);
         }
     };
+    logging::init(config.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -75,7 +79,10 @@ pub fn main_entry() -> ExitCode {
             return ExitCode::from(EXIT_INFRA);
         }
     };
-    match runtime.block_on(run(config)) {
+    let result = runtime.block_on(run(config));
+    // Connections still open at the shutdown deadline end here, not when their clients go away.
+    runtime.shutdown_timeout(RUNTIME_SHUTDOWN_MAX);
+    match result {
         Ok(()) => ExitCode::from(EXIT_OK),
         Err(e) => {
             eprintln!("adapter: {e}");
@@ -87,6 +94,7 @@ pub fn main_entry() -> ExitCode {
 /// Opens the journal, starts the KKT driver, the reconciler and the sync worker, and serves the POS
 /// API until SIGTERM or Ctrl-C; then finishes the device operation in progress, checkpoints and returns.
 pub async fn run(config: Config) -> Result<(), RunError> {
+    let signals = signals::Signals::install().map_err(RunError::Signals)?;
     if let Some(dir) = config.db.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).map_err(|source| RunError::DataDir {
             path: dir.display().to_string(),
@@ -96,6 +104,14 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     if config.unsafe_synchronous_normal {
         tracing::warn!(
             "UNSAFE: journal runs with synchronous=NORMAL; acknowledged sales can be lost on power loss"
+        );
+    }
+    if config.auth_tokens.is_empty() {
+        // Config refuses a non-loopback address without tokens; on loopback this is allowed for
+        // development and tests, and must not go unnoticed in a shop.
+        tracing::warn!(
+            listen = %config.listen,
+            "NO AUTHENTICATION: no API token is configured, so every program on this machine may sell, close the shift and run admin actions; configure --auth-token or --auth-tokens-file"
         );
     }
     let mut jc = JournalConfig::new(config.db.clone());
@@ -162,8 +178,11 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     http::serve(
         listener,
         http::app(state),
-        http::ServeConfig::default(),
-        shutdown_signal(),
+        http::ServeConfig {
+            shutdown_deadline: config.shutdown_deadline,
+            ..http::ServeConfig::default()
+        },
+        signals.terminated(),
     )
     .await;
     tracing::info!("stopping: finishing the device operation in progress");
@@ -181,19 +200,4 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
     let _ = journal.close().await;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = term => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

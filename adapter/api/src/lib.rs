@@ -238,6 +238,19 @@ pub struct DeliveryHealth {
     pub stuck: Option<DeliveryStuck>,
 }
 
+/// `GET /v1/ready`: whether the adapter can take a sale now; 200 when `ready`, else 503. Open to
+/// every caller, so it names no path and no error text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Readiness {
+    /// `journal_open` and `kkt_reachable` both hold.
+    pub ready: bool,
+    /// The journal answers reads.
+    pub journal_open: bool,
+    /// The last exchange with the KKT got an answer (a refusal such as paper out counts: the
+    /// device is there).
+    pub kkt_reachable: bool,
+}
+
 /// OFD reachability as the circuit breaker sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -5,6 +5,9 @@
 //! `serve.rs` wraps the whole router in it, not each route: so it checks a head before routing and
 //! sees each answer as it leaves, with the `Allow` header axum adds to a 405 outside the route.
 //!
+//! It also refuses a request body that is not `application/json` (415), before routing, so a
+//! browser's cross-site "simple" POST never reaches a handler.
+//!
 //! Invariant: every answer with a status of 400 or above that passes through this layer is
 //! `application/json` with a stable `code`. Handlers' own [`AppError`] answers are recognised by
 //! their content type and passed through untouched.
@@ -46,7 +49,9 @@ struct Asked {
 /// The middleware: refuses heads over the limits, then brings any non-JSON error answer into the
 /// contract.
 pub async fn answer_in_contract(request: Request, next: Next) -> Response {
-    if let Err(refusal) = check_head(request.uri(), request.headers()) {
+    if let Err(refusal) = check_head(request.uri(), request.headers())
+        .and_then(|()| check_media_type(request.method(), request.uri(), request.headers()))
+    {
         return refusal.into_response();
     }
     let asked = Asked {
@@ -100,6 +105,32 @@ fn check_head(uri: &Uri, headers: &HeaderMap) -> Result<(), AppError> {
     Ok(())
 }
 
+/// A body must be JSON. Checked before routing and whatever the handler reads, so a browser's
+/// "simple" cross-site POST (`text/plain`, a form) is refused before it can do anything.
+fn check_media_type(method: &Method, uri: &Uri, headers: &HeaderMap) -> Result<(), AppError> {
+    let has_body = headers.contains_key(header::TRANSFER_ENCODING)
+        || headers
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.trim() != "0");
+    let is_json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
+    if has_body && !is_json {
+        return Err(unsupported_media_type(method, uri.path()));
+    }
+    Ok(())
+}
+
+fn unsupported_media_type(method: &Method, path: &str) -> AppError {
+    AppError::definite(
+        ErrorCode::UnsupportedMediaType,
+        format!("the body of {method} {path} must be application/json"),
+    )
+}
+
 /// Length of the request target as it was sent: path and query, plus scheme and authority in the
 /// absolute form.
 fn target_len(uri: &Uri) -> usize {
@@ -131,6 +162,8 @@ async fn into_contract(response: Response, asked: &Asked) -> Response {
             answer.headers_mut().append(name.clone(), value.clone());
         }
     }
+    // The served route and the requester ride on the extensions to the request log.
+    *answer.extensions_mut() = parts.extensions;
     answer
 }
 
@@ -152,10 +185,7 @@ fn classify(status: StatusCode, headers: &HeaderMap, text: &str, asked: &Asked) 
             ErrorCode::UriTooLong,
             format!("the request target is longer than {TARGET_BYTES_MAX} bytes"),
         ),
-        StatusCode::UNSUPPORTED_MEDIA_TYPE => AppError::definite(
-            ErrorCode::UnsupportedMediaType,
-            format!("the body of {method} {path} must be application/json"),
-        ),
+        StatusCode::UNSUPPORTED_MEDIA_TYPE => unsupported_media_type(method, path),
         StatusCode::UNPROCESSABLE_ENTITY => AppError::definite(ErrorCode::MalformedBody, text),
         StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE => AppError::definite(
             ErrorCode::HeadersTooLarge,
@@ -250,6 +280,41 @@ mod tests {
         assert_eq!(target_len(&uri), "/v1/kkt/receipt?idempotency_key=a".len());
         let absolute: Uri = "http://h:1/x?y".parse().expect("uri");
         assert_eq!(target_len(&absolute), "http://h:1/x?y".len());
+    }
+
+    #[test]
+    fn a_body_must_be_json() {
+        let check = |pairs: &[(header::HeaderName, &str)]| {
+            let headers: HeaderMap = pairs
+                .iter()
+                .map(|(k, v)| (k.clone(), header::HeaderValue::from_str(v).expect("value")))
+                .collect();
+            check_media_type(
+                &Method::POST,
+                &"/v1/kkt/shift/close".parse().expect("uri"),
+                &headers,
+            )
+            .map_err(|e| e.code)
+        };
+        let refused = Err(ErrorCode::UnsupportedMediaType);
+        assert_eq!(check(&[]), Ok(()));
+        assert_eq!(check(&[(header::CONTENT_LENGTH, "0")]), Ok(()));
+        assert_eq!(check(&[(header::CONTENT_LENGTH, "1")]), refused);
+        assert_eq!(
+            check(&[
+                (header::CONTENT_LENGTH, "1"),
+                (header::CONTENT_TYPE, "text/plain")
+            ]),
+            refused
+        );
+        assert_eq!(check(&[(header::TRANSFER_ENCODING, "chunked")]), refused);
+        assert_eq!(
+            check(&[
+                (header::CONTENT_LENGTH, "2"),
+                (header::CONTENT_TYPE, "Application/JSON; charset=utf-8")
+            ]),
+            Ok(())
+        );
     }
 
     #[test]

@@ -1,9 +1,11 @@
 //! The POS HTTP API (axum). This module is the only place that converts between the wire types of
 //! `adapter-api` and the adapter's inner types; errors go through [`AppError`].
 
+mod auth;
 mod contract;
 mod convert;
 mod error;
+mod request_log;
 mod resolve;
 mod serve;
 mod status;
@@ -20,6 +22,7 @@ use axum::{Json, Router};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
+pub use auth::{OPEN_REQUESTER, Requester};
 pub use convert::sale_from_request;
 pub use error::AppError;
 pub use serve::{ServeConfig, serve};
@@ -68,6 +71,13 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/kkt/shift/close", post(shift_close))
         .route("/v1/kkt/status", get(kkt_status))
         .route("/v1/health", get(status::health))
+        .route("/v1/ready", get(status::ready))
+        // After every route: the layer covers only routes added before it (auth.rs).
+        .route_layer(axum::middleware::from_fn_with_state(
+            Arc::new(auth::Auth::new(&state.config)),
+            auth::check,
+        ))
+        .route_layer(axum::middleware::from_fn(request_log::note_route))
         .layer(axum::extract::DefaultBodyLimit::max(BODY_BYTES_MAX))
         .fallback(|| async { AppError::definite(ErrorCode::NotFound, "no such endpoint") })
         .with_state(state)

@@ -25,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::{Layer, ServiceExt};
 
 use super::contract::answer_in_contract;
+use super::request_log::log_request;
 
 /// hyper's read buffer while it parses a head: far above the contract's 8 KiB target and 16 KiB
 /// header section, so those limits are answered by the contract, not by hyper's bare 431.
@@ -72,8 +73,8 @@ pub async fn serve(
         .max_headers(HEADERS_PARSED_MAX);
     // Around the whole router, not per route (`Router::layer`): the contract sees every answer as
     // it leaves, the `Allow` header axum adds to a 405 included, and checks a head before routing.
-    let app = from_fn(answer_in_contract)
-        .layer(app)
+    let app = from_fn(log_request)
+        .layer(from_fn(answer_in_contract).layer(app))
         .map_request(|request: Request<Incoming>| request.map(Body::new));
     let graceful = GracefulShutdown::new();
     let mut shutdown = pin!(shutdown);

@@ -1,13 +1,14 @@
-//! The buffer's state as the POS and support staff read it: buffer status, health, and the DLQ
-//! of documents the OFD refused. The delivery view (age of the oldest undelivered document and the
-//! stuck head of the FN's queue) is built once here for both status routes.
+//! The buffer's state as the POS and support staff read it: buffer status, health, readiness, and
+//! the DLQ of documents the OFD refused. The delivery view (age of the oldest undelivered document
+//! and the stuck head of the FN's queue) is built once here for both status routes.
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use adapter_api as api;
 use axum::Json;
 use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::{AppError, AppState, DLQ_LIST_MAX, journal_error, receipt_response};
@@ -154,9 +155,49 @@ pub(super) async fn dlq_retry(
     }
 }
 
-pub(super) async fn health(
-    State(state): State<Arc<AppState>>,
-) -> Result<Json<serde_json::Value>, AppError> {
+/// Health is open to every caller: a driver error that names the serial port's path (it cannot be
+/// opened) is shown without it. The log keeps the full text.
+fn without_port_path(state: &AppState, text: String) -> String {
+    let path = state.config.kkt_port.display().to_string();
+    if path.is_empty() || !text.contains(&path) {
+        return text;
+    }
+    text.replace(&path, "(configured)")
+}
+
+/// How long readiness waits for the journal writer to answer before it calls the journal closed.
+const READY_JOURNAL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// `GET /v1/ready`: 200 when the journal answers and the KKT answered its last exchange, else 503.
+/// It never waits for the device: while the link is down it starts a background status probe (at
+/// most one a second), so readiness comes back once the KKT does, even with no sale to prove it.
+pub(super) async fn ready(State(state): State<Arc<AppState>>) -> Response {
+    state.fiscalizer.refresh_link_if_down();
+    let journal_open = tokio::time::timeout(
+        READY_JOURNAL_TIMEOUT,
+        state.fiscalizer.journal().effective_settings(),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
+    let kkt_reachable = state.fiscalizer.link_state().ok;
+    let ready = journal_open && kkt_reachable;
+    let code = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let body = api::Readiness {
+        ready,
+        journal_open,
+        kkt_reachable,
+    };
+    (code, Json(body)).into_response()
+}
+
+/// `GET /v1/health`: the whole picture for support staff; 503 when `status` is `degraded`, so a
+/// monitor that reads only the code still sees that a person is needed. Open to every caller, so
+/// it names no file path and no process id.
+pub(super) async fn health(State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
     let settings = state
         .fiscalizer
         .journal()
@@ -186,7 +227,7 @@ pub(super) async fn health(
             receipt_id: u.receipt_id,
             since_unix_ms: u.since_ms,
             attempts: u.attempts,
-            last_error: u.last_error,
+            last_error: u.last_error.map(|e| without_port_path(&state, e)),
             stuck: u.stuck,
         })
         .collect();
@@ -194,12 +235,13 @@ pub(super) async fn health(
     let delivery = delivery(&state, &counts).await?;
     // A DLQ document, a stuck receipt or a backlog past its age alarm needs a person, even when
     // nothing else is wrong.
-    let status =
-        if view.dlq_head.is_some() || counts.dlq > 0 || !link.ok || stuck || delivery.age_alarm {
-            "degraded"
-        } else {
-            "ok"
-        };
+    let degraded =
+        view.dlq_head.is_some() || counts.dlq > 0 || !link.ok || stuck || delivery.age_alarm;
+    let (code, status) = if degraded {
+        (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+    } else {
+        (StatusCode::OK, "ok")
+    };
     let breaker = serde_json::json!({
         "state": b.state.as_str(),
         "consecutive_failures": b.consecutive_failures,
@@ -210,22 +252,22 @@ pub(super) async fn health(
     let dlq_head = view
         .dlq_head
         .map(|h| serde_json::json!({ "fn_number": h.fn_number, "fd_number": h.fd }));
-    Ok(Json(serde_json::json!({
+    let body = serde_json::json!({
         "status": status,
-        "process": { "pid": std::process::id(), "uptime_s": state.started.elapsed().as_secs(), "version": env!("CARGO_PKG_VERSION") },
+        "process": { "uptime_s": state.started.elapsed().as_secs(), "version": env!("CARGO_PKG_VERSION") },
         "journal": {
-            "path": state.config.db.display().to_string(),
             "journal_mode": settings.journal_mode,
             "synchronous": synchronous,
             "synchronous_name": settings.synchronous,
             "wal_autocheckpoint": settings.wal_autocheckpoint,
             "schema_version": settings.schema_version,
         },
-        "kkt": { "link_ok": link.ok, "last_error": link.last_error, "unresolved_receipts": state.fiscalizer.has_unresolved(), "unresolved": unresolved },
+        "kkt": { "link_ok": link.ok, "last_error": link.last_error.map(|e| without_port_path(&state, e)), "unresolved_receipts": state.fiscalizer.has_unresolved(), "unresolved": unresolved },
         "circuit_breaker": breaker,
         "network_status": view.status.as_str(),
         "dlq_head": dlq_head,
         "dlq_size": counts.dlq,
         "delivery": delivery,
-    })))
+    });
+    Ok((code, Json(body)).into_response())
 }

@@ -211,13 +211,21 @@ impl Journal {
     /// already journaled under the same idempotency key. Fails with `CapacityExceeded`
     /// before writing anything when the buffer is full.
     pub async fn insert_received(&self, new: NewReceipt) -> Result<InsertOutcome> {
-        self.write(move |ctx| ops::insert_received(ctx, new)).await
+        let outcome = self
+            .write(move |ctx| ops::insert_received(ctx, new))
+            .await?;
+        if let InsertOutcome::Inserted(row) = &outcome {
+            log_change(row, "received");
+        }
+        Ok(outcome)
     }
 
     /// `received` -> `kkt_in_flight`; a no-op if already in flight.
     pub async fn mark_in_flight(&self, receipt_id: &str) -> Result<ReceiptRow> {
         let id = receipt_id.to_string();
-        self.write(move |ctx| ops::mark_in_flight(ctx, &id)).await
+        self.write(move |ctx| ops::mark_in_flight(ctx, &id))
+            .await
+            .inspect(|row| log_change(row, "kkt_in_flight"))
     }
 
     /// `received`/`kkt_in_flight` -> `fiscalized` (`status='pending'`) with the fiscal data.
@@ -229,6 +237,7 @@ impl Journal {
         let id = receipt_id.to_string();
         self.write(move |ctx| ops::mark_fiscalized(ctx, &id, fiscal))
             .await
+            .inspect(|row| log_change(row, "fiscalized"))
     }
 
     /// `received`/`kkt_in_flight` -> `rejected` after a definite KKT refusal.
@@ -245,6 +254,7 @@ impl Journal {
         );
         self.write(move |ctx| ops::mark_rejected(ctx, &id, &code, &msg))
             .await
+            .inspect(|row| log_change(row, "rejected"))
     }
 
     /// `received`/`kkt_in_flight` -> `rejected`, with the operator's audit entry in the same
@@ -262,6 +272,7 @@ impl Journal {
             Ok(row)
         })
         .await
+        .inspect(|row| log_change(row, "rejected"))
     }
 
     /// Appends an operator action to the audit trail.
@@ -275,8 +286,13 @@ impl Journal {
         kind: DocKind,
         fiscal: FiscalData,
     ) -> Result<InsertOutcome> {
-        self.write(move |ctx| ops::insert_fiscal_document(ctx, kind, fiscal))
-            .await
+        let outcome = self
+            .write(move |ctx| ops::insert_fiscal_document(ctx, kind, fiscal))
+            .await?;
+        if let InsertOutcome::Inserted(row) = &outcome {
+            log_change(row, "fiscalized");
+        }
+        Ok(outcome)
     }
 
     // ----- phase 2: OFD relay -----
@@ -325,6 +341,7 @@ impl Journal {
         let (fn_number, lease) = (fn_number.to_string(), lease.cloned());
         self.write(move |ctx| ops::mark_synced(ctx, &fn_number, fd_number, lease.as_ref()))
             .await
+            .inspect(|row| row.iter().for_each(|r| log_change(r, "synced")))
     }
 
     /// `pending` -> `dlq` with a code and message; `Ok(None)` if no journaled row holds it.
@@ -346,6 +363,7 @@ impl Journal {
             ops::mark_dlq(ctx, &fn_number, fd_number, &code, &msg, lease.as_ref())
         })
         .await
+        .inspect(|row| row.iter().for_each(|r| log_change(r, "dlq")))
     }
 
     /// A failed attempt for a pending document: `retry_count += 1`, next attempt time set.
@@ -382,7 +400,9 @@ impl Journal {
     /// Explicit DLQ retry: back to `pending` with the reply cleared; `retry_count` is kept.
     pub async fn dlq_retry(&self, receipt_id: &str) -> Result<ReceiptRow> {
         let id = receipt_id.to_string();
-        self.write(move |ctx| ops::dlq_retry(ctx, &id)).await
+        self.write(move |ctx| ops::dlq_retry(ctx, &id))
+            .await
+            .inspect(|row| log_change(row, "dlq_retried"))
     }
 
     /// Takes the named lease for `ttl_ms`; `None` while someone else holds it.
@@ -541,5 +561,31 @@ impl Journal {
     /// Checks every journal invariant over the committed state (run at open too).
     pub async fn check_invariants(&self) -> Result<()> {
         self.read(invariants::check_all).await
+    }
+}
+
+/// One line per receipt state change, once the change is durable: what support staff follow a
+/// receipt by (receipt id, register as its FN number, FD and the phase it entered: `received`,
+/// `kkt_in_flight`, `fiscalized`, `rejected`, `synced`, `dlq` or `dlq_retried`). A move to the DLQ
+/// is a warning, because it waits for a person.
+fn log_change(row: &ReceiptRow, phase: &'static str) {
+    let fiscal = row.fiscal.as_ref();
+    let fn_number = fiscal.map(|f| f.fn_number.as_str());
+    let fd = fiscal.map(|f| f.fd_number);
+    let kind = row.kind.as_str();
+    let receipt_id = row.receipt_id.as_str();
+    if row.status == Some(OfdStatus::Dlq) {
+        tracing::warn!(
+            receipt_id,
+            kind,
+            fn_number,
+            fd,
+            phase,
+            error_code = row.error_code.as_deref(),
+            error = row.last_error.as_deref(),
+            "document moved to the DLQ: the OFD refused it; it waits for an operator's retry"
+        );
+    } else {
+        tracing::info!(receipt_id, kind, fn_number, fd, phase, "receipt state");
     }
 }

@@ -102,6 +102,10 @@ pub(crate) fn open_writer(config: &JournalConfig) -> Result<Connection> {
             message: format!("creating {}: {e}", dir.display()),
         })?;
     }
+    make_private(&config.path).map_err(|e| JournalError::Io {
+        code: e.raw_os_error(),
+        message: format!("making {} private: {e}", config.path.display()),
+    })?;
     let conn = Connection::open(&config.path)?;
     conn.busy_timeout(Duration::from_millis(config.busy_timeout_ms))?;
     let mode: String = conn.query_row("PRAGMA journal_mode=WAL", [], |r| r.get(0))?;
@@ -127,6 +131,35 @@ pub(crate) fn open_writer(config: &JournalConfig) -> Result<Connection> {
         conn.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
     }
     Ok(conn)
+}
+
+/// Owner read and write only: the journal holds customer contacts and every receipt.
+pub const PRIVATE_MODE: u32 = 0o600;
+
+/// Creates the journal file with [`PRIVATE_MODE`] before SQLite opens it, and tightens an existing
+/// file and its `-wal` and `-shm` files (left by an earlier version or a crash). SQLite creates the
+/// WAL and SHM files with the database file's mode, so a private database keeps them private, and
+/// the process umask is left alone. A backup of the journal is to be created through this too, before
+/// the copy is written into it.
+pub(crate) fn make_private(path: &Path) -> std::io::Result<()> {
+    use std::fs::{OpenOptions, Permissions};
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(PRIVATE_MODE)
+        .open(path)?;
+    file.set_permissions(Permissions::from_mode(PRIVATE_MODE))?;
+    for suffix in ["-wal", "-shm"] {
+        let mut side = path.as_os_str().to_owned();
+        side.push(suffix);
+        match std::fs::set_permissions(&side, Permissions::from_mode(PRIVATE_MODE)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// Opens one read-only connection for the read pool.

@@ -120,7 +120,12 @@ impl SerialLink {
             match port.read(&mut buf) {
                 Ok(0) => std::thread::sleep(Duration::from_millis(1)),
                 Ok(n) => pending = link.bytes_in(&buf[..n]),
-                Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+                // A signal (SIGHUP is handled, not fatal) may interrupt the wait: wait again.
+                Err(e)
+                    if matches!(
+                        e.kind(),
+                        std::io::ErrorKind::TimedOut | std::io::ErrorKind::Interrupted
+                    ) => {}
                 Err(e) => return Err(io_error(e, wrote_anything)),
             }
         }

@@ -13,6 +13,7 @@ mod reconcile;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use kkt_proto::{DeviceError, ErrorClass};
 
@@ -57,7 +58,10 @@ pub enum SubmitError {
     Internal(String),
 }
 
-/// What the last KKT exchange showed, for `/v1/health`.
+/// Background link probes started by readiness checks are at least this far apart.
+const LINK_PROBE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What the last KKT exchange showed, for `/v1/health` and `/v1/ready`.
 #[derive(Debug, Clone, Default)]
 pub struct KktLinkState {
     pub ok: bool,
@@ -77,6 +81,8 @@ struct Inner {
     fiscal_lock: tokio::sync::Mutex<()>,
     unresolved: AtomicBool,
     link: Mutex<KktLinkState>,
+    /// When the last background link probe started ([`Fiscalizer::refresh_link_if_down`]).
+    link_probe_at: Mutex<Option<Instant>>,
     fiscalized: tokio::sync::Notify,
 }
 
@@ -156,6 +162,7 @@ impl Fiscalizer {
             // Unknown until the first reconciliation has looked at the journal.
             unresolved: AtomicBool::new(true),
             link: Mutex::new(KktLinkState::default()),
+            link_probe_at: Mutex::new(None),
             fiscalized: tokio::sync::Notify::new(),
         };
         Fiscalizer {
@@ -182,6 +189,31 @@ impl Fiscalizer {
 
     pub fn has_unresolved(&self) -> bool {
         self.inner.unresolved.load(Ordering::SeqCst)
+    }
+
+    /// While the last exchange found no device, asks it for its status in the background, at most
+    /// once a [`LINK_PROBE_INTERVAL`] and never while a fiscal operation holds the device (that
+    /// operation updates the link state itself). Readiness calls this, so it turns back to ready
+    /// once the KKT answers again, even when no sale comes to prove it.
+    pub fn refresh_link_if_down(&self) {
+        if self.link_state().ok {
+            return;
+        }
+        {
+            let mut at = self.inner.link_probe_at.lock().expect("link probe time");
+            if at.is_some_and(|t| t.elapsed() < LINK_PROBE_INTERVAL) {
+                return;
+            }
+            *at = Some(Instant::now());
+        }
+        let this = self.clone();
+        tokio::spawn(async move {
+            let Ok(_device) = this.inner.fiscal_lock.try_lock() else {
+                return;
+            };
+            let status = this.inner.kkt.run(ops::status).await.and_then(|r| r);
+            this.note_link(status.as_ref().map(|_| ()));
+        });
     }
 
     fn note_link(&self, result: Result<(), &KktError>) {

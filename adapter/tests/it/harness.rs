@@ -18,7 +18,11 @@ pub struct Stack {
     adapter: Option<Child>,
     pub adapter_url: String,
     pub http: reqwest::Client,
+    /// The `Authorization` value `call` sends when a test gives none, for adapters run with tokens.
+    pub bearer: Option<String>,
     extra_args: Vec<String>,
+    /// `RUST_LOG` of the adapter; `ADAPTER_TEST_LOG` or `warn` when not set.
+    log_filter: Option<String>,
 }
 
 impl Stack {
@@ -45,7 +49,9 @@ impl Stack {
             adapter: None,
             adapter_url: String::new(),
             http,
+            bearer: None,
             extra_args: Vec::new(),
+            log_filter: None,
         }
     }
 
@@ -53,6 +59,15 @@ impl Stack {
     pub async fn with_adapter(args: &[&str]) -> Stack {
         let mut s = Stack::new().await;
         s.extra_args = args.iter().map(|a| a.to_string()).collect();
+        s.start_adapter();
+        s
+    }
+
+    /// Like [`Stack::with_adapter`], with the adapter logging at `filter` (a `RUST_LOG` value).
+    pub async fn with_adapter_logging(args: &[&str], filter: &str) -> Stack {
+        let mut s = Stack::new().await;
+        s.extra_args = args.iter().map(|a| a.to_string()).collect();
+        s.log_filter = Some(filter.to_owned());
         s.start_adapter();
         s
     }
@@ -86,7 +101,9 @@ impl Stack {
         cmd.args(args.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))
             .env(
                 "RUST_LOG",
-                std::env::var("ADAPTER_TEST_LOG").unwrap_or_else(|_| "warn".into()),
+                self.log_filter.clone().unwrap_or_else(|| {
+                    std::env::var("ADAPTER_TEST_LOG").unwrap_or_else(|_| "warn".into())
+                }),
             )
             .stdout(Stdio::piped())
             .stderr(
@@ -150,6 +167,13 @@ impl Stack {
         let mut req = self.http.request(method.parse().unwrap(), url);
         for (k, v) in headers {
             req = req.header(*k, *v);
+        }
+        if let Some(bearer) = &self.bearer
+            && !headers
+                .iter()
+                .any(|(k, _)| k.eq_ignore_ascii_case("authorization"))
+        {
+            req = req.header("authorization", bearer);
         }
         if let Some(b) = body {
             req = req.json(&b);
@@ -302,4 +326,43 @@ pub fn bread(key: &str) -> Value {
         "items": [{"name": "Bread", "price": "45.50", "quantity": "2", "vat": "vat10"},
                   {"name": "Milk", "price": 89.9, "quantity": 1.5, "vat": "vat10"}],
         "payments": [{"type": "cash", "amount": "300"}]})
+}
+
+/// Signals and exits of the adapter process, for the shutdown and SIGHUP tests.
+impl Stack {
+    /// Sends `signal` to the running adapter.
+    pub fn signal_adapter(&self, signal: nix::sys::signal::Signal) {
+        let child = self.adapter.as_ref().expect("the adapter runs");
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), signal)
+            .expect("signal sent");
+    }
+
+    /// Waits up to `limit` for the adapter to exit: its status, or `None` while it still runs.
+    pub fn wait_adapter_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let end = std::time::Instant::now() + limit;
+        loop {
+            let child = self.adapter.as_mut()?;
+            if let Ok(Some(status)) = child.try_wait() {
+                self.adapter = None;
+                return Some(status);
+            }
+            if std::time::Instant::now() >= end {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The adapter's process id.
+    pub fn adapter_pid(&self) -> u32 {
+        self.adapter.as_ref().expect("the adapter runs").id()
+    }
+
+    /// The adapter's `host:port`, for tests that speak raw HTTP.
+    pub fn adapter_addr(&self) -> String {
+        self.adapter_url
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_owned()
+    }
 }

@@ -232,9 +232,10 @@ const ADMIN_BEARER: &str = "Bearer admin-secret-0123456789";
 const POS: &str = "till1:pos:pos-secret-0123456789abc";
 
 /// An adapter whose background reconciler waits an hour between attempts, so a test decides
-/// when reconciliation runs, and which calls a receipt stuck after one failed attempt.
+/// when reconciliation runs, and which calls a receipt stuck after one failed attempt. Its sales
+/// and reads go with the till's token.
 async fn slow_reconciler() -> Stack {
-    Stack::with_adapter(&[
+    let mut s = Stack::with_adapter(&[
         "--reconcile-retry-ms",
         "3600000",
         "--reconcile-stuck-attempts",
@@ -242,7 +243,9 @@ async fn slow_reconciler() -> Stack {
         "--auth-token",
         &format!("{ADMIN},{POS}"),
     ])
-    .await
+    .await;
+    s.bearer = Some("Bearer pos-secret-0123456789abc".to_owned());
+    s
 }
 
 async fn resolve(s: &Stack, id: &str, bearer: &str, reason: &str) -> (u16, Value) {
@@ -288,7 +291,7 @@ async fn resolve_finds_a_receipt_the_fn_holds_and_health_shows_it_stuck_before()
     );
     assert_eq!(refused["definite"], true);
     let (code, health) = s.call("GET", "/v1/health", None, &[]).await;
-    assert_eq!(code, 200);
+    assert_eq!(code, 503, "{health}");
     assert_eq!(health["status"], "degraded", "{health}");
     let stuck = &health["kkt"]["unresolved"][0];
     assert_eq!(

@@ -1,10 +1,12 @@
 //! Integration tests of the adapter binary against the real kkt-emulator (over a pty) and the real
 //! ofd-mock, both hosted in-process; the adapter runs as a child process so it can be SIGKILLed.
 
+mod auth;
 mod contract;
 mod crash_loop;
 mod generated;
 mod harness;
 mod inputs;
+mod operations;
 mod phase1;
 mod phase2;

@@ -119,8 +119,8 @@ async fn a_refused_head_shows_in_health_and_buffer_status_until_a_retry_delivers
         "{st}"
     );
     assert!(st["oldest_undelivered_unix_ms"].as_i64().is_some(), "{st}");
-    let (_, h) = s.call("GET", "/v1/health", None, &[]).await;
-    assert_eq!(h["status"], "degraded", "{h}");
+    let (code, h) = s.call("GET", "/v1/health", None, &[]).await;
+    assert_eq!((code, &h["status"]), (503, &json!("degraded")), "{h}");
     assert_eq!(h["delivery"]["stuck"], *stuck, "{h}");
     assert_eq!(h["delivery"]["age_alarm"], false, "{h}");
 
@@ -143,6 +143,8 @@ async fn a_refused_head_shows_in_health_and_buffer_status_until_a_retry_delivers
         "{st}"
     );
     assert_eq!(st["oldest_undelivered_unix_ms"], Value::Null, "{st}");
+    let (code, h) = s.call("GET", "/v1/health", None, &[]).await;
+    assert_eq!((code, &h["status"]), (200, &json!("ok")), "{h}");
     let stats = s.mock("GET", "/_mock/stats", None).await;
     assert_eq!(stats["unique"], 3, "{stats}");
     let (code, e) = s
@@ -168,7 +170,7 @@ async fn an_old_backlog_raises_the_age_alarm_in_health() {
     sell(&s, "old", 1).await;
     tokio::time::sleep(Duration::from_millis(20)).await;
     let (code, h) = s.call("GET", "/v1/health", None, &[]).await;
-    assert_eq!(code, 200, "{h}");
+    assert_eq!(code, 503, "{h}");
     assert_eq!(
         (h["status"].clone(), h["delivery"]["age_alarm"].clone()),
         (json!("degraded"), json!(true)),
@@ -180,7 +182,8 @@ async fn an_old_backlog_raises_the_age_alarm_in_health() {
     s.call("POST", "/v1/kkt/buffer/sync?force=true", None, &[])
         .await;
     wait_pending(&s, 0, Duration::from_secs(5)).await;
-    let (_, h) = s.call("GET", "/v1/health", None, &[]).await;
+    let (code, h) = s.call("GET", "/v1/health", None, &[]).await;
+    assert_eq!(code, 200, "{h}");
     assert_eq!(
         (h["status"].clone(), h["delivery"]["age_alarm"].clone()),
         (json!("ok"), json!(false)),

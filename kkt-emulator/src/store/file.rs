@@ -1,6 +1,5 @@
 //! The on-disk form of the FN state: the atomic head file, its log beside it, migration and replay.
 
-use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
@@ -108,7 +107,7 @@ fn read_opt(path: &Path) -> Result<Option<Vec<u8>>, StoreError> {
 /// Writes `bytes` to `path` atomically and durably: temp file, fsync, rename, fsync dir.
 fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let tmp = with_suffix(path, ".tmp");
-    let mut f = File::create(&tmp)?;
+    let mut f = log::create_private(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
     drop(f);
@@ -184,6 +183,7 @@ impl Store {
     }
 
     fn load_head(&mut self, path: &Path, head: Head) -> Result<FnState, StoreError> {
+        log::make_private(path).map_err(Self::io_err(path))?;
         let log_path = log_path(path);
         let scan = read_opt(&log_path)?.and_then(|b| log::scan(&b));
         let scan = match scan {

@@ -7,9 +7,9 @@
 //! tail torn by a crash during its write, and its command was never answered because the fsync had not
 //! returned.
 
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, Permissions};
 use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -127,6 +127,28 @@ pub fn sync_dir(path: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// Owner read and write only: the FN state holds the FPD key, which signs every document.
+pub const PRIVATE_MODE: u32 = 0o600;
+
+/// Creates or truncates `path` with [`PRIVATE_MODE`]. The mode is set again on the open file, because
+/// `mode` applies only to a file this call creates, not to a temp file a crash left behind.
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    let f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(PRIVATE_MODE)
+        .open(path)?;
+    f.set_permissions(Permissions::from_mode(PRIVATE_MODE))?;
+    Ok(f)
+}
+
+/// Sets [`PRIVATE_MODE`] on an existing file, so state written by an earlier version (0644) is
+/// tightened at the next start.
+pub fn make_private(path: &Path) -> std::io::Result<()> {
+    std::fs::set_permissions(path, Permissions::from_mode(PRIVATE_MODE))
+}
+
 /// `path` with `suffix` appended to its file name.
 pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
@@ -156,7 +178,7 @@ impl LogFile {
         for rec in records {
             bytes.extend_from_slice(&encode(rec)?);
         }
-        let mut f = File::create(&tmp)?;
+        let mut f = create_private(&tmp)?;
         f.write_all(&bytes)?;
         f.sync_all()?;
         drop(f);
@@ -173,6 +195,7 @@ impl LogFile {
     /// Opens a scanned log for appends, cutting off (durably) a torn tail first.
     pub fn open(path: &Path, scan: &Scan) -> std::io::Result<Self> {
         let file = OpenOptions::new().read(true).write(true).open(path)?;
+        file.set_permissions(Permissions::from_mode(PRIVATE_MODE))?;
         if scan.file_len != scan.valid_len {
             tracing::warn!(
                 path = %path.display(),

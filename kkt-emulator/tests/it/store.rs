@@ -126,3 +126,33 @@ fn after_every_command_a_reload_gives_the_state_the_device_answered_from() {
     reload(&d, "open receipt in shift 2");
     assert_eq!((d.st.last_fd, d.st.shift_number), (6, 2));
 }
+
+/// The mode bits of `path` (permission bits only).
+fn mode_of(path: &std::path::Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(path).expect("stat").permissions().mode() & 0o777
+}
+
+#[test]
+fn the_state_and_its_log_are_private_and_an_older_readable_state_is_tightened_at_load() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("fn.json");
+    let log = kkt_emulator::store::log_path(&path);
+    let mut store = Store::file(path.clone());
+    store.create(&FnState::fresh(1)).expect("create");
+    let mut d = Device::new(FnState::fresh(1), store);
+    d.open_shift(Conditions::default(), true).expect("open");
+    sale(&mut d);
+    assert_eq!((mode_of(&path), mode_of(&log)), (0o600, 0o600));
+    drop(d);
+    // A state written by an earlier version was world-readable; the next load tightens both files.
+    for p in [&path, &log] {
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    }
+    Store::file(path.clone())
+        .load()
+        .expect("load")
+        .expect("state");
+    assert_eq!((mode_of(&path), mode_of(&log)), (0o600, 0o600));
+}
