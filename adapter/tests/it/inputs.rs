@@ -376,10 +376,22 @@ async fn resolve_rejects_a_receipt_the_fn_proves_absent() {
     )
     .await;
     s.start_adapter();
-    let (_, health) = s.call("GET", "/v1/health", None, &[]).await;
+    // Wait (bounded) until start-up reconciliation has tried and failed: the fault may only be
+    // cleared after that, or a late first attempt would find the KKT answering and settle the
+    // receipt by itself (seen under load).
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let health = loop {
+        let (_, health) = s.call("GET", "/v1/health", None, &[]).await;
+        let tried = health["kkt"]["unresolved"][0]["stuck"] == json!(true);
+        if tried || std::time::Instant::now() > deadline {
+            break health;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let unresolved = &health["kkt"]["unresolved"][0];
     assert_eq!(
-        health["kkt"]["unresolved"][0]["receipt_id"],
-        json!(id),
+        (&unresolved["receipt_id"], &unresolved["stuck"]),
+        (&json!(id), &json!(true)),
         "{health}"
     );
     s.emu("POST", "/_emu/clear", None).await;
