@@ -123,6 +123,14 @@ pub struct FileSettings {
     /// [default: 259200000, 3 days].
     #[arg(long, env = "ADAPTER_BACKLOG_AGE_ALARM_MS")]
     pub backlog_age_alarm_ms: Option<u64>,
+    /// Synced receipts older than this many days are purged, in bounded batches, hourly; 0 keeps
+    /// them for ever [default: 30].
+    #[arg(long, env = "ADAPTER_RETENTION_DAYS")]
+    pub retention_days: Option<u32>,
+    /// Directory for `POST /v1/admin/backup` copies (a new file per backup, named by the adapter);
+    /// without it the endpoint answers 409 [default: none].
+    #[arg(long, env = "ADAPTER_BACKUP_DIR")]
+    pub backup_dir: Option<PathBuf>,
     /// Log lines as `text` or `json` (one object per line), on stderr [default: text].
     #[arg(long, env = "ADAPTER_LOG_FORMAT", value_enum)]
     pub log_format: Option<LogFormat>,
@@ -187,6 +195,9 @@ pub struct Config {
     pub reconcile_stuck_after: Duration,
     pub reconcile_stuck_attempts: u32,
     pub backlog_age_alarm: Duration,
+    pub backup_dir: Option<PathBuf>,
+    /// Age past which synced receipts are purged; zero = never.
+    pub retention: Duration,
     pub log_format: LogFormat,
     pub shutdown_deadline: Duration,
     pub auth_tokens: Vec<AuthToken>,
@@ -284,6 +295,8 @@ impl FileSettings {
             reconcile_stuck_after_ms,
             reconcile_stuck_attempts,
             backlog_age_alarm_ms,
+            backup_dir,
+            retention_days,
             log_format,
             shutdown_deadline_ms,
             auth_token,
@@ -402,6 +415,8 @@ impl Config {
                 s.backlog_age_alarm_ms,
                 3 * 24 * 3_600_000,
             )?,
+            backup_dir: s.backup_dir,
+            retention: Duration::from_secs(u64::from(s.retention_days.unwrap_or(30)) * 86_400),
             log_format: s.log_format.unwrap_or_default(),
             shutdown_deadline: duration_ms("shutdown_deadline_ms", s.shutdown_deadline_ms, 10_000)?,
             auth_tokens,

@@ -1,12 +1,15 @@
 //! The fiscal adapter as a library: configuration, journal, KKT driver, phase-1 fiscal service, phase-2
 //! OFD sync and the POS HTTP API. `src/main.rs` is a thin wrapper around [`main_entry`].
 
+mod backup_cmd;
 pub mod config;
 pub mod hlc;
 pub mod http;
 pub mod journal;
 pub mod kkt;
 pub mod logging;
+pub mod metrics;
+pub mod retention;
 pub mod sale;
 pub mod service;
 pub mod signals;
@@ -61,6 +64,10 @@ pub enum RunError {
 
 /// Entry point called by the binary.
 pub fn main_entry() -> ExitCode {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "backup") {
+        return backup_cmd::main(args);
+    }
     let cli = Cli::parse();
     // The configuration names the log format, so it is read before logging starts; its errors go
     // to stderr directly.
@@ -151,6 +158,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     let sync = sync::SyncHandle::from_config(&config, journal.clone(), kkt.clone())
         .map_err(|e| RunError::Sync(e.to_string()))?;
     let sync_task = sync.start();
+    let retention = retention::spawn(journal.clone(), config.retention);
     let forward = {
         let (f, s) = (fiscalizer.clone(), sync.clone());
         tokio::spawn(async move {
@@ -188,6 +196,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     tracing::info!("stopping: finishing the device operation in progress");
     reconciler.abort();
     forward.abort();
+    retention.iter().for_each(|t| t.abort());
     sync.stop();
     let _ = sync_task.await;
     // Waiting for the fiscal lock lets a sale already at the KKT finish and be journaled.

@@ -279,6 +279,55 @@ pub struct ResolveRequest {
     pub reason: String,
 }
 
+/// `POST /v1/kkt/buffer/dlq/retry`: retry the listed DLQ documents, or every one (`all`), at most
+/// a bounded number per call. Exactly one of the two is given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DlqRetryRequest {
+    #[serde(default)]
+    pub receipt_ids: Vec<String>,
+    #[serde(default)]
+    pub all: bool,
+}
+
+/// The answer for one id of a bulk DLQ retry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DlqRetryItem {
+    pub receipt_id: String,
+    /// True when the document went back to pending (and took part in the pass).
+    pub retried: bool,
+    /// Why not, as an error code: `not_found` or `not_in_dlq`.
+    pub error: Option<String>,
+    /// Its OFD status after the pass (`synced`, `pending`, `dlq`), when it exists.
+    pub ofd_status: Option<OfdStatus>,
+}
+
+/// `POST /v1/kkt/buffer/dlq/retry` answer: one item per id in request order, the pass's counts,
+/// and how many documents the DLQ still holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DlqRetryResponse {
+    pub results: Vec<DlqRetryItem>,
+    pub synced: u64,
+    pub failed: u64,
+    pub skipped: u64,
+    pub dlq_size: u64,
+}
+
+/// `POST /v1/admin/backup`: an empty body or `{}`. The file goes to the configured backup
+/// directory under a name the adapter picks; a client never names a path on the shop's machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRequest {}
+
+/// `POST /v1/admin/backup` answer: the new file (created 0600) and what the checked copy holds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BackupResponse {
+    /// The file name inside the backup directory.
+    pub file: String,
+    pub pages: u64,
+    pub receipts: u64,
+}
+
 /// How a resolve ended: the FN holds the receipt, or proved it absent (then it is `rejected`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -368,12 +417,16 @@ pub enum ErrorCode {
     InvalidQuery,
     /// The body is not `application/json`.
     UnsupportedMediaType,
+    /// `POST /v1/admin/backup` without a configured backup directory.
+    BackupNotConfigured,
+    /// The backup could not be written or did not check out; details are in the adapter's log.
+    BackupFailed,
     /// Unexpected internal failure; details are in the adapter's log.
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 23] = [
+    pub const ALL: [ErrorCode; 25] = [
         ErrorCode::MalformedBody,
         ErrorCode::InvalidField,
         ErrorCode::IdempotencyKeyMissing,
@@ -396,6 +449,8 @@ impl ErrorCode {
         ErrorCode::HeadersTooLarge,
         ErrorCode::InvalidQuery,
         ErrorCode::UnsupportedMediaType,
+        ErrorCode::BackupNotConfigured,
+        ErrorCode::BackupFailed,
         ErrorCode::Internal,
     ];
 
@@ -424,6 +479,8 @@ impl ErrorCode {
             ErrorCode::HeadersTooLarge => "headers_too_large",
             ErrorCode::InvalidQuery => "invalid_query",
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
+            ErrorCode::BackupNotConfigured => "backup_not_configured",
+            ErrorCode::BackupFailed => "backup_failed",
             ErrorCode::Internal => "internal",
         }
     }
@@ -442,7 +499,8 @@ impl ErrorCode {
             ErrorCode::RequestInProgress
             | ErrorCode::KktRefused
             | ErrorCode::NotInDlq
-            | ErrorCode::NotUnresolved => 409,
+            | ErrorCode::NotUnresolved
+            | ErrorCode::BackupNotConfigured => 409,
             ErrorCode::BodyTooLarge => 413,
             ErrorCode::UriTooLong => 414,
             ErrorCode::UnsupportedMediaType => 415,
@@ -453,7 +511,7 @@ impl ErrorCode {
             | ErrorCode::KktUnavailable
             | ErrorCode::ReconciliationPending
             | ErrorCode::ShuttingDown => 503,
-            ErrorCode::Internal => 500,
+            ErrorCode::Internal | ErrorCode::BackupFailed => 500,
         }
     }
 }

@@ -62,7 +62,8 @@ fn needed_role(route: &str) -> Option<Role> {
         | "/v1/kkt/shift/open"
         | "/v1/kkt/shift/close"
         | "/v1/kkt/status" => Some(Role::Pos),
-        // Resolve, sync, DLQ retry, and any route not listed above (metrics, backup, ...).
+        "/metrics" => Some(Role::Admin),
+        // Resolve, sync, DLQ retry, and any route not listed above (backup, ...).
         _ => Some(Role::Admin),
     }
 }

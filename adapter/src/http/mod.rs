@@ -2,9 +2,11 @@
 //! `adapter-api` and the adapter's inner types; errors go through [`AppError`].
 
 mod auth;
+mod backup;
 mod contract;
 mod convert;
 mod error;
+mod metrics;
 mod request_log;
 mod resolve;
 mod serve;
@@ -63,6 +65,8 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/kkt/buffer/status", get(status::buffer_status))
         .route("/v1/kkt/buffer/sync", post(buffer_sync))
         .route("/v1/kkt/buffer/dlq", get(status::dlq_list))
+        .route("/v1/kkt/buffer/dlq/retry", post(status::dlq_retry_many))
+        .route("/v1/admin/backup", post(backup::backup))
         .route(
             "/v1/kkt/buffer/dlq/{receipt_id}/retry",
             post(status::dlq_retry),
@@ -72,6 +76,7 @@ pub fn app(state: Arc<AppState>) -> Router {
         .route("/v1/kkt/status", get(kkt_status))
         .route("/v1/health", get(status::health))
         .route("/v1/ready", get(status::ready))
+        .route("/metrics", get(metrics::metrics))
         // After every route: the layer covers only routes added before it (auth.rs).
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::new(auth::Auth::new(&state.config)),
@@ -144,9 +149,30 @@ async fn post_receipt(
     let canonical = serde_json::to_string(&request)
         .map_err(|e| AppError::definite(ErrorCode::MalformedBody, e.to_string()))?;
     let hash = hex(&Sha256::digest(canonical.as_bytes()));
-    match state.fiscalizer.submit(key, hash, canonical, sale).await {
+    let result = state.fiscalizer.submit(key, hash, canonical, sale).await;
+    crate::metrics::receipt(receipt_outcome(&result));
+    match result {
         Ok(row) => receipt_answer(&row),
         Err(e) => Err(submit_error(e)),
+    }
+}
+
+/// The `outcome` label of `adapter_receipts_total` for a sale's answer.
+fn receipt_outcome(result: &Result<ReceiptRow, SubmitError>) -> &'static str {
+    match result {
+        Ok(row) => match row.kkt_state {
+            KktState::Fiscalized => "printed",
+            KktState::Rejected => "refused",
+            KktState::Received | KktState::InFlight => "buffered",
+        },
+        Err(SubmitError::KeyReused) => "key_reused",
+        Err(SubmitError::InProgress) => "in_progress",
+        Err(SubmitError::BufferFull(_)) => "buffer_full",
+        Err(SubmitError::JournalUnavailable(_)) => "journal_unavailable",
+        Err(SubmitError::KktRefused { .. }) => "refused",
+        Err(SubmitError::KktUnavailable(_)) => "kkt_unavailable",
+        Err(SubmitError::ReconciliationPending(_)) => "reconciliation_pending",
+        Err(SubmitError::Internal(_)) => "internal",
     }
 }
 

@@ -1,4 +1,5 @@
-//! One info line per HTTP request: method, matched route, status, duration in ms and requester.
+//! One info line per HTTP request: method, matched route, status, duration in ms and requester,
+//! and the same request observed in the request latency histogram of `crate::metrics`.
 //!
 //! [`log_request`] wraps the whole service in `serve.rs`, outside the error contract, so it sees
 //! the answer exactly as it leaves. It cannot see routing, so [`note_route`] (a route layer in
@@ -57,5 +58,6 @@ pub(super) async fn log_request(request: Request, next: Next) -> Response {
         requester,
         "request"
     );
+    crate::metrics::http_request(route, response.status().as_u16(), started.elapsed());
     response
 }

@@ -127,6 +127,14 @@ pub(super) async fn dlq_list(
                 "error_code": r.error_code,
                 "last_error": r.last_error,
                 "retry_count": r.retry_count,
+                "first_attempt_unix_ms": e.first_attempt_ms,
+                "last_attempt_unix_ms": e.last_attempt_ms,
+                "rejections": e.rejections.iter().map(|x| serde_json::json!({
+                    "at_unix_ms": x.at_ms,
+                    "response_code": x.response_code,
+                    "error_code": x.error_code,
+                    "message": x.message,
+                })).collect::<Vec<_>>(),
             })
         })
         .collect();
@@ -153,6 +161,85 @@ pub(super) async fn dlq_retry(
         }
         Err(e) => Err(AppError::indefinite(ErrorCode::Internal, e.to_string())),
     }
+}
+
+/// Documents one bulk retry takes; `all` with a longer DLQ retries the first ones (FN/FD order),
+/// and the answer's `dlq_size` says how many are left for the next call.
+pub(super) const DLQ_RETRY_MAX: usize = 100;
+
+/// `POST /v1/kkt/buffer/dlq/retry`: retry several DLQ documents (`receipt_ids`) or all of them
+/// (`all`), each back to pending in one journal transaction, then one delivery pass.
+pub(super) async fn dlq_retry_many(
+    State(state): State<Arc<AppState>>,
+    body: axum::body::Bytes,
+) -> Result<Json<api::DlqRetryResponse>, AppError> {
+    let request: api::DlqRetryRequest = serde_json::from_slice(&body).map_err(|e| {
+        AppError::definite(ErrorCode::MalformedBody, format!("dlq retry body: {e}"))
+    })?;
+    let ids = match (request.all, request.receipt_ids.len()) {
+        (true, 0) => {
+            let limit = u32::try_from(DLQ_RETRY_MAX).unwrap_or(u32::MAX);
+            let entries = state.sync.dlq_list(limit).await.map_err(journal_error)?;
+            entries.into_iter().map(|e| e.receipt.receipt_id).collect()
+        }
+        (false, 1..=DLQ_RETRY_MAX) => {
+            let mut ids = request.receipt_ids;
+            let mut seen = std::collections::HashSet::new();
+            ids.retain(|id| seen.insert(id.clone()));
+            ids
+        }
+        _ => {
+            return Err(AppError::definite(
+                ErrorCode::InvalidField,
+                format!(
+                    "give either \"all\": true or 1 to {DLQ_RETRY_MAX} \"receipt_ids\", not both"
+                ),
+            ));
+        }
+    };
+    let (answers, pass) = match state.sync.dlq_retry_many(ids.clone()).await {
+        Ok(done) => done,
+        Err(SyncError::Journal(e)) => return Err(journal_error(e)),
+        Err(e) => return Err(AppError::indefinite(ErrorCode::Internal, e.to_string())),
+    };
+    let results = ids
+        .into_iter()
+        .zip(answers)
+        .map(|(receipt_id, answer)| match answer {
+            Ok(row) => api::DlqRetryItem {
+                receipt_id,
+                retried: true,
+                error: None,
+                ofd_status: Some(receipt_response(&row).ofd_status),
+            },
+            Err(e) => api::DlqRetryItem {
+                receipt_id,
+                retried: false,
+                error: Some(
+                    match e {
+                        JournalError::NotFound(_) => ErrorCode::NotFound,
+                        _ => ErrorCode::NotInDlq,
+                    }
+                    .as_str()
+                    .to_string(),
+                ),
+                ofd_status: None,
+            },
+        })
+        .collect();
+    let counts = state
+        .fiscalizer
+        .journal()
+        .counts()
+        .await
+        .map_err(journal_error)?;
+    Ok(Json(api::DlqRetryResponse {
+        results,
+        synced: u64::from(pass.synced),
+        failed: u64::from(pass.failed),
+        skipped: u64::from(pass.skipped),
+        dlq_size: counts.dlq,
+    }))
 }
 
 /// Health is open to every caller: a driver error that names the serial port's path (it cannot be

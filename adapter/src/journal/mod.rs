@@ -11,6 +11,7 @@
 //! documents the OFD has not acknowledged.
 //! **Boundary:** no serde and no knowledge of HTTP or device protocols; callers convert.
 
+mod backup;
 mod error;
 mod invariants;
 mod ops;
@@ -29,11 +30,12 @@ use std::thread::JoinHandle;
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
+pub use backup::{BackupInfo, backup_file};
 pub use error::{JournalError, Result};
 pub use types::{
     AuditEntry, BufferCounts, CheckpointInfo, DlqEntry, DocKind, EffectiveSettings, FiscalData,
     InsertOutcome, KktState, Lease, NewReceipt, OfdExchange, OfdReply, OfdStatus, ReceiptRow,
-    WriterStats,
+    Rejection, WriterStats,
 };
 
 use crate::hlc::{ClockSource, HlcClock, HlcStamp, SystemClock};
@@ -405,6 +407,22 @@ impl Journal {
             .inspect(|row| log_change(row, "dlq_retried"))
     }
 
+    /// Several DLQ retries in one transaction, one answer per id in order: the row back in
+    /// `pending`, or the refusal (`NotFound`, `InvalidTransition`). Fails whole on a storage error.
+    pub async fn dlq_retry_many(
+        &self,
+        receipt_ids: Vec<String>,
+    ) -> Result<Vec<Result<ReceiptRow>>> {
+        let answers = self
+            .write(move |ctx| ops::dlq_retry_many(ctx, &receipt_ids))
+            .await?;
+        answers
+            .iter()
+            .flatten()
+            .for_each(|row| log_change(row, "dlq_retried"));
+        Ok(answers)
+    }
+
     /// Takes the named lease for `ttl_ms`; `None` while someone else holds it.
     pub async fn lease_acquire(
         &self,
@@ -454,6 +472,26 @@ impl Journal {
             .await
             .map_err(|_| JournalError::Closed)?;
         rx.await.map_err(|_| JournalError::Closed)?
+    }
+
+    /// Retention, one bounded batch: deletes up to `batch_len_max` `synced` rows older than
+    /// `age_ms` with their exchange and rejection history; never pending, DLQ, unresolved or
+    /// rejected rows. Returns how many went; call again until it returns less than the batch.
+    pub async fn purge_synced(&self, age_ms: i64, batch_len_max: u32) -> Result<u64> {
+        self.write(move |ctx| ops::purge_synced(ctx, age_ms, batch_len_max))
+            .await
+    }
+
+    /// An online backup to the new file `dest` (created 0600, never overwritten), checked before
+    /// it returns; sales go on meanwhile. See [`backup_file`].
+    pub async fn backup_to(&self, dest: PathBuf) -> Result<BackupInfo> {
+        let (source, busy_ms) = (
+            self.inner.config.path.clone(),
+            self.inner.config.busy_timeout_ms,
+        );
+        tokio::task::spawn_blocking(move || backup_file(&source, &dest, busy_ms))
+            .await
+            .map_err(|e| JournalError::Sqlite(format!("backup task failed: {e}")))?
     }
 
     /// The settings in force on the writer connection (for `/v1/health`).
@@ -534,6 +572,11 @@ impl Journal {
     /// Counts for the buffer status endpoint, from one snapshot.
     pub async fn counts(&self) -> Result<BufferCounts> {
         self.read(read::counts).await
+    }
+
+    /// When the oldest undelivered document of each FN was journaled, Unix ms (for `/metrics`).
+    pub async fn oldest_undelivered_by_fn(&self) -> Result<Vec<(String, i64)>> {
+        self.read(read::oldest_undelivered_by_fn).await
     }
 
     /// The relay state of (FN, FD).

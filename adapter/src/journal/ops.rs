@@ -380,7 +380,44 @@ pub(crate) fn mark_dlq(
                retry_count = retry_count + ?6 WHERE id = ?1";
     let from = [OfdStatus::Pending, OfdStatus::Dlq];
     let extra = (Some(error_code), Some(message), Some(1));
-    set_ofd_status(ctx, fn_number, fd_number, &from, "move to dlq", sql, extra)
+    let before = fiscal_row(ctx, fn_number, fd_number)?.and_then(|r| r.status);
+    let row = set_ofd_status(ctx, fn_number, fd_number, &from, "move to dlq", sql, extra)?;
+    // Marking a DLQ row again (a repeated call after a crash) is no new refusal.
+    if let Some(row) = row.as_ref().filter(|_| before == Some(OfdStatus::Pending)) {
+        let response_code =
+            read::exchange(ctx.conn, fn_number, fd_number)?.and_then(|x| x.response_code);
+        insert_rejection(ctx, &row.receipt_id, response_code, error_code, message)?;
+    }
+    Ok(row)
+}
+
+/// Rejections kept per document; the oldest go first. An operator retries a document by hand, so
+/// reaching the bound means a retry loop, and its first and latest refusals tell the story.
+pub(crate) const REJECTIONS_PER_DOCUMENT_MAX: i64 = 100;
+
+/// Appends one rejection to the document's history and drops any beyond the bound.
+fn insert_rejection(
+    ctx: &mut WriteCtx<'_>,
+    receipt_id: &str,
+    response_code: Option<i64>,
+    error_code: &str,
+    message: &str,
+) -> Result<()> {
+    let now = ctx.stamp().physical_ms() as i64;
+    ctx.conn
+        .prepare_cached(
+            "INSERT INTO delivery_rejection (receipt_id, at, response_code, error_code, message) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+        )?
+        .execute(params![receipt_id, now, response_code, error_code, message])?;
+    ctx.conn
+        .prepare_cached(
+            "DELETE FROM delivery_rejection WHERE receipt_id = ?1 AND seq <= \
+             (SELECT seq FROM delivery_rejection WHERE receipt_id = ?1 \
+              ORDER BY seq DESC LIMIT 1 OFFSET ?2)",
+        )?
+        .execute(params![receipt_id, REJECTIONS_PER_DOCUMENT_MAX])?;
+    Ok(())
 }
 
 /// A failed OFD attempt for a pending document: bump `retry_count`, set the next attempt.
@@ -460,6 +497,65 @@ pub(crate) fn dlq_retry(ctx: &mut WriteCtx<'_>, receipt_id: &str) -> Result<Rece
         )?
         .execute(params![fiscal.fn_number, fiscal.fd_number, now])?;
     reread(ctx, receipt_id)
+}
+
+/// Several DLQ retries in one transaction: each id gets its own answer (the row now pending, or the
+/// refusal: unknown id, not in the DLQ). A refused id changes nothing, so the others still go; a
+/// storage failure fails them all.
+pub(crate) fn dlq_retry_many(
+    ctx: &mut WriteCtx<'_>,
+    receipt_ids: &[String],
+) -> Result<Vec<Result<ReceiptRow>>> {
+    let mut answers = Vec::with_capacity(receipt_ids.len());
+    for id in receipt_ids {
+        match dlq_retry(ctx, id) {
+            Err(e)
+                if !matches!(
+                    e,
+                    JournalError::NotFound(_) | JournalError::InvalidTransition { .. }
+                ) =>
+            {
+                return Err(e);
+            }
+            answer => answers.push(answer),
+        }
+    }
+    Ok(answers)
+}
+
+/// Retention: deletes up to `batch_len_max` `synced` rows last changed more than `age_ms` ago
+/// (by the journal's clock), with their OFD exchange and rejection history. Pending, DLQ,
+/// unresolved and rejected rows are never touched. Returns how many rows went.
+pub(crate) fn purge_synced(ctx: &mut WriteCtx<'_>, age_ms: i64, batch_len_max: u32) -> Result<u64> {
+    let cutoff = (ctx.stamp().physical_ms() as i64).saturating_sub(age_ms);
+    let doomed: Vec<(String, Option<String>, Option<i64>)> = ctx
+        .conn
+        .prepare_cached(
+            "SELECT id, fn_number, fd_number FROM receipts \
+             WHERE status = 'synced' AND updated_at < ?1 ORDER BY updated_at LIMIT ?2",
+        )?
+        .query_map(params![cutoff, batch_len_max], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })?
+        .collect::<rusqlite::Result<_>>()?;
+    for (id, fn_number, fd_number) in &doomed {
+        ctx.conn
+            .prepare_cached("DELETE FROM ofd_exchange WHERE fn_number = ?1 AND fd_number = ?2")?
+            .execute(params![fn_number, fd_number])?;
+        ctx.conn
+            .prepare_cached("DELETE FROM delivery_rejection WHERE receipt_id = ?1")?
+            .execute(params![id])?;
+        let gone = ctx
+            .conn
+            .prepare_cached("DELETE FROM receipts WHERE id = ?1 AND status = 'synced'")?
+            .execute(params![id])?;
+        if gone != 1 {
+            return Err(JournalError::Invariant(format!(
+                "retention: synced row {id} vanished inside its transaction"
+            )));
+        }
+    }
+    Ok(doomed.len() as u64)
 }
 
 /// Takes the named lease if it is free, expired, or already ours. A new holder gets a token

@@ -6,7 +6,7 @@ use super::error::{JournalError, Result};
 use super::schema::META_HLC_HIGH_WATER;
 use super::types::{
     AuditEntry, BufferCounts, DlqEntry, DocKind, FiscalData, KktState, Lease, OfdExchange,
-    OfdStatus, ReceiptRow,
+    OfdStatus, ReceiptRow, Rejection,
 };
 use crate::hlc::HlcStamp;
 
@@ -180,16 +180,50 @@ pub(crate) fn list_dlq(conn: &Connection, limit: u32) -> Result<Vec<DlqEntry>> {
     )?;
     rows.into_iter()
         .map(|receipt| {
-            let response_code = match &receipt.fiscal {
-                Some(f) => exchange(conn, &f.fn_number, f.fd_number)?.and_then(|x| x.response_code),
-                None => None,
+            let (response_code, first_attempt_ms) = match &receipt.fiscal {
+                Some(f) => (
+                    exchange(conn, &f.fn_number, f.fd_number)?.and_then(|x| x.response_code),
+                    exchange_created_at(conn, &f.fn_number, f.fd_number)?,
+                ),
+                None => (None, None),
             };
+            let rejections = rejections_of(conn, &receipt.receipt_id)?;
             Ok(DlqEntry {
+                last_attempt_ms: rejections.last().map(|r| r.at_ms),
+                first_attempt_ms,
                 receipt,
                 response_code,
+                rejections,
             })
         })
         .collect()
+}
+
+/// When the outgoing message of (FN, FD) was first journaled: just before its first send.
+fn exchange_created_at(conn: &Connection, fn_number: &str, fd_number: u32) -> Result<Option<i64>> {
+    Ok(conn
+        .prepare_cached(
+            "SELECT created_at FROM ofd_exchange WHERE fn_number = ?1 AND fd_number = ?2",
+        )?
+        .query_row(rusqlite::params![fn_number, fd_number], |r| r.get(0))
+        .optional()?)
+}
+
+/// The kept rejections of one document, oldest first.
+pub(crate) fn rejections_of(conn: &Connection, receipt_id: &str) -> Result<Vec<Rejection>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT at, response_code, error_code, message FROM delivery_rejection \
+         WHERE receipt_id = ?1 ORDER BY seq",
+    )?;
+    let rows = stmt.query_map([receipt_id], |r| {
+        Ok(Rejection {
+            at_ms: r.get(0)?,
+            response_code: r.get(1)?,
+            error_code: r.get(2)?,
+            message: r.get(3)?,
+        })
+    })?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 /// All buffer counts in one statement (one consistent snapshot).
@@ -222,6 +256,18 @@ pub(crate) fn counts(conn: &Connection) -> Result<BufferCounts> {
             oldest_undelivered_ms: r.get(8)?,
         })
     })?)
+}
+
+/// When the oldest document not yet delivered to the OFD (`pending` or `dlq`) was journaled, Unix
+/// ms, for each FN that has one.
+pub(crate) fn oldest_undelivered_by_fn(conn: &Connection) -> Result<Vec<(String, i64)>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT fn_number, min(created_at) FROM receipts
+         WHERE status IN ('pending', 'dlq') AND fn_number IS NOT NULL
+         GROUP BY fn_number ORDER BY fn_number",
+    )?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
 /// Documents not yet delivered: what the capacity limit counts.

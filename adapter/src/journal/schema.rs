@@ -11,7 +11,7 @@ use super::types::EffectiveSettings;
 
 /// Schema migrations; migration `i` takes the file from `user_version = i` to `i + 1`.
 /// Append only: a released migration is never edited.
-const MIGRATIONS: &[&str] = &[V1, V2];
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Version 1: receipts (phase 1), ofd_exchange and sync_lease (phase 2), meta.
 const V1: &str = "
@@ -89,6 +89,20 @@ CREATE TABLE audit (
     reason      TEXT NOT NULL
 );
 CREATE INDEX audit_receipt ON audit (receipt_id);
+";
+
+/// Version 3: every definite OFD refusal of a document, kept across operator retries (a retry
+/// clears the reply in `ofd_exchange`, which held the only copy of the response code before).
+const V3: &str = "
+CREATE TABLE delivery_rejection (
+    seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+    receipt_id     TEXT NOT NULL,
+    at             INTEGER NOT NULL,
+    response_code  INTEGER,
+    error_code     TEXT NOT NULL,
+    message        TEXT NOT NULL
+);
+CREATE INDEX delivery_rejection_receipt ON delivery_rejection (receipt_id, seq);
 ";
 
 /// The `meta` key holding the HLC high-water mark.

@@ -267,6 +267,25 @@ pub struct DlqEntry {
     pub receipt: ReceiptRow,
     /// The OFD's response code from `ofd_exchange` (absent for local failures).
     pub response_code: Option<i64>,
+    /// When the relay journaled the outgoing message, just before its first send, Unix ms.
+    pub first_attempt_ms: Option<i64>,
+    /// When the last rejection was journaled, Unix ms.
+    pub last_attempt_ms: Option<i64>,
+    /// Every rejection kept (oldest first, at most the journal's per-document bound).
+    pub rejections: Vec<Rejection>,
+}
+
+/// One definite refusal of a document by the OFD (`delivery_rejection` table), kept when an
+/// operator's retry clears the reply, so the history of a document survives its retries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejection {
+    /// When it was journaled, Unix ms.
+    pub at_ms: i64,
+    /// The OFD's response code, when the OFD answered.
+    pub response_code: Option<i64>,
+    /// The stable error code the relay gave it (`ofd_14`).
+    pub error_code: String,
+    pub message: String,
 }
 
 /// One operator action in the audit trail (`audit` table).

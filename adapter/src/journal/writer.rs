@@ -288,7 +288,9 @@ impl Writer {
                 META_HLC_HIGH_WATER,
                 self.clock.high_water().as_i64()
             ])?;
+        let started = std::time::Instant::now();
         self.conn.execute_batch("COMMIT")?;
+        crate::metrics::journal_commit(started.elapsed());
         Ok(())
     }
 }

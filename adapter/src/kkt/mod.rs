@@ -62,6 +62,22 @@ impl KktError {
         }
     }
 
+    /// The `code` label of the KKT error counter: the device's error byte in hex, or the kind
+    /// of failure when the device gave none.
+    pub fn metric_code(&self) -> String {
+        match self {
+            KktError::Device { error, .. } => format!("{:02X}", error.code()),
+            KktError::Open { .. } => "open".to_owned(),
+            KktError::Io(_) => "io".to_owned(),
+            KktError::Link(LinkFailure::NotDelivered(_)) => "not_delivered".to_owned(),
+            KktError::Link(LinkFailure::Indeterminate(_)) => "indeterminate".to_owned(),
+            KktError::Encode(_) => "encode".to_owned(),
+            KktError::Protocol(_) => "protocol".to_owned(),
+            KktError::Interfered { .. } => "interfered".to_owned(),
+            KktError::Stopped => "stopped".to_owned(),
+        }
+    }
+
     /// The device error byte, when the device answered with one.
     pub fn device_error(&self) -> Option<DeviceError> {
         match self {
@@ -101,6 +117,18 @@ impl Kkt {
     /// "busy" (still printing the previous command) is asked again after a short pause, a bounded
     /// number of times: it did not execute the command, so repeating it is safe.
     pub fn call(&mut self, req: &Request) -> Result<Answer, KktError> {
+        let started = std::time::Instant::now();
+        let result = self.call_retrying_busy(req);
+        let error_code = result.as_ref().err().map(KktError::metric_code);
+        crate::metrics::kkt_command(
+            &req.code().to_string(),
+            started.elapsed(),
+            error_code.as_deref(),
+        );
+        result
+    }
+
+    fn call_retrying_busy(&mut self, req: &Request) -> Result<Answer, KktError> {
         let mut attempt = 0;
         loop {
             match self.call_once(req) {

@@ -485,6 +485,49 @@ impl SyncHandle {
         Ok((row, result))
     }
 
+    /// Retries several DLQ documents (each back to pending, in one journal transaction), then runs
+    /// one pass for all of them. One answer per id, in order: the row after the pass, or why the
+    /// id was not retried (`NotFound`, `InvalidTransition`).
+    pub async fn dlq_retry_many(
+        &self,
+        receipt_ids: Vec<String>,
+    ) -> Result<(Vec<Result<ReceiptRow, JournalError>>, SyncResult), SyncError> {
+        let answers = {
+            let mut mem = self.shared.pass.lock().await;
+            let answers = self.shared.journal.dlq_retry_many(receipt_ids).await?;
+            mem.doc_failures = None;
+            let head = locked(&self.shared.dlq_head).clone();
+            let retried_head = head.is_some_and(|h| {
+                answers.iter().flatten().any(|row| {
+                    row.fiscal
+                        .as_ref()
+                        .is_some_and(|f| h.fn_number == f.fn_number && h.fd == f.fd_number)
+                })
+            });
+            if retried_head {
+                self.shared.set_stuck_head(None);
+            }
+            answers
+        };
+        let result = self
+            .shared
+            .run_pass(PassKind::Manual { force: false })
+            .await?;
+        let mut after = Vec::with_capacity(answers.len());
+        for answer in answers {
+            after.push(match answer {
+                Ok(row) => Ok(self
+                    .shared
+                    .journal
+                    .get_by_id(&row.receipt_id)
+                    .await?
+                    .unwrap_or(row)),
+                Err(e) => Err(e),
+            });
+        }
+        Ok((after, result))
+    }
+
     /// The journal this worker relays for.
     pub fn journal(&self) -> &Journal {
         &self.shared.journal

@@ -74,10 +74,19 @@ impl Credential {
 #[case::buffer_sync("POST", "/v1/kkt/buffer/sync", None, Needs::Admin, 200)]
 #[case::dlq_list("GET", "/v1/kkt/buffer/dlq", None, Needs::Pos, 200)]
 #[case::dlq_retry("POST", "/v1/kkt/buffer/dlq/none/retry", None, Needs::Admin, 404)]
+#[case::dlq_retry_many(
+    "POST",
+    "/v1/kkt/buffer/dlq/retry",
+    Some(json!({"receipt_ids": ["none"]})),
+    Needs::Admin,
+    200
+)]
+#[case::backup_unconfigured("POST", "/v1/admin/backup", None, Needs::Admin, 409)]
 #[case::shift_open("POST", "/v1/kkt/shift/open", None, Needs::Pos, 200)]
 #[case::kkt_status("GET", "/v1/kkt/status", None, Needs::Pos, 200)]
 #[case::health("GET", "/v1/health", None, Needs::Nothing, 200)]
 #[case::ready("GET", "/v1/ready", None, Needs::Nothing, 200)]
+#[case::metrics("GET", "/metrics", None, Needs::Admin, 200)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_by_credential(
     #[case] method: &str,

@@ -2,11 +2,14 @@
 //! ofd-mock, both hosted in-process; the adapter runs as a child process so it can be SIGKILLed.
 
 mod auth;
+mod backup;
 mod contract;
 mod crash_loop;
+mod deploy;
 mod generated;
 mod harness;
 mod inputs;
+mod metrics;
 mod operations;
 mod phase1;
 mod phase2;

@@ -153,6 +153,124 @@ async fn a_refused_head_shows_in_health_and_buffer_status_until_a_retry_delivers
     assert_eq!((code, e["code"].clone()), (404, json!("not_found")), "{e}");
 }
 
+/// The DLQ list of a stack whose only DLQ document is the refused head.
+async fn dlq_head(s: &Stack) -> Value {
+    let (code, dlq) = s.call("GET", "/v1/kkt/buffer/dlq", None, &[]).await;
+    assert_eq!((code, dlq["dlq_size"].clone()), (200, json!(1)), "{dlq}");
+    dlq["documents"][0].clone()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dlq_keeps_every_rejection_and_a_bulk_retry_answers_per_id() {
+    let s =
+        Stack::with_adapter(&["--sync-interval-ms", "600000", "--probe-when-idle", "false"]).await;
+    s.mock(
+        "POST",
+        "/_mock/mode",
+        Some(json!({"mode": "reject", "code": 14})),
+    )
+    .await;
+    sell(&s, "bulk", 2).await;
+    s.call("POST", "/v1/kkt/buffer/sync?force=true", None, &[])
+        .await;
+    let doc = dlq_head(&s).await;
+    let id = doc["receipt_id"].as_str().expect("id").to_string();
+    // Refused again after a retry of it by the bulk route: both refusals are listed.
+    s.mock(
+        "POST",
+        "/_mock/mode",
+        Some(json!({"mode": "reject", "code": 15})),
+    )
+    .await;
+    let (code, r) = s
+        .call(
+            "POST",
+            "/v1/kkt/buffer/dlq/retry",
+            Some(json!({"receipt_ids": [id, "nope"]})),
+            &[],
+        )
+        .await;
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(
+        r["results"],
+        json!([
+            {"receipt_id": id, "retried": true, "error": null, "ofd_status": "dlq"},
+            {"receipt_id": "nope", "retried": false, "error": "not_found", "ofd_status": null},
+        ]),
+        "{r}"
+    );
+    assert_eq!(
+        (r["failed"].clone(), r["dlq_size"].clone()),
+        (json!(1), json!(1)),
+        "{r}"
+    );
+    let doc = dlq_head(&s).await;
+    let codes: Vec<_> = doc["rejections"]
+        .as_array()
+        .expect("rejections")
+        .iter()
+        .map(|x| (x["response_code"].clone(), x["error_code"].clone()))
+        .collect();
+    assert_eq!(codes.len(), 2, "{doc}");
+    assert_eq!(
+        (&codes[0].0, &codes[1].0),
+        (&json!(14), &json!(15)),
+        "{doc}"
+    );
+    assert_eq!(
+        (doc["response_code"].clone(), doc["retry_count"].clone()),
+        (json!(15), json!(2)),
+        "{doc}"
+    );
+    let first = doc["first_attempt_unix_ms"].as_i64().expect("first");
+    let last = doc["last_attempt_unix_ms"].as_i64().expect("last");
+    assert!(first > 0 && first <= last, "{doc}");
+    assert_eq!(doc["rejections"][1]["at_unix_ms"], last, "{doc}");
+
+    // Bad bodies are definite 400s and retry nothing.
+    let too_many: Vec<String> = (0..101).map(|i| format!("id-{i}")).collect();
+    for body in [
+        json!({}),
+        json!({"all": true, "receipt_ids": [id]}),
+        json!({"receipt_ids": too_many}),
+        json!({"all": "yes"}),
+    ] {
+        let (code, e) = s
+            .call("POST", "/v1/kkt/buffer/dlq/retry", Some(body.clone()), &[])
+            .await;
+        assert_eq!(
+            (code, e["definite"].clone()),
+            (400, json!(true)),
+            "{body} -> {e}"
+        );
+    }
+    assert_eq!(dlq_head(&s).await["retry_count"], 2);
+
+    s.mock("POST", "/_mock/mode", Some(json!({"mode": "online"})))
+        .await;
+    let (code, r) = s
+        .call(
+            "POST",
+            "/v1/kkt/buffer/dlq/retry",
+            Some(json!({"all": true})),
+            &[],
+        )
+        .await;
+    assert_eq!(code, 200, "{r}");
+    assert_eq!(
+        (
+            r["results"][0]["retried"].clone(),
+            r["results"][0]["ofd_status"].clone(),
+            r["synced"].clone(),
+            r["dlq_size"].clone()
+        ),
+        (json!(true), json!("synced"), json!(3), json!(0)),
+        "{r}"
+    );
+    let st = wait_pending(&s, 0, Duration::from_secs(5)).await;
+    assert_eq!(st["synced"], 3, "{st}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_old_backlog_raises_the_age_alarm_in_health() {
     // An alarm after 1 ms: any undelivered document is past it.

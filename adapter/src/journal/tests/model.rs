@@ -75,6 +75,8 @@ struct MRow {
     error_code: Option<String>,
     /// Taken from the journal's answer at insert; it must never change afterwards.
     created_at_ms: i64,
+    /// Moves from pending to the DLQ: each keeps one `delivery_rejection` row, across retries.
+    rejections: i64,
 }
 
 #[derive(Debug, Default)]
@@ -135,6 +137,7 @@ impl Model {
             fd: Some(fd),
             error_code: None,
             created_at_ms: row.created_at_ms,
+            rejections: 0,
         };
         Out::Changed
     }
@@ -202,6 +205,7 @@ async fn step(f: &Fixture, m: &mut Model, op: &Op) -> (Out, Out, Option<ReceiptR
                         fd: None,
                         error_code: None,
                         created_at_ms: o.row().created_at_ms,
+                        rejections: 0,
                     },
                 );
             }
@@ -268,6 +272,7 @@ async fn step(f: &Fixture, m: &mut Model, op: &Op) -> (Out, Out, Option<ReceiptR
                         fd: Some(fd),
                         error_code: None,
                         created_at_ms: o.row().created_at_ms,
+                        rejections: 0,
                     },
                 );
             }
@@ -290,6 +295,7 @@ async fn step(f: &Fixture, m: &mut Model, op: &Op) -> (Out, Out, Option<ReceiptR
         Op::Dlq(fd) => {
             let fd = u32::from(fd);
             let expected = m.ofd(fd, &[OfdStatus::Pending, OfdStatus::Dlq], |r| {
+                r.rejections += i64::from(r.status == Some(OfdStatus::Pending));
                 r.status = Some(OfdStatus::Dlq);
                 r.error_code = Some("ofd_14".into());
                 r.retry_count += 1;
@@ -339,6 +345,10 @@ async fn compare_all(f: &Fixture, m: &Model) -> Result<(), TestCaseError> {
             fd: row.fiscal.as_ref().map(|x| x.fd_number),
             error_code: row.error_code.clone(),
             created_at_ms: row.created_at_ms,
+            rejections: f.sql_i64(&format!(
+                "SELECT count(*) FROM delivery_rejection WHERE receipt_id = '{}'",
+                row.receipt_id
+            )),
         };
         prop_assert_eq!(&got, expected, "row {}", k);
     }

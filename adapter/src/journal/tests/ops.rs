@@ -38,7 +38,7 @@ async fn open_applies_durability_pragmas_on_the_writer_connection() {
         ),
         ("wal", "full", 7)
     );
-    assert_eq!((s.busy_timeout_ms, s.schema_version), (5_000, 2));
+    assert_eq!((s.busy_timeout_ms, s.schema_version), (5_000, 3));
     let unsafe_f = Fixture::with(|c| c.unsafe_synchronous_normal = true).await;
     let s = unsafe_f
         .journal
@@ -270,6 +270,18 @@ async fn delivery_failures_dlq_and_retry() {
         (dlq[0].response_code, dlq[0].receipt.error_code.as_deref()),
         (Some(14), Some("ofd_14"))
     );
+    let first = dlq[0].first_attempt_ms.expect("first attempt");
+    assert_eq!(dlq[0].rejections.len(), 1);
+    assert_eq!(
+        (
+            dlq[0].rejections[0].response_code,
+            dlq[0].rejections[0].error_code.as_str(),
+            dlq[0].rejections[0].message.as_str()
+        ),
+        (Some(14), "ofd_14", "format check failed")
+    );
+    assert_eq!(dlq[0].last_attempt_ms, Some(dlq[0].rejections[0].at_ms));
+    assert!(first <= dlq[0].rejections[0].at_ms);
     assert_eq!(
         f.sql_i64("SELECT count(*) FROM receipts WHERE status='pending'"),
         0
@@ -296,6 +308,193 @@ async fn delivery_failures_dlq_and_retry() {
         f.journal.mark_synced(FN, 999, None).await.expect("foreign"),
         None
     );
+}
+
+/// Refuses document `fd` with OFD response `code` (the reply journaled, then the move to the DLQ).
+async fn refuse(f: &Fixture, fd: u32, code: i64, message: &str) {
+    let reply = OfdReply {
+        reply: vec![1],
+        response_code: code,
+        operator_sign: None,
+    };
+    f.journal
+        .record_ofd_reply(FN, fd, reply, None)
+        .await
+        .expect("reply");
+    let moved = f
+        .journal
+        .mark_dlq(FN, fd, &format!("ofd_{code}"), message, None)
+        .await;
+    assert!(moved.expect("dlq").is_some());
+}
+
+#[tokio::test]
+async fn every_rejection_is_kept_across_retries_and_a_bulk_retry_answers_per_id() {
+    let f = Fixture::new().await;
+    let a = fiscalized(&f, "a", 31).await;
+    let b = fiscalized(&f, "b", 32).await;
+    let synced = fiscalized(&f, "c", 33).await;
+    for fd in [31, 32] {
+        f.journal
+            .record_ofd_outgoing(FN, fd, vec![fd as u8; 4])
+            .await
+            .expect("outgoing");
+    }
+    f.journal.mark_synced(FN, 33, None).await.expect("synced");
+    refuse(&f, 31, 14, "format check failed").await;
+    f.clock.advance(5_000);
+    f.journal.dlq_retry(&a.receipt_id).await.expect("retry");
+    f.clock.advance(5_000);
+    refuse(&f, 31, 15, "signature check failed").await;
+    // Marking a DLQ row again is not a new refusal.
+    f.journal
+        .mark_dlq(FN, 31, "ofd_15", "signature check failed", None)
+        .await
+        .expect("again");
+    refuse(&f, 32, 14, "format check failed").await;
+
+    let dlq = f.journal.list_dlq(10).await.expect("dlq");
+    let history: Vec<_> = dlq[0]
+        .rejections
+        .iter()
+        .map(|r| (r.response_code, r.error_code.as_str(), r.message.as_str()))
+        .collect();
+    assert_eq!(
+        history,
+        [
+            (Some(14), "ofd_14", "format check failed"),
+            (Some(15), "ofd_15", "signature check failed")
+        ]
+    );
+    let (first, last) = (dlq[0].rejections[0].at_ms, dlq[0].rejections[1].at_ms);
+    assert!(last >= first + 10_000, "{first} {last}");
+    assert_eq!(dlq[0].last_attempt_ms, Some(last));
+    assert!(dlq[0].first_attempt_ms.is_some_and(|t| t <= first));
+    assert_eq!(dlq[1].rejections.len(), 1);
+
+    let ids = [&a.receipt_id, "nope", &synced.receipt_id, &b.receipt_id]
+        .map(str::to_string)
+        .to_vec();
+    let answers = f.journal.dlq_retry_many(ids).await.expect("bulk");
+    let shape: Vec<_> = answers
+        .iter()
+        .map(|a| match a {
+            Ok(row) => Ok(row.status),
+            Err(JournalError::NotFound(_)) => Err("not found"),
+            Err(JournalError::InvalidTransition { .. }) => Err("not in dlq"),
+            Err(e) => panic!("{e}"),
+        })
+        .collect();
+    assert_eq!(
+        shape,
+        [
+            Ok(Some(OfdStatus::Pending)),
+            Err("not found"),
+            Err("not in dlq"),
+            Ok(Some(OfdStatus::Pending))
+        ]
+    );
+    assert_eq!(f.journal.counts().await.expect("counts").dlq, 0);
+    // The history stays after the retry cleared the reply.
+    let kept = f.sql_i64("SELECT count(*) FROM delivery_rejection");
+    assert_eq!(kept, 3);
+}
+
+#[tokio::test]
+async fn the_rejections_of_one_document_are_bounded() {
+    let f = Fixture::new().await;
+    let a = fiscalized(&f, "a", 41).await;
+    f.journal
+        .record_ofd_outgoing(FN, 41, vec![1; 4])
+        .await
+        .expect("outgoing");
+    let bound = crate::journal::ops::REJECTIONS_PER_DOCUMENT_MAX;
+    for i in 0..bound + 3 {
+        refuse(&f, 41, 14, &format!("refusal {i}")).await;
+        f.journal.dlq_retry(&a.receipt_id).await.expect("retry");
+    }
+    let kept = f.sql_i64("SELECT count(*) FROM delivery_rejection");
+    assert_eq!(kept, bound);
+    refuse(&f, 41, 14, "last").await;
+    let dlq = f.journal.list_dlq(10).await.expect("dlq");
+    let messages: Vec<_> = dlq[0]
+        .rejections
+        .iter()
+        .map(|r| r.message.as_str())
+        .collect();
+    assert_eq!(messages.first(), Some(&"refusal 4"));
+    assert_eq!(messages.last(), Some(&"last"));
+}
+
+#[tokio::test]
+async fn retention_purges_only_old_synced_rows_in_bounded_batches() {
+    const DAY_MS: u64 = 86_400_000;
+    let age_ms = 30 * DAY_MS as i64;
+    let f = Fixture::new().await;
+    let mut old_synced = Vec::new();
+    for fd in [50, 51] {
+        old_synced.push(fiscalized(&f, &format!("synced-{fd}"), fd).await.receipt_id);
+        f.journal
+            .record_ofd_outgoing(FN, fd, vec![1; 4])
+            .await
+            .expect("outgoing");
+        f.journal.mark_synced(FN, fd, None).await.expect("synced");
+    }
+    let pending = fiscalized(&f, "pending", 52).await;
+    let dlq = fiscalized(&f, "dlq", 53).await;
+    f.journal
+        .record_ofd_outgoing(FN, 53, vec![1; 4])
+        .await
+        .expect("outgoing");
+    refuse(&f, 53, 14, "format").await;
+    let unresolved = inserted(&f, "unresolved").await;
+    let rejected = inserted(&f, "rejected").await;
+    f.journal
+        .mark_rejected(&rejected.receipt_id, "kkt_paper", "paper out")
+        .await
+        .expect("rejected");
+    // Exactly 30 days on: nothing is past the age yet.
+    f.clock.advance(30 * DAY_MS - 1_000);
+    assert_eq!(f.journal.purge_synced(age_ms, 10).await.expect("purge"), 0);
+    f.clock.advance(DAY_MS);
+    let fresh = fiscalized(&f, "fresh", 54).await;
+    f.journal.mark_synced(FN, 54, None).await.expect("synced");
+
+    let batches: Vec<u64> = {
+        let mut v = Vec::new();
+        for _ in 0..3 {
+            v.push(f.journal.purge_synced(age_ms, 1).await.expect("purge"));
+        }
+        v
+    };
+    assert_eq!(
+        batches,
+        [1, 1, 0],
+        "one row per batch of one, then none left"
+    );
+    for id in &old_synced {
+        assert_eq!(f.journal.get_by_id(id).await.expect("read"), None, "{id}");
+    }
+    for id in [
+        &pending.receipt_id,
+        &dlq.receipt_id,
+        &unresolved.receipt_id,
+        &rejected.receipt_id,
+        &fresh.receipt_id,
+    ] {
+        assert!(
+            f.journal.get_by_id(id).await.expect("read").is_some(),
+            "{id}"
+        );
+    }
+    assert_eq!(
+        f.sql_i64("SELECT count(*) FROM ofd_exchange WHERE fd_number IN (50, 51)"),
+        0
+    );
+    assert_eq!(f.sql_i64("SELECT count(*) FROM delivery_rejection"), 1);
+    f.journal.check_invariants().await.expect("invariants");
+    let counts = f.journal.counts().await.expect("counts");
+    assert_eq!((counts.synced, counts.pending, counts.dlq), (1, 1, 1));
 }
 
 #[tokio::test]
