@@ -444,6 +444,20 @@ pub(crate) fn record_delivery_failure(
     )
 }
 
+/// Forgets the OFD's journaled reply for (FN, FD), so the relay sends the journaled outgoing
+/// message again. Only for a reply the FN never took (refused, or a definite OFD rejection that
+/// was never written), so `written_to_fn` ends 0 either way.
+fn forget_reply(ctx: &WriteCtx<'_>, fn_number: &str, fd_number: u32, now_ms: i64) -> Result<()> {
+    ctx.conn
+        .prepare_cached(
+            "UPDATE ofd_exchange SET reply = NULL, response_code = NULL, operator_sign = NULL, \
+             replied_at = NULL, written_to_fn = 0, updated_at = ?3 \
+             WHERE fn_number = ?1 AND fd_number = ?2",
+        )?
+        .execute(params![fn_number, fd_number, now_ms])?;
+    Ok(())
+}
+
 /// The FN refused the journaled reply (its acknowledgement check failed): the reply is dropped so
 /// the next attempt asks the OFD again, and the failure counts as an attempt of the pending row.
 /// Nothing reached the FN, so forgetting the reply loses nothing; the OFD answers a resend of
@@ -464,12 +478,7 @@ pub(crate) fn discard_ofd_reply(
         });
     }
     let now = ctx.stamp().physical_ms() as i64;
-    ctx.conn
-        .prepare_cached(
-            "UPDATE ofd_exchange SET reply = NULL, response_code = NULL, operator_sign = NULL, \
-             replied_at = NULL, updated_at = ?3 WHERE fn_number = ?1 AND fd_number = ?2",
-        )?
-        .execute(params![fn_number, fd_number, now])?;
+    forget_reply(ctx, fn_number, fd_number, now)?;
     record_delivery_failure(ctx, fn_number, fd_number, message, next_attempt_at_ms)
 }
 
@@ -489,13 +498,7 @@ pub(crate) fn dlq_retry(ctx: &mut WriteCtx<'_>, receipt_id: &str) -> Result<Rece
              error_code = NULL, hlc = ?2, updated_at = ?3 WHERE id = ?1",
         )?
         .execute(params![receipt_id, stamp.as_i64(), now])?;
-    ctx.conn
-        .prepare_cached(
-            "UPDATE ofd_exchange SET reply = NULL, response_code = NULL, operator_sign = NULL, \
-             replied_at = NULL, written_to_fn = 0, updated_at = ?3 \
-             WHERE fn_number = ?1 AND fd_number = ?2",
-        )?
-        .execute(params![fiscal.fn_number, fiscal.fd_number, now])?;
+    forget_reply(ctx, &fiscal.fn_number, fiscal.fd_number, now)?;
     reread(ctx, receipt_id)
 }
 

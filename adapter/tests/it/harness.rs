@@ -63,6 +63,24 @@ impl Stack {
         s
     }
 
+    /// An adapter whose OFD relay runs only when asked (`POST /v1/kkt/buffer/sync`): a ten-minute
+    /// interval and no idle probes, so a test decides every attempt the mock sees.
+    pub async fn with_manual_sync() -> Stack {
+        Stack::with_adapter(&["--sync-interval-ms", "600000", "--probe-when-idle", "false"]).await
+    }
+
+    /// [`Stack::with_manual_sync`] with the mock OFD refusing every document with code 14.
+    pub async fn with_manual_sync_and_a_rejecting_ofd() -> Stack {
+        let s = Stack::with_manual_sync().await;
+        s.mock(
+            "POST",
+            "/_mock/mode",
+            Some(json!({"mode": "reject", "code": 14})),
+        )
+        .await;
+        s
+    }
+
     /// Like [`Stack::with_adapter`], with the adapter logging at `filter` (a `RUST_LOG` value).
     pub async fn with_adapter_logging(args: &[&str], filter: &str) -> Stack {
         let mut s = Stack::new().await;

@@ -95,8 +95,7 @@ async fn metrics_need_the_admin_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_backlog_rises_while_offline_and_drains_after_a_sync() {
     // A long interval: only the manual sync delivers.
-    let s =
-        Stack::with_adapter(&["--sync-interval-ms", "600000", "--probe-when-idle", "false"]).await;
+    let s = Stack::with_manual_sync().await;
     let (code, before) = scrape(&s, None).await;
     assert_eq!(
         code, 200,
@@ -235,14 +234,7 @@ async fn a_device_refusal_counts_as_refused_and_as_a_kkt_error_by_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_head_shows_as_dlq_size_and_stuck_head() {
-    let s =
-        Stack::with_adapter(&["--sync-interval-ms", "600000", "--probe-when-idle", "false"]).await;
-    s.mock(
-        "POST",
-        "/_mock/mode",
-        Some(json!({"mode": "reject", "code": 14})),
-    )
-    .await;
+    let s = Stack::with_manual_sync_and_a_rejecting_ofd().await;
     let (code, r) = s.post_receipt(bread("dlq-1")).await;
     assert_eq!(code, 200, "{r}");
     let (_, before) = scrape(&s, None).await;

@@ -23,8 +23,7 @@ async fn wait_pending(s: &Stack, pending: u64, timeout: Duration) -> Value {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn offline_sales_succeed_then_a_manual_sync_delivers_each_once() {
     // A long interval: only the manual sync delivers.
-    let s =
-        Stack::with_adapter(&["--sync-interval-ms", "600000", "--probe-when-idle", "false"]).await;
+    let s = Stack::with_manual_sync().await;
     s.mock("POST", "/set_mode", Some(json!({"mode": "offline"})))
         .await;
     sell(&s, "off", 3).await;
@@ -55,14 +54,7 @@ async fn offline_sales_succeed_then_a_manual_sync_delivers_each_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_head_shows_in_health_and_buffer_status_until_a_retry_delivers_everything() {
-    let s =
-        Stack::with_adapter(&["--sync-interval-ms", "600000", "--probe-when-idle", "false"]).await;
-    s.mock(
-        "POST",
-        "/_mock/mode",
-        Some(json!({"mode": "reject", "code": 14})),
-    )
-    .await;
+    let s = Stack::with_manual_sync_and_a_rejecting_ofd().await;
     sell(&s, "rej", 2).await;
     // The shift-open report at the head of the FN's queue is refused: one attempt, then nothing
     // behind it moves.
@@ -162,14 +154,7 @@ async fn dlq_head(s: &Stack) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dlq_keeps_every_rejection_and_a_bulk_retry_answers_per_id() {
-    let s =
-        Stack::with_adapter(&["--sync-interval-ms", "600000", "--probe-when-idle", "false"]).await;
-    s.mock(
-        "POST",
-        "/_mock/mode",
-        Some(json!({"mode": "reject", "code": 14})),
-    )
-    .await;
+    let s = Stack::with_manual_sync_and_a_rejecting_ofd().await;
     sell(&s, "bulk", 2).await;
     s.call("POST", "/v1/kkt/buffer/sync?force=true", None, &[])
         .await;
