@@ -138,6 +138,27 @@ pub struct FileSettings {
     /// in ms [default: 10000].
     #[arg(long, env = "ADAPTER_SHUTDOWN_DEADLINE_MS")]
     pub shutdown_deadline_ms: Option<u64>,
+    /// A client must send a whole request head within this time, and an idle keep-alive
+    /// connection is closed after it, in ms [default: 10000].
+    #[arg(long, env = "ADAPTER_HEADER_READ_TIMEOUT_MS")]
+    pub header_read_timeout_ms: Option<u64>,
+    /// A request body must arrive in full within this time after its head, or the answer is 408
+    /// `request_timeout` and nothing is done, in ms [default: 10000].
+    #[arg(long, env = "ADAPTER_BODY_READ_TIMEOUT_MS")]
+    pub body_read_timeout_ms: Option<u64>,
+    /// Open client connections. At the bound a new connection closes the oldest one that has no
+    /// request in progress (a slow or idle client); when every one has, the new one gets 503
+    /// `overloaded` with `Retry-After`. Keep it well below the open-file limit [default: 512].
+    #[arg(long, env = "ADAPTER_MAX_CONNECTIONS")]
+    pub max_connections: Option<u32>,
+    /// Requests served at the same time; one more gets 503 `overloaded` with `Retry-After`
+    /// [default: 64].
+    #[arg(long, env = "ADAPTER_MAX_CONCURRENT_REQUESTS")]
+    pub max_concurrent_requests: Option<u32>,
+    /// Requests per second each token may make (bursts up to the same number); one more gets
+    /// 429 `rate_limited` with `Retry-After`; 0 = no limit [default: 0].
+    #[arg(long, env = "ADAPTER_TOKEN_RATE_LIMIT")]
+    pub token_rate_limit: Option<u32>,
     /// An API token `NAME:ROLE:SECRET` (role `pos` or `admin`); repeat the flag, or separate
     /// several with commas in the variable. Clients send `Authorization: Bearer SECRET`.
     #[arg(
@@ -200,6 +221,12 @@ pub struct Config {
     pub retention: Duration,
     pub log_format: LogFormat,
     pub shutdown_deadline: Duration,
+    pub header_read_timeout: Duration,
+    pub body_read_timeout: Duration,
+    pub max_connections: u32,
+    pub max_concurrent_requests: u32,
+    /// Requests per second per token; `None` = no limit.
+    pub token_rate_limit: Option<u32>,
     pub auth_tokens: Vec<AuthToken>,
     /// Origins whose browser requests are served, lower case, without a trailing slash.
     pub allowed_origins: Vec<String>,
@@ -299,6 +326,11 @@ impl FileSettings {
             retention_days,
             log_format,
             shutdown_deadline_ms,
+            header_read_timeout_ms,
+            body_read_timeout_ms,
+            max_connections,
+            max_concurrent_requests,
+            token_rate_limit,
             auth_token,
             auth_tokens_file,
             auth,
@@ -419,6 +451,19 @@ impl Config {
             retention: Duration::from_secs(u64::from(s.retention_days.unwrap_or(30)) * 86_400),
             log_format: s.log_format.unwrap_or_default(),
             shutdown_deadline: duration_ms("shutdown_deadline_ms", s.shutdown_deadline_ms, 10_000)?,
+            header_read_timeout: duration_ms(
+                "header_read_timeout_ms",
+                s.header_read_timeout_ms,
+                10_000,
+            )?,
+            body_read_timeout: duration_ms("body_read_timeout_ms", s.body_read_timeout_ms, 10_000)?,
+            max_connections: count("max_connections", s.max_connections, 512)?,
+            max_concurrent_requests: count(
+                "max_concurrent_requests",
+                s.max_concurrent_requests,
+                64,
+            )?,
+            token_rate_limit: s.token_rate_limit.filter(|r| *r > 0),
             auth_tokens,
             allowed_origins,
         };

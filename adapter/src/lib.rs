@@ -188,7 +188,9 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         http::app(state),
         http::ServeConfig {
             shutdown_deadline: config.shutdown_deadline,
-            ..http::ServeConfig::default()
+            header_read_timeout: config.header_read_timeout,
+            max_connections: config.max_connections as usize,
+            max_concurrent_requests: config.max_concurrent_requests as usize,
         },
         signals.terminated(),
     )

@@ -53,7 +53,11 @@ struct Registry {
     kkt_duration: BTreeMap<String, Histogram>,
     kkt_errors_total: BTreeMap<String, u64>,
     journal_commit: Option<Histogram>,
+    http_limits_total: BTreeMap<String, u64>,
 }
+
+/// Client connections open now, kept by the accept loop's bound (`http/limits.rs`).
+static HTTP_CONNECTIONS_OPEN: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 static REGISTRY: LazyLock<Mutex<Registry>> = LazyLock::new(|| Mutex::new(Registry::default()));
 
@@ -123,6 +127,18 @@ pub fn kkt_command(command: &str, elapsed: Duration, error_code: Option<&str>) {
             *r.kkt_errors_total.entry(k).or_default() += 1;
         }
     });
+}
+
+/// What the HTTP bounds did (`http/limits.rs`): `connection_refused`, `idle_connection_closed`,
+/// `request_refused`, `rate_limited`, `body_timeout`.
+pub fn http_limit(event: &'static str) {
+    let key = labels(&[("event", event)]);
+    with_registry(|r| *r.http_limits_total.entry(key).or_default() += 1);
+}
+
+/// Sets the number of client connections open.
+pub fn http_connections_open(n: usize) {
+    HTTP_CONNECTIONS_OPEN.store(n as u64, std::sync::atomic::Ordering::Relaxed);
 }
 
 /// Observes one journal group commit, from `COMMIT` issued to returned.
@@ -219,9 +235,10 @@ pub fn render(gauges: &Gauges) -> String {
             guard.kkt_duration.clone(),
             guard.kkt_errors_total.clone(),
             guard.journal_commit.clone(),
+            guard.http_limits_total.clone(),
         )
     };
-    let (receipts, http, kkt, kkt_errors, commit) = registry;
+    let (receipts, http, kkt, kkt_errors, commit, limits) = registry;
     let mut out = String::new();
     counters(
         &mut out,
@@ -235,6 +252,19 @@ pub fn render(gauges: &Gauges) -> String {
         "HTTP request latency, by route pattern and status class.",
         LATENCY_BUCKETS_SECONDS,
         &http,
+    );
+    counters(
+        &mut out,
+        "adapter_http_limit_events_total",
+        "What the bounds on clients did: connections refused or closed to make room, requests \
+         refused for load, rate limit or a body not sent in time.",
+        &limits,
+    );
+    gauge(
+        &mut out,
+        "adapter_http_connections_open",
+        "Client connections open.",
+        HTTP_CONNECTIONS_OPEN.load(std::sync::atomic::Ordering::Relaxed),
     );
     histograms(
         &mut out,

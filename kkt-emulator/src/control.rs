@@ -1,4 +1,8 @@
 //! The HTTP control API under `/_emu/`: health, state, journal, the fault menu, power, clock and reset.
+//!
+//! **Invariant:** with a control token, no route (the fallback included) runs for a request without
+//! `Authorization: Bearer TOKEN`; it gets 401. Without one every request is served, and `serve` binds
+//! the control API to loopback only.
 
 use std::sync::Arc;
 
@@ -14,6 +18,7 @@ use serde_json::json;
 
 use crate::emu::{ControlError, Shared};
 use crate::faults::FaultRequest;
+use tool_http::{Refused, Secret};
 
 /// Largest control request body accepted.
 const BODY_MAX_BYTES: usize = 16 * 1024;
@@ -49,9 +54,9 @@ fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
         .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("bad request body: {e}")))
 }
 
-/// The router; `state` is shared with the wire loop.
-pub fn app(state: Arc<Shared>) -> Router {
-    Router::new()
+/// The router; `state` is shared with the wire loop. With a `token`, every request must carry it.
+pub fn app(state: Arc<Shared>, token: Option<Secret>) -> Router {
+    let routes = Router::new()
         .route("/_emu/health", get(health))
         .route("/_emu/state", get(state_view))
         .route("/_emu/journal", get(journal))
@@ -61,8 +66,19 @@ pub fn app(state: Arc<Shared>) -> Router {
         .route("/_emu/power_on", post(power_on))
         .route("/_emu/clock", post(clock))
         .route("/_emu/reset", post(reset))
-        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such control endpoint".into()) })
-        .with_state(state)
+        .fallback(|| async { ApiError(StatusCode::NOT_FOUND, "no such control endpoint".into()) });
+    tool_http::require_bearer(routes, token, unauthorized).with_state(state)
+}
+
+/// The answer to a control request without the control token (`tool_http` makes it a 401 with
+/// `WWW-Authenticate: Bearer`).
+fn unauthorized(refused: &Refused<'_>) -> Response {
+    tracing::info!(path = %refused.path, presented = refused.presented, "control request refused: no valid token");
+    ApiError(
+        StatusCode::UNAUTHORIZED,
+        "this control API needs `Authorization: Bearer TOKEN` with its control token".into(),
+    )
+    .into_response()
 }
 
 async fn health(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {

@@ -2,8 +2,9 @@
 //! and an HTTP control API. `src/main.rs` is a thin wrapper around [`main_entry`].
 //!
 //! **Boundary:** the wire format and the typed commands come from `kkt-proto`, the FFD documents, the
-//! OFD envelope and the stand-in fiscal sign from `ofd-proto`; this crate owns the pty, the timing, the FN
-//! state file and the device's behaviour.
+//! OFD envelope and the stand-in fiscal sign from `ofd-proto`; the control API's accept loop, its control
+//! token (from a file or the environment) and the stop signals from `tool-http`, shared with `ofd-mock`.
+//! This crate owns the pty, the timing, the FN state file and the device's behaviour.
 //!
 //! **Invariant:** every change a command makes to the FN is durable (a document or OFD ticket appended and
 //! fsynced to the FN log, or the small head file replaced atomically) before the answer to that command
@@ -22,29 +23,44 @@ pub mod pty;
 pub mod store;
 pub mod text;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Parser;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 pub use control::app;
 pub use emu::Shared;
+pub use tool_http::Secret;
+use tool_http::{SecretError, Sources};
 
 /// Exit code: stopped normally.
 pub const EXIT_OK: u8 = 0;
-/// Exit code for bad input (command line, unreadable state file).
+/// Exit code for bad input (command line, unreadable state file, an unreadable or doubly given control
+/// token, an unprotected control API on a non-loopback address).
 pub const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code for infrastructure errors (pty, port in use).
 pub const EXIT_INFRA: u8 = 3;
+
+/// Environment variable that may hold the control token instead of `--control-token-file`.
+pub const ENV_CONTROL_TOKEN: &str = "KKT_EMU_CONTROL_TOKEN";
+
+/// How long a control request in flight at shutdown may still take.
+const CONTROL_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(3);
 
 /// Command line and library configuration.
 #[derive(Debug, Clone, Parser)]
 #[command(
     name = "kkt-emulator",
-    about = "Virtual Shtrih-M fiscal register on a pseudo-terminal"
+    about = "Virtual Shtrih-M fiscal register on a pseudo-terminal",
+    after_help = "Environment: KKT_EMU_CONTROL_TOKEN holds the control token (instead of --control-token-file; \
+                  giving both is refused with exit 2). The emulator takes no other secret: the FPD key is \
+                  derived from --fn-seed and kept in the state file (mode 600)."
 )]
 pub struct Config {
     /// Symlink to publish the pty slave at (replaced atomically).
@@ -53,9 +69,22 @@ pub struct Config {
     /// FN state file (created on first start).
     #[arg(long, env = "KKT_EMU_STATE", default_value = "./kkt-fn.json")]
     pub state: PathBuf,
-    /// Control API address.
+    /// Control API address. Without a control token it must be a loopback address.
     #[arg(long, env = "KKT_EMU_CONTROL", default_value = "127.0.0.1:9100")]
     pub control: SocketAddr,
+    /// Read a control token from this file (mode 600, trailing newline trimmed), or set
+    /// KKT_EMU_CONTROL_TOKEN. Then every control request needs `Authorization: Bearer TOKEN`.
+    #[arg(long, env = "KKT_EMU_CONTROL_TOKEN_FILE", value_name = "PATH")]
+    pub control_token_file: Option<PathBuf>,
+    /// The control token in effect: filled from the file or the environment by
+    /// [`Config::resolve_secrets`], never taken from the command line itself.
+    #[arg(skip)]
+    pub control_token: Option<Secret>,
+    /// A control client must send its whole request head within this time, milliseconds; an idle
+    /// keep-alive connection is closed after the same time.
+    #[arg(long, env = "KKT_EMU_HEADER_READ_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..=3_600_000))]
+    pub header_read_timeout_ms: u64,
     /// Deliver bytes no faster than an N-baud 8N1 line (default: unpaced).
     #[arg(long, env = "KKT_EMU_BAUD", value_parser = clap::value_parser!(u32).range(50..=4_000_000))]
     pub baud: Option<u32>,
@@ -74,10 +103,29 @@ impl Config {
             pty_link: dir.join("kkt.tty"),
             state: dir.join("kkt-fn.json"),
             control: SocketAddr::from(([127, 0, 0, 1], 0)),
+            control_token_file: None,
+            control_token: None,
+            header_read_timeout_ms: 10_000,
             baud: None,
             allow_reset: false,
             fn_seed: 1,
         }
+    }
+
+    /// Fills [`Config::control_token`] from `--control-token-file` or [`ENV_CONTROL_TOKEN`] (`env` looks
+    /// a variable up; tests pass their own). Both at once is an error naming both.
+    pub fn resolve_secrets(
+        mut self,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, SecretError> {
+        self.control_token = Sources {
+            what: "control token",
+            argv: None,
+            file: ("--control-token-file", self.control_token_file.as_deref()),
+            env: (ENV_CONTROL_TOKEN, env(ENV_CONTROL_TOKEN)),
+        }
+        .resolve_token()?;
+        Ok(self)
     }
 }
 
@@ -98,13 +146,23 @@ pub enum ServeError {
         /// The IO error.
         source: std::io::Error,
     },
+    /// The control API would answer anyone on the network.
+    #[error(
+        "refusing to serve the control API on {addr} without a control token: anyone who can reach it \
+         could cut the power or reset the FN; bind a loopback address, or set a token with \
+         --control-token-file or {ENV_CONTROL_TOKEN}"
+    )]
+    Unprotected {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
 }
 
 impl ServeError {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::Store(_) => EXIT_BAD_INPUT,
+            Self::Store(_) | Self::Unprotected { .. } => EXIT_BAD_INPUT,
             Self::Pty(_) | Self::Bind { .. } => EXIT_INFRA,
         }
     }
@@ -123,6 +181,7 @@ pub struct Running {
     pub shared: Arc<Shared>,
     wire: JoinHandle<()>,
     http: JoinHandle<()>,
+    stop: watch::Sender<bool>,
 }
 
 impl Running {
@@ -131,6 +190,16 @@ impl Running {
         tokio::select! {
             _ = &mut self.wire => {}
             _ = &mut self.http => {}
+        }
+    }
+
+    /// Stops accepting control connections and lets the requests in flight finish (bounded). The wire
+    /// loop needs no flush: every answer was preceded by its commit.
+    pub async fn shutdown(&mut self) {
+        let _ = self.stop.send(true);
+        let wait = CONTROL_SHUTDOWN_DEADLINE + Duration::from_secs(1);
+        if tokio::time::timeout(wait, &mut self.http).await.is_err() {
+            tracing::warn!("the control API did not stop within {wait:?}");
         }
     }
 }
@@ -142,8 +211,14 @@ impl Drop for Running {
     }
 }
 
-/// Loads (or creates) the FN, opens the pty, binds the control API and starts both loops.
+/// Loads (or creates) the FN, opens the pty, binds the control API and starts both loops. Without a
+/// control token ([`Config::control_token`]), the control API binds only a loopback address.
 pub async fn serve(config: Config) -> Result<Running, ServeError> {
+    if config.control_token.is_none() && !config.control.ip().is_loopback() {
+        return Err(ServeError::Unprotected {
+            addr: config.control,
+        });
+    }
     let mut store = store::Store::file(config.state.clone());
     let st = match store.load()? {
         Some(st) => st,
@@ -177,11 +252,17 @@ pub async fn serve(config: Config) -> Result<Running, ServeError> {
             }
         }
     });
-    let router = app(Arc::clone(&shared));
+    let router = app(Arc::clone(&shared), config.control_token.clone());
+    let serve_config = tool_http::ServeConfig {
+        header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
+        shutdown_deadline: CONTROL_SHUTDOWN_DEADLINE,
+    };
+    let (stop, mut stopped) = watch::channel(false);
     let http = tokio::spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
-            tracing::error!(error = %e, "control API stopped");
-        }
+        let shutdown = async move {
+            let _ = stopped.wait_for(|s| *s).await;
+        };
+        tool_http::serve(listener, router, serve_config, shutdown).await;
     });
     Ok(Running {
         control_addr,
@@ -190,23 +271,8 @@ pub async fn serve(config: Config) -> Result<Running, ServeError> {
         shared,
         wire,
         http,
+        stop,
     })
-}
-
-/// Resolves on SIGINT or SIGTERM. Stopping needs no flush: every answer was preceded by its commit.
-async fn stop_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = term => {}
-    }
 }
 
 /// Entry point called by the binary.
@@ -222,6 +288,13 @@ pub fn main_entry() -> ExitCode {
             });
         }
     };
+    let config = match config.resolve_secrets(|name| std::env::var(name).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("kkt-emulator: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
@@ -229,7 +302,7 @@ pub fn main_entry() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         // Colour codes only on a terminal: in a log file they are noise.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
@@ -241,6 +314,9 @@ pub fn main_entry() -> ExitCode {
     runtime.block_on(async {
         match serve(config).await {
             Ok(mut running) => {
+                // Registered before the start line; stopping needs no flush: every answer was
+                // preceded by its commit.
+                let stop = tool_http::stop_signals();
                 println!(
                     "kkt-emulator pty={} control={}",
                     running.pty_link.display(),
@@ -249,7 +325,10 @@ pub fn main_entry() -> ExitCode {
                 tracing::info!(pty = %running.pty_path.display(), "pty slave");
                 tokio::select! {
                     () = running.wait() => ExitCode::from(EXIT_INFRA),
-                    () = stop_signal() => ExitCode::from(EXIT_OK),
+                    () = stop => {
+                        running.shutdown().await;
+                        ExitCode::from(EXIT_OK)
+                    }
                 }
             }
             Err(e) => {

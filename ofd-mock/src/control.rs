@@ -1,5 +1,9 @@
 //! The HTTP control plane: mode selection, statistics, the document record, reset and health.
 //!
+//! **Invariant:** with a control token configured, no route (the fallback included) runs for a request
+//! without `Authorization: Bearer TOKEN`; it gets 401 `unauthorized`. Without a token every request is
+//! served, and `serve` binds the control plane to loopback only.
+//!
 //! **Invariant:** a call that changes the mode (`/set_mode`, `POST /_mock/mode`, `/_mock/reset`) answers 200
 //! only once the change is in effect: the next connection gets the new behaviour, and the OFD listening
 //! socket is already open or closed as the mode asks. If the socket cannot be reopened within
@@ -108,7 +112,7 @@ type Shared = State<Arc<MockState>>;
 
 /// The control plane router.
 pub fn app(state: Arc<MockState>) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/set_mode", post(set_mode))
         .route("/_mock/mode", post(post_mode).get(get_mode))
         .route("/_mock/stats", get(stats))
@@ -116,8 +120,23 @@ pub fn app(state: Arc<MockState>) -> Router {
         .route("/_mock/timeline", get(timeline))
         .route("/_mock/reset", post(reset))
         .route("/_mock/health", get(health))
-        .layer(DefaultBodyLimit::max(BODY_LEN_MAX))
-        .with_state(state)
+        .layer(DefaultBodyLimit::max(BODY_LEN_MAX));
+    let token = state.config.control_token.clone();
+    tool_http::require_bearer(routes, token, unauthorized).with_state(state)
+}
+
+/// The answer to a control request without the control token (`tool_http` makes it a 401 with
+/// `WWW-Authenticate: Bearer`).
+fn unauthorized(refused: &tool_http::Refused<'_>) -> Response {
+    tracing::info!(path = %refused.path, presented = refused.presented, "control request refused: no valid token");
+    ControlError {
+        status: StatusCode::UNAUTHORIZED,
+        code: "unauthorized",
+        message: "this control plane needs `Authorization: Bearer TOKEN` with its control token"
+            .into(),
+        definite: true,
+    }
+    .into_response()
 }
 
 /// The seed's two-mode switch.

@@ -5,6 +5,8 @@
 //! randomness and the flapping timeline), [`store`]
 //! (records keyed by FN and FD, memory or SQLite), [`protocol`] (validation and acknowledgements on top of
 //! `ofd-proto`), [`server`] (the TCP side), [`control`] (the HTTP side), [`state`] (what both share).
+//! The control plane's accept loop, the secrets from files and the environment, the control token check
+//! and the stop signals come from `tool-http`, shared with `kkt-emulator`.
 
 pub mod config;
 pub mod control;
@@ -15,6 +17,7 @@ pub mod server;
 pub mod state;
 pub mod store;
 
+use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -29,16 +32,21 @@ pub use control::app;
 pub use mode::{Behaviour, ModeSpec};
 pub use state::MockState;
 pub use store::{Store, StoreError};
+pub use tool_http::Secret;
 
 /// Exit code: stopped by a signal after a clean run.
 pub const EXIT_OK: u8 = 0;
-/// Exit code: bad command line.
+/// Exit code: bad command line (a secret file unreadable, two sources of one secret, an unprotected
+/// control plane on a non-loopback address).
 pub const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code: a port could not be bound or the database could not be opened.
 pub const EXIT_INFRA: u8 = 3;
 
 /// How long [`RunningMock::shutdown`] waits for the listeners to stop.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(5);
+/// How long a control request in flight at shutdown may still take; below [`SHUTDOWN_WAIT`], and above
+/// the longest control call ([`control::APPLY_WAIT_MAX`]).
+const CONTROL_SHUTDOWN_DEADLINE: Duration = Duration::from_secs(4);
 
 /// Why the mock could not start.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +61,24 @@ pub enum ServeError {
     /// The record store could not be opened.
     #[error("cannot open the record store: {0}")]
     Store(#[from] StoreError),
+    /// The control plane would answer anyone on the network.
+    #[error(
+        "refusing to serve the control plane on {addr} without a control token: anyone who can reach it \
+         could change the mode or wipe the records; bind a loopback address, or set a token with \
+         --control-token-file or {}",
+        config::ENV_CONTROL_TOKEN
+    )]
+    Unprotected { addr: SocketAddr },
+}
+
+impl ServeError {
+    /// The process exit code for this error.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            ServeError::Unprotected { .. } => EXIT_BAD_INPUT,
+            ServeError::Bind { .. } | ServeError::Store(_) => EXIT_INFRA,
+        }
+    }
 }
 
 /// A started mock: its real addresses, its state, and the handle to stop it.
@@ -81,7 +107,13 @@ impl RunningMock {
 }
 
 /// Opens the store and binds both listeners (port 0 picks a free port), then serves in background tasks.
+/// Without a control token, the control plane binds only a loopback address.
 pub async fn serve(config: Config) -> Result<RunningMock, ServeError> {
+    if config.control_token.is_none() && !config.control.ip().is_loopback() {
+        return Err(ServeError::Unprotected {
+            addr: config.control,
+        });
+    }
     let store = match &config.db {
         Some(path) => Store::open(path)?,
         None => Store::memory(),
@@ -112,17 +144,16 @@ pub async fn serve(config: Config) -> Result<RunningMock, ServeError> {
     let (stop, stopped) = watch::channel(false);
     let ofd_task = tokio::spawn(server::run(Arc::clone(&state), ofd, stopped.clone()));
     let router = app(Arc::clone(&state));
+    let serve_config = tool_http::ServeConfig {
+        header_read_timeout: Duration::from_millis(state.config.header_read_timeout_ms),
+        shutdown_deadline: CONTROL_SHUTDOWN_DEADLINE,
+    };
     let mut control_stop = stopped;
     let control_task = tokio::spawn(async move {
         let graceful = async move {
             let _ = control_stop.wait_for(|s| *s).await;
         };
-        if let Err(e) = axum::serve(control, router)
-            .with_graceful_shutdown(graceful)
-            .await
-        {
-            tracing::error!(error = %e, "control plane stopped");
-        }
+        tool_http::serve(control, router, serve_config, graceful).await;
     });
     Ok(RunningMock {
         ofd_addr,
@@ -146,13 +177,21 @@ pub fn main_entry() -> ExitCode {
             });
         }
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "ofd_mock=info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    init_logging();
+    let secret_on_argv = cli.verify_fpd.is_some();
+    let config = match Config::resolve(cli, |name| std::env::var(name).ok()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("ofd-mock: {e}");
+            return ExitCode::from(EXIT_BAD_INPUT);
+        }
+    };
+    if secret_on_argv {
+        tracing::warn!(
+            "--verify-fpd puts the secret where `ps` shows it; prefer --verify-fpd-file or {}",
+            config::ENV_VERIFY_FPD
+        );
+    }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -161,35 +200,34 @@ pub fn main_entry() -> ExitCode {
         }
     };
     runtime.block_on(async {
-        let mock = match serve(Config::from(cli)).await {
+        let mock = match serve(config).await {
             Ok(m) => m,
             Err(e) => {
                 eprintln!("ofd-mock: {e}");
-                return ExitCode::from(EXIT_INFRA);
+                return ExitCode::from(e.exit_code());
             }
         };
+        let stop = tool_http::stop_signals();
         println!(
             "ofd-mock listening ofd={} control={}",
             mock.ofd_addr, mock.control_addr
         );
-        wait_for_signal().await;
+        stop.await;
         mock.shutdown().await;
         ExitCode::from(EXIT_OK)
     })
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    match signal(SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; stopping on ctrl-c only");
-            let _ = tokio::signal::ctrl_c().await;
-        }
-    }
+/// Logs on stderr, `RUST_LOG` filtering (`ofd_mock=info,tool_http=info` without it: the control
+/// plane's accept loop logs under `tool_http`), colour only on a terminal: colour codes in a log file
+/// make every line harder to read and search.
+fn init_logging() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "ofd_mock=info,tool_http=info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 }

@@ -228,7 +228,7 @@ fn process(state: &MockState, request: &Request, action: &Action) -> Option<Vec<
         tracing::info!(problem, "format check failed");
         Some(RESPONSE_FLK_ERROR)
     } else if let Some(secret) = &state.config.verify_fpd
-        && !request.fpd_matches(secret.as_bytes())
+        && !request.fpd_matches(secret.expose().as_bytes())
     {
         state.count(|c| c.fpd_mismatches += 1);
         Some(RESPONSE_FLK_ERROR)

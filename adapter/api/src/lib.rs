@@ -1,17 +1,26 @@
 //! The adapter's public HTTP contract: request and response types and stable error codes.
 //!
-//! Boundary: this crate is a leaf. It knows serde and exact decimals, nothing else: no tokio, no
-//! axum, no SQLite. Only `adapter/src/http` converts between these types and the adapter's inner
+//! Boundary: this crate is a leaf. It knows serde, exact decimals and `utoipa`'s derives (the
+//! adapter's OpenAPI document is generated from these types), nothing else: no tokio, no axum, no
+//! SQLite. Only `adapter/src/http` converts between these types and the adapter's inner
 //! types, so a rename here shows up as a compile error there, and scenario files spell out the
 //! literal wire JSON, so a rename cannot pass silently on both sides at once.
 
 mod money;
 
+mod status;
+
 pub use money::{Money, Quantity};
 use serde::{Deserialize, Serialize};
+pub use status::{
+    BreakerState, BreakerTransitions, CircuitBreaker, DlqDocument, DlqHead, DlqList, DlqRejection,
+    DlqRetryOneResponse, Health, HealthStatus, JournalHealth, KktHealth, KktMode, KktStatus,
+    ProcessHealth, ShiftResponse, SyncCounts,
+};
+use utoipa::ToSchema;
 
 /// `POST /v1/kkt/receipt` body. Unknown fields are refused, never ignored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ReceiptRequest {
     /// Alternatively given as the `Idempotency-Key` header; one of the two is required.
@@ -29,7 +38,7 @@ pub struct ReceiptRequest {
 }
 
 /// Operation type, FFD tag 1054.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReceiptType {
     Sale,
@@ -39,7 +48,7 @@ pub enum ReceiptType {
 }
 
 /// Taxation system, FFD tag 1055.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Taxation {
     Osn,
@@ -51,7 +60,7 @@ pub enum Taxation {
 }
 
 /// One receipt line.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Item {
     pub name: String,
@@ -65,7 +74,7 @@ pub struct Item {
 }
 
 /// VAT rate of an item, FFD tag 1199.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Vat {
     Vat20,
@@ -77,7 +86,7 @@ pub enum Vat {
 }
 
 /// Payment method sign, FFD tag 1214.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentMethod {
     FullPrepayment,
@@ -96,7 +105,7 @@ impl PaymentMethod {
 }
 
 /// Payment object sign, FFD tag 1212.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentObject {
     Commodity,
@@ -115,7 +124,7 @@ impl PaymentObject {
 }
 
 /// One payment of the receipt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Payment {
     #[serde(rename = "type")]
@@ -124,7 +133,7 @@ pub struct Payment {
 }
 
 /// How the buyer paid. Change is given only from cash.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum PaymentType {
     Cash,
@@ -132,7 +141,7 @@ pub enum PaymentType {
 }
 
 /// The answer to a receipt request (and to `GET /v1/kkt/receipt/{id}`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReceiptResponse {
     pub receipt_id: String,
     pub status: ReceiptStatus,
@@ -144,7 +153,7 @@ pub struct ReceiptResponse {
 
 /// `printed` = fiscalized on the KKT; `buffered` = durably accepted, KKT outcome being reconciled;
 /// `rejected` = the KKT definitely refused it (only visible when polling a stored receipt).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ReceiptStatus {
     Printed,
@@ -153,7 +162,7 @@ pub enum ReceiptStatus {
 }
 
 /// OFD delivery state of the fiscal document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OfdStatus {
     Pending,
@@ -162,7 +171,7 @@ pub enum OfdStatus {
 }
 
 /// Fiscal data of a printed receipt.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Fiscal {
     pub fn_number: String,
     pub fd_number: u32,
@@ -178,7 +187,7 @@ pub struct Fiscal {
 }
 
 /// `GET /v1/kkt/buffer/status`: the seed's nine fields, then extras.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct BufferStatus {
     pub total_capacity: u64,
     pub current_queued: u64,
@@ -209,7 +218,7 @@ pub struct BufferStatus {
 /// A document the OFD refused definitely (a non-zero response code) while it is the head of its
 /// FN's queue: the FN never hands out what is behind it, so OFD delivery stands still until an
 /// operator retries it (`POST /v1/kkt/buffer/dlq/{receipt_id}/retry`) after the OFD fixed its side.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryStuck {
     pub fn_number: String,
     pub fd_number: u32,
@@ -227,7 +236,7 @@ pub struct DeliveryStuck {
 }
 
 /// The `delivery` part of `/v1/health`: how far behind OFD delivery is, and whether it stands still.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DeliveryHealth {
     pub oldest_undelivered_unix_ms: Option<i64>,
     pub oldest_undelivered_age_s: Option<u64>,
@@ -240,7 +249,7 @@ pub struct DeliveryHealth {
 
 /// `GET /v1/ready`: whether the adapter can take a sale now; 200 when `ready`, else 503. Open to
 /// every caller, so it names no path and no error text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Readiness {
     /// `journal_open` and `kkt_reachable` both hold.
     pub ready: bool,
@@ -252,7 +261,7 @@ pub struct Readiness {
 }
 
 /// OFD reachability as the circuit breaker sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum NetworkStatus {
     Online,
@@ -261,19 +270,44 @@ pub enum NetworkStatus {
 }
 
 /// `POST /v1/kkt/buffer/sync` answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SyncResult {
     pub synced: u64,
     pub failed: u64,
     pub skipped: u64,
-    /// Why the pass stopped (`Drained`, `BreakerOpen`, `BackingOff`, `DlqHead`, ...).
-    #[serde(default)]
-    pub stopped: String,
+    /// Why the pass stopped.
+    pub stopped: SyncStop,
+}
+
+/// Why a delivery pass stopped. The names are the wire strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub enum SyncStop {
+    /// The FN has nothing left to send.
+    Drained,
+    /// The pass handled its batch; more may wait.
+    BatchFull,
+    /// The circuit breaker is open: nothing was attempted.
+    BreakerOpen,
+    /// A background pass waits for its backoff.
+    BackingOff,
+    /// Another process or replica holds the sync lock.
+    LockBusy,
+    /// The lock was lost mid-pass.
+    LockLost,
+    /// The document at the head of the FN's queue is in the DLQ; see `delivery_stuck` of
+    /// `GET /v1/kkt/buffer/status`.
+    DlqHead,
+    /// The OFD could not be reached or answered badly; details are in the adapter's log.
+    Transport,
+    /// The FN refused the OFD's acknowledgement; the OFD is asked again after the backoff.
+    FnRefusedAck,
+    /// The KKT could not be reached or its answer was not understood.
+    Kkt,
 }
 
 /// `POST /v1/kkt/receipt/{receipt_id}/resolve` body (admin token): the operator asks the adapter to
 /// settle a receipt stuck in reconciliation by reading the FN, and says why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ResolveRequest {
     pub reason: String,
@@ -281,7 +315,7 @@ pub struct ResolveRequest {
 
 /// `POST /v1/kkt/buffer/dlq/retry`: retry the listed DLQ documents, or every one (`all`), at most
 /// a bounded number per call. Exactly one of the two is given.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DlqRetryRequest {
     #[serde(default)]
@@ -291,7 +325,7 @@ pub struct DlqRetryRequest {
 }
 
 /// The answer for one id of a bulk DLQ retry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DlqRetryItem {
     pub receipt_id: String,
     /// True when the document went back to pending (and took part in the pass).
@@ -304,7 +338,7 @@ pub struct DlqRetryItem {
 
 /// `POST /v1/kkt/buffer/dlq/retry` answer: one item per id in request order, the pass's counts,
 /// and how many documents the DLQ still holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct DlqRetryResponse {
     pub results: Vec<DlqRetryItem>,
     pub synced: u64,
@@ -315,12 +349,12 @@ pub struct DlqRetryResponse {
 
 /// `POST /v1/admin/backup`: an empty body or `{}`. The file goes to the configured backup
 /// directory under a name the adapter picks; a client never names a path on the shop's machine.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackupRequest {}
 
 /// `POST /v1/admin/backup` answer: the new file (created 0600) and what the checked copy holds.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct BackupResponse {
     /// The file name inside the backup directory.
     pub file: String,
@@ -329,7 +363,7 @@ pub struct BackupResponse {
 }
 
 /// How a resolve ended: the FN holds the receipt, or proved it absent (then it is `rejected`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ResolveOutcome {
     Fiscalized,
@@ -337,7 +371,7 @@ pub enum ResolveOutcome {
 }
 
 /// The answer to a resolve request.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ResolveResponse {
     pub receipt: ReceiptResponse,
     pub outcome: ResolveOutcome,
@@ -347,7 +381,7 @@ pub struct ResolveResponse {
 }
 
 /// A receipt whose KKT outcome is not known yet, as `/v1/health` lists it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UnresolvedReceipt {
     pub receipt_id: String,
     /// When it was journaled, Unix ms.
@@ -362,11 +396,21 @@ pub struct UnresolvedReceipt {
 /// Every error body: a stable machine `code`, a human `message`, and whether the operation
 /// certainly did not happen (`definite`). A POS that gets `definite: false` must retry with the
 /// SAME idempotency key.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ErrorBody {
+    /// One of the stable [`ErrorCode`] strings.
+    #[schema(schema_with = error_code_schema)]
     pub code: String,
     pub message: String,
     pub definite: bool,
+}
+
+/// The schema of [`ErrorBody::code`]: a string, one of [`ErrorCode::ALL`].
+fn error_code_schema() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(ErrorCode::ALL.iter().map(|c| c.as_str())))
+        .build()
 }
 
 /// The stable error codes. The strings are the contract; the enum keeps them in one place.
@@ -421,12 +465,20 @@ pub enum ErrorCode {
     BackupNotConfigured,
     /// The backup could not be written or did not check out; details are in the adapter's log.
     BackupFailed,
+    /// The request body did not arrive within the body read timeout; nothing was done.
+    RequestTimeout,
+    /// The token sent more requests than its rate limit allows; nothing was done. Retry after the
+    /// seconds in the `Retry-After` header.
+    RateLimited,
+    /// The adapter is at its bound of connections or concurrent requests; nothing was done.
+    /// Retry after the seconds in the `Retry-After` header.
+    Overloaded,
     /// Unexpected internal failure; details are in the adapter's log.
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 25] = [
+    pub const ALL: [ErrorCode; 28] = [
         ErrorCode::MalformedBody,
         ErrorCode::InvalidField,
         ErrorCode::IdempotencyKeyMissing,
@@ -451,6 +503,9 @@ impl ErrorCode {
         ErrorCode::UnsupportedMediaType,
         ErrorCode::BackupNotConfigured,
         ErrorCode::BackupFailed,
+        ErrorCode::RequestTimeout,
+        ErrorCode::RateLimited,
+        ErrorCode::Overloaded,
         ErrorCode::Internal,
     ];
 
@@ -481,6 +536,9 @@ impl ErrorCode {
             ErrorCode::UnsupportedMediaType => "unsupported_media_type",
             ErrorCode::BackupNotConfigured => "backup_not_configured",
             ErrorCode::BackupFailed => "backup_failed",
+            ErrorCode::RequestTimeout => "request_timeout",
+            ErrorCode::RateLimited => "rate_limited",
+            ErrorCode::Overloaded => "overloaded",
             ErrorCode::Internal => "internal",
         }
     }
@@ -501,16 +559,19 @@ impl ErrorCode {
             | ErrorCode::NotInDlq
             | ErrorCode::NotUnresolved
             | ErrorCode::BackupNotConfigured => 409,
+            ErrorCode::RequestTimeout => 408,
             ErrorCode::BodyTooLarge => 413,
             ErrorCode::UriTooLong => 414,
             ErrorCode::UnsupportedMediaType => 415,
+            ErrorCode::RateLimited => 429,
             ErrorCode::HeadersTooLarge => 431,
             ErrorCode::IdempotencyKeyReused => 422,
             ErrorCode::BufferFull
             | ErrorCode::JournalUnavailable
             | ErrorCode::KktUnavailable
             | ErrorCode::ReconciliationPending
-            | ErrorCode::ShuttingDown => 503,
+            | ErrorCode::ShuttingDown
+            | ErrorCode::Overloaded => 503,
             ErrorCode::Internal | ErrorCode::BackupFailed => 500,
         }
     }

@@ -185,6 +185,47 @@ impl Serialize for Quantity {
     }
 }
 
+/// The OpenAPI schema of a decimal given as a JSON string (answers always use a string) or, in a
+/// request, a JSON number; `pattern` constrains the string form.
+fn decimal_schema(
+    description: &str,
+    pattern: &str,
+    example: &str,
+) -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+    use utoipa::openapi::schema::{ObjectBuilder, SchemaType, Type};
+    ObjectBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::String, Type::Number]))
+        .description(Some(description))
+        .pattern(Some(pattern))
+        .examples([serde_json::Value::from(example)])
+        .into()
+}
+
+impl utoipa::PartialSchema for Money {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        decimal_schema(
+            "Roubles with at most 2 fraction digits, non-negative, at most 10995116277.75 (the \
+             KKT's 5 bytes of kopecks). Answers give a string with exactly 2 fraction digits.",
+            r"^[0-9]{1,12}(\.[0-9]{1,2})?$",
+            "25000.00",
+        )
+    }
+}
+
+impl utoipa::ToSchema for Money {}
+
+impl utoipa::PartialSchema for Quantity {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        decimal_schema(
+            "A positive quantity with at most 6 fraction digits.",
+            r"^[0-9]{1,12}(\.[0-9]{1,6})?$",
+            "1",
+        )
+    }
+}
+
+impl utoipa::ToSchema for Quantity {}
+
 #[cfg(test)]
 mod tests {
     use super::*;

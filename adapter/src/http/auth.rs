@@ -27,6 +27,7 @@ use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
 use super::AppError;
+use super::limits::{RateLimit, rate_limited};
 use crate::config::{Config, Role};
 
 /// The requester recorded when the adapter runs without tokens.
@@ -49,12 +50,14 @@ struct Known {
 pub struct Auth {
     tokens: Vec<Known>,
     origins: Vec<String>,
+    /// Each token's request rate, when `--token-rate-limit` is set.
+    rate: Option<RateLimit>,
 }
 
 /// The role a route needs, by its path pattern as declared in `app()`; `None` is open to all.
 fn needed_role(route: &str) -> Option<Role> {
     match route {
-        "/v1/health" | "/v1/ready" => None,
+        "/v1/health" | "/v1/ready" | "/openapi.json" => None,
         "/v1/kkt/receipt"
         | "/v1/kkt/receipt/{receipt_id}"
         | "/v1/kkt/buffer/status"
@@ -83,6 +86,7 @@ impl Auth {
                 })
                 .collect(),
             origins: config.allowed_origins.clone(),
+            rate: config.token_rate_limit.map(RateLimit::new),
         }
     }
 
@@ -266,6 +270,14 @@ async fn authorize(auth: &Auth, mut request: Request, next: Next) -> Response {
             ),
         )
         .into_response();
+    }
+    if let Some(rate) = &auth.rate
+        && let Err(retry_after_s) = rate.take(&requester.name, std::time::Instant::now())
+    {
+        tracing::info!(requester = %requester.name, %route, "refused: over the token's rate limit");
+        let mut answer = rate_limited(&requester.name, rate.per_second(), retry_after_s);
+        answer.extensions_mut().insert(requester);
+        return answer;
     }
     tracing::debug!(requester = %requester.name, %route, "authenticated");
     request.extensions_mut().insert(requester.clone());

@@ -6,7 +6,9 @@ mod backup;
 mod contract;
 mod convert;
 mod error;
+mod limits;
 mod metrics;
+pub mod openapi;
 mod request_log;
 mod resolve;
 mod serve;
@@ -17,9 +19,10 @@ use std::time::Instant;
 
 use adapter_api as api;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::handler::Handler;
+use axum::http::{HeaderMap, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodFilter, MethodRouter, on};
 use axum::{Json, Router};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
@@ -50,33 +53,74 @@ pub struct AppState {
     pub started: Instant,
 }
 
+/// One route of the POS API: its method, its path pattern as `app()` declares it, its handler.
+type Route = (Method, &'static str, MethodRouter<Arc<AppState>>);
+
+fn route<H, T>(method: Method, path: &'static str, handler: H) -> Route
+where
+    H: Handler<T, Arc<AppState>>,
+    T: 'static,
+{
+    let filter = MethodFilter::try_from(method.clone()).expect("a method axum routes by");
+    (method, path, on(filter, handler))
+}
+
+/// Every route of the POS API. `app()` registers exactly these; the OpenAPI document
+/// (`openapi.rs`) must describe exactly these, which a test checks through [`routes`].
+fn route_table() -> Vec<Route> {
+    vec![
+        route(Method::POST, "/v1/kkt/receipt", post_receipt),
+        route(Method::GET, "/v1/kkt/receipt", get_receipt_by_key),
+        route(Method::GET, "/v1/kkt/receipt/{receipt_id}", get_receipt),
+        route(
+            Method::POST,
+            "/v1/kkt/receipt/{receipt_id}/resolve",
+            resolve::resolve,
+        ),
+        route(Method::GET, "/v1/kkt/buffer/status", status::buffer_status),
+        route(Method::POST, "/v1/kkt/buffer/sync", buffer_sync),
+        route(Method::GET, "/v1/kkt/buffer/dlq", status::dlq_list),
+        route(
+            Method::POST,
+            "/v1/kkt/buffer/dlq/retry",
+            status::dlq_retry_many,
+        ),
+        route(Method::POST, "/v1/admin/backup", backup::backup),
+        route(
+            Method::POST,
+            "/v1/kkt/buffer/dlq/{receipt_id}/retry",
+            status::dlq_retry,
+        ),
+        route(Method::POST, "/v1/kkt/shift/open", shift_open),
+        route(Method::POST, "/v1/kkt/shift/close", shift_close),
+        route(Method::GET, "/v1/kkt/status", kkt_status),
+        route(Method::GET, "/v1/health", status::health),
+        route(Method::GET, "/v1/ready", status::ready),
+        route(Method::GET, "/metrics", metrics::metrics),
+        route(Method::GET, "/openapi.json", openapi::serve),
+    ]
+}
+
+/// The method and path pattern of every route of [`app`], in the order it registers them.
+pub fn routes() -> Vec<(Method, &'static str)> {
+    route_table()
+        .into_iter()
+        .map(|(method, path, _)| (method, path))
+        .collect()
+}
+
 /// The router of the POS API.
 pub fn app(state: Arc<AppState>) -> Router {
-    Router::new()
-        .route(
-            "/v1/kkt/receipt",
-            post(post_receipt).get(get_receipt_by_key),
-        )
-        .route("/v1/kkt/receipt/{receipt_id}", get(get_receipt))
-        .route(
-            "/v1/kkt/receipt/{receipt_id}/resolve",
-            post(resolve::resolve),
-        )
-        .route("/v1/kkt/buffer/status", get(status::buffer_status))
-        .route("/v1/kkt/buffer/sync", post(buffer_sync))
-        .route("/v1/kkt/buffer/dlq", get(status::dlq_list))
-        .route("/v1/kkt/buffer/dlq/retry", post(status::dlq_retry_many))
-        .route("/v1/admin/backup", post(backup::backup))
-        .route(
-            "/v1/kkt/buffer/dlq/{receipt_id}/retry",
-            post(status::dlq_retry),
-        )
-        .route("/v1/kkt/shift/open", post(shift_open))
-        .route("/v1/kkt/shift/close", post(shift_close))
-        .route("/v1/kkt/status", get(kkt_status))
-        .route("/v1/health", get(status::health))
-        .route("/v1/ready", get(status::ready))
-        .route("/metrics", get(metrics::metrics))
+    route_table()
+        .into_iter()
+        .fold(Router::new(), |router, (_, path, handler)| {
+            router.route(path, handler)
+        })
+        // Inside the auth layer: only an authenticated request's body is waited for.
+        .route_layer(axum::middleware::from_fn_with_state(
+            (state.config.body_read_timeout, BODY_BYTES_MAX),
+            limits::read_body,
+        ))
         // After every route: the layer covers only routes added before it (auth.rs).
         .route_layer(axum::middleware::from_fn_with_state(
             Arc::new(auth::Auth::new(&state.config)),
@@ -337,36 +381,55 @@ async fn buffer_sync(
         synced: r.synced.into(),
         failed: r.failed.into(),
         skipped: r.skipped.into(),
-        stopped: format!("{:?}", r.stop),
+        stopped: sync_stop(&r.stop),
     }))
 }
 
-async fn shift_open(State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
+/// The wire name of why a pass stopped: the name alone. The text some reasons carry (an OFD or
+/// KKT error) is internal detail, not answered; `GET /v1/kkt/buffer/status` names a stuck head.
+fn sync_stop(stop: &crate::sync::StopReason) -> api::SyncStop {
+    use crate::sync::StopReason as S;
+    match stop {
+        S::Drained => api::SyncStop::Drained,
+        S::BatchFull => api::SyncStop::BatchFull,
+        S::BreakerOpen => api::SyncStop::BreakerOpen,
+        S::BackingOff => api::SyncStop::BackingOff,
+        S::LockBusy => api::SyncStop::LockBusy,
+        S::LockLost => api::SyncStop::LockLost,
+        S::DlqHead { .. } => api::SyncStop::DlqHead,
+        S::Transport(_) => api::SyncStop::Transport,
+        S::FnRefusedAck(_) => api::SyncStop::FnRefusedAck,
+        S::Kkt(_) => api::SyncStop::Kkt,
+    }
+}
+
+async fn shift_open(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<api::ShiftResponse>, AppError> {
     shift_answer(state.fiscalizer.open_shift().await)
 }
 
-async fn shift_close(State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
+async fn shift_close(
+    State(state): State<Arc<AppState>>,
+) -> Result<Json<api::ShiftResponse>, AppError> {
     shift_answer(state.fiscalizer.close_shift().await)
 }
 
 fn shift_answer(
     result: Result<crate::journal::FiscalData, SubmitError>,
-) -> Result<Response, AppError> {
+) -> Result<Json<api::ShiftResponse>, AppError> {
     let doc = result.map_err(submit_error)?;
-    Ok(Json(serde_json::json!({
-        "fiscal_doc_id": format!("{}-{}", doc.fn_number, doc.fd_number),
-        "fn_number": doc.fn_number,
-        "fd_number": doc.fd_number,
-        "fpd": doc.fpd.to_string(),
-        "shift_number": doc.shift_number,
-        "datetime": doc.fiscal_time,
+    Ok(Json(api::ShiftResponse {
+        fiscal_doc_id: format!("{}-{}", doc.fn_number, doc.fd_number),
+        fd_number: doc.fd_number,
+        fpd: doc.fpd.to_string(),
+        shift_number: doc.shift_number,
+        datetime: doc.fiscal_time,
+        fn_number: doc.fn_number,
     }))
-    .into_response())
 }
 
-async fn kkt_status(
-    State(state): State<Arc<AppState>>,
-) -> Result<Json<serde_json::Value>, AppError> {
+async fn kkt_status(State(state): State<Arc<AppState>>) -> Result<Json<api::KktStatus>, AppError> {
     let status = state
         .fiscalizer
         .kkt()
@@ -374,11 +437,11 @@ async fn kkt_status(
         .await
         .and_then(|r| r);
     let s = status.map_err(|e| AppError::definite(ErrorCode::KktUnavailable, e.to_string()))?;
-    Ok(Json(serde_json::json!({
-        "mode": format!("{:?}", s.mode),
-        "mode_code": s.mode.code(),
-        "fn_number": s.fn_number,
-        "last_fd": s.last_fd,
-        "unresolved_receipts": state.fiscalizer.has_unresolved(),
-    })))
+    Ok(Json(api::KktStatus {
+        mode: api::KktMode::from_code(s.mode.code()),
+        mode_code: s.mode.code(),
+        fn_number: s.fn_number,
+        last_fd: s.last_fd,
+        unresolved_receipts: state.fiscalizer.has_unresolved(),
+    }))
 }

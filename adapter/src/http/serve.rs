@@ -15,7 +15,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::body::Body;
 use axum::http::Request;
-use axum::middleware::from_fn;
+use axum::middleware::{from_fn, from_fn_with_state};
 use hyper::body::Incoming;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -25,6 +25,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tower::{Layer, ServiceExt};
 
 use super::contract::answer_in_contract;
+use super::limits::{self, Admission, Connections, Requests};
 use super::request_log::log_request;
 
 /// hyper's read buffer while it parses a head: far above the contract's 8 KiB target and 16 KiB
@@ -35,6 +36,9 @@ pub const HEADERS_PARSED_MAX: usize = 256;
 /// Pause after an accept error other than a connection dropped in the backlog (for example, file
 /// descriptors exhausted), as axum's own accept loop does.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
+/// Longest wait for a connection closed to make room to release its descriptor, before the bound
+/// is asked again.
+const FREED_WAIT: Duration = Duration::from_millis(20);
 
 /// The server's timeouts.
 #[derive(Debug, Clone)]
@@ -44,6 +48,10 @@ pub struct ServeConfig {
     pub header_read_timeout: Duration,
     /// After the shutdown signal, open connections get this long to finish their request in flight.
     pub shutdown_deadline: Duration,
+    /// Open connections served; see `limits.rs` for what happens at the bound.
+    pub max_connections: usize,
+    /// Requests in progress at once; one more is refused with 503.
+    pub max_concurrent_requests: usize,
 }
 
 impl Default for ServeConfig {
@@ -51,6 +59,8 @@ impl Default for ServeConfig {
         ServeConfig {
             header_read_timeout: Duration::from_secs(10),
             shutdown_deadline: Duration::from_secs(10),
+            max_connections: 512,
+            max_concurrent_requests: 64,
         }
     }
 }
@@ -73,9 +83,14 @@ pub async fn serve(
         .max_headers(HEADERS_PARSED_MAX);
     // Around the whole router, not per route (`Router::layer`): the contract sees every answer as
     // it leaves, the `Allow` header axum adds to a 405 included, and checks a head before routing.
+    let requests = Requests::new(config.max_concurrent_requests);
     let app = from_fn(log_request)
-        .layer(from_fn(answer_in_contract).layer(app))
+        .layer(
+            from_fn(answer_in_contract)
+                .layer(from_fn_with_state(requests, limits::track).layer(app)),
+        )
         .map_request(|request: Request<Incoming>| request.map(Body::new));
+    let connections = Connections::new(config.max_connections);
     let graceful = GracefulShutdown::new();
     let mut shutdown = pin!(shutdown);
     loop {
@@ -83,11 +98,37 @@ pub async fn serve(
             stream = accept(&listener) => stream,
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(app.clone());
+        let ticket = loop {
+            match connections.admit() {
+                Admission::Serve(ticket) => break Some(ticket),
+                Admission::Refuse => break None,
+                Admission::Wait => connections.wait_freed(FREED_WAIT).await,
+            }
+        };
+        let Some(ticket) = ticket else {
+            tracing::warn!(
+                open = connections.open(),
+                "at the connection bound with every connection busy: refused one"
+            );
+            connections.refuse(stream);
+            continue;
+        };
+        let slot = ticket.slot();
+        let service = TowerToHyperService::new(app.clone().map_request({
+            let slot = slot.clone();
+            move |mut request: Request<Incoming>| {
+                request.extensions_mut().insert(slot.clone());
+                request
+            }
+        }));
         let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service));
         tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(error = %e, timeout = e.is_timeout(), "connection ended with an error");
+            let _ticket = ticket;
+            tokio::select! {
+                ended = connection => if let Err(e) = ended {
+                    tracing::debug!(error = %e, timeout = e.is_timeout(), "connection ended with an error");
+                },
+                () = slot.closing() => {}
             }
         });
     }

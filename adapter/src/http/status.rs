@@ -13,7 +13,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::{AppError, AppState, DLQ_LIST_MAX, journal_error, receipt_response};
 use crate::journal::{BufferCounts, JournalError};
-use crate::sync::SyncError;
+use crate::sync::{BreakerState, SyncError};
 use api::ErrorCode;
 
 fn unix_ms_now() -> i64 {
@@ -100,7 +100,11 @@ pub(super) async fn buffer_status(
 }
 
 fn network_status(state: &AppState) -> api::NetworkStatus {
-    match state.sync.network_status().status {
+    api_network_status(state.sync.network_status().status)
+}
+
+fn api_network_status(status: crate::sync::NetworkStatus) -> api::NetworkStatus {
+    match status {
         crate::sync::NetworkStatus::Online => api::NetworkStatus::Online,
         crate::sync::NetworkStatus::Offline => api::NetworkStatus::Offline,
         crate::sync::NetworkStatus::Degraded => api::NetworkStatus::Degraded,
@@ -109,50 +113,61 @@ fn network_status(state: &AppState) -> api::NetworkStatus {
 
 pub(super) async fn dlq_list(
     State(state): State<Arc<AppState>>,
-) -> Result<Json<serde_json::Value>, AppError> {
+) -> Result<Json<api::DlqList>, AppError> {
     let entries = state
         .sync
         .dlq_list(DLQ_LIST_MAX)
         .await
         .map_err(journal_error)?;
-    let items: Vec<serde_json::Value> = entries
-        .iter()
+    let documents: Vec<api::DlqDocument> = entries
+        .into_iter()
         .map(|e| {
-            let r = &e.receipt;
-            serde_json::json!({
-                "receipt_id": r.receipt_id,
-                "fiscal_doc_id": r.fiscal.as_ref().map(|f| format!("{}-{}", f.fn_number, f.fd_number)),
-                "fd_number": r.fiscal.as_ref().map(|f| f.fd_number),
-                "response_code": e.response_code,
-                "error_code": r.error_code,
-                "last_error": r.last_error,
-                "retry_count": r.retry_count,
-                "first_attempt_unix_ms": e.first_attempt_ms,
-                "last_attempt_unix_ms": e.last_attempt_ms,
-                "rejections": e.rejections.iter().map(|x| serde_json::json!({
-                    "at_unix_ms": x.at_ms,
-                    "response_code": x.response_code,
-                    "error_code": x.error_code,
-                    "message": x.message,
-                })).collect::<Vec<_>>(),
-            })
+            let r = e.receipt;
+            api::DlqDocument {
+                fiscal_doc_id: r
+                    .fiscal
+                    .as_ref()
+                    .map(|f| format!("{}-{}", f.fn_number, f.fd_number)),
+                fd_number: r.fiscal.as_ref().map(|f| f.fd_number),
+                receipt_id: r.receipt_id,
+                response_code: e.response_code,
+                error_code: r.error_code,
+                last_error: r.last_error,
+                retry_count: r.retry_count,
+                first_attempt_unix_ms: e.first_attempt_ms,
+                last_attempt_unix_ms: e.last_attempt_ms,
+                rejections: e
+                    .rejections
+                    .into_iter()
+                    .map(|x| api::DlqRejection {
+                        at_unix_ms: x.at_ms,
+                        response_code: x.response_code,
+                        error_code: x.error_code,
+                        message: x.message,
+                    })
+                    .collect(),
+            }
         })
         .collect();
-    Ok(Json(
-        serde_json::json!({ "dlq_size": items.len(), "documents": items }),
-    ))
+    Ok(Json(api::DlqList {
+        dlq_size: documents.len() as u64,
+        documents,
+    }))
 }
 
 pub(super) async fn dlq_retry(
     State(state): State<Arc<AppState>>,
     Path(receipt_id): Path<String>,
-) -> Result<Response, AppError> {
+) -> Result<Json<api::DlqRetryOneResponse>, AppError> {
     match state.sync.dlq_retry(&receipt_id).await {
-        Ok((row, pass)) => Ok(Json(serde_json::json!({
-            "receipt": receipt_response(&row),
-            "sync": { "synced": pass.synced, "failed": pass.failed, "skipped": pass.skipped },
-        }))
-        .into_response()),
+        Ok((row, pass)) => Ok(Json(api::DlqRetryOneResponse {
+            receipt: receipt_response(&row),
+            sync: api::SyncCounts {
+                synced: pass.synced.into(),
+                failed: pass.failed.into(),
+                skipped: pass.skipped.into(),
+            },
+        })),
         Err(SyncError::Journal(JournalError::NotFound(m))) => {
             Err(AppError::definite(ErrorCode::NotFound, m))
         }
@@ -325,36 +340,52 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> Result<Respons
     let degraded =
         view.dlq_head.is_some() || counts.dlq > 0 || !link.ok || stuck || delivery.age_alarm;
     let (code, status) = if degraded {
-        (StatusCode::SERVICE_UNAVAILABLE, "degraded")
+        (StatusCode::SERVICE_UNAVAILABLE, api::HealthStatus::Degraded)
     } else {
-        (StatusCode::OK, "ok")
+        (StatusCode::OK, api::HealthStatus::Ok)
     };
-    let breaker = serde_json::json!({
-        "state": b.state.as_str(),
-        "consecutive_failures": b.consecutive_failures,
-        "opened_at_unix_ms": b.opened_at_unix_ms,
-        "next_probe_at_unix_ms": b.next_probe_at_unix_ms,
-        "transitions": { "to_closed": b.transitions.to_closed, "to_open": b.transitions.to_open, "to_half_open": b.transitions.to_half_open },
-    });
-    let dlq_head = view
-        .dlq_head
-        .map(|h| serde_json::json!({ "fn_number": h.fn_number, "fd_number": h.fd }));
-    let body = serde_json::json!({
-        "status": status,
-        "process": { "uptime_s": state.started.elapsed().as_secs(), "version": env!("CARGO_PKG_VERSION") },
-        "journal": {
-            "journal_mode": settings.journal_mode,
-            "synchronous": synchronous,
-            "synchronous_name": settings.synchronous,
-            "wal_autocheckpoint": settings.wal_autocheckpoint,
-            "schema_version": settings.schema_version,
+    let t = b.transitions;
+    let body = api::Health {
+        status,
+        process: api::ProcessHealth {
+            uptime_s: state.started.elapsed().as_secs(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
         },
-        "kkt": { "link_ok": link.ok, "last_error": link.last_error.map(|e| without_port_path(&state, e)), "unresolved_receipts": state.fiscalizer.has_unresolved(), "unresolved": unresolved },
-        "circuit_breaker": breaker,
-        "network_status": view.status.as_str(),
-        "dlq_head": dlq_head,
-        "dlq_size": counts.dlq,
-        "delivery": delivery,
-    });
+        journal: api::JournalHealth {
+            journal_mode: settings.journal_mode,
+            synchronous,
+            synchronous_name: settings.synchronous,
+            wal_autocheckpoint: settings.wal_autocheckpoint,
+            schema_version: settings.schema_version,
+        },
+        kkt: api::KktHealth {
+            link_ok: link.ok,
+            last_error: link.last_error.map(|e| without_port_path(&state, e)),
+            unresolved_receipts: state.fiscalizer.has_unresolved(),
+            unresolved,
+        },
+        circuit_breaker: api::CircuitBreaker {
+            state: match b.state {
+                BreakerState::Closed => api::BreakerState::Closed,
+                BreakerState::Open => api::BreakerState::Open,
+                BreakerState::HalfOpen => api::BreakerState::HalfOpen,
+            },
+            consecutive_failures: b.consecutive_failures,
+            opened_at_unix_ms: b.opened_at_unix_ms,
+            next_probe_at_unix_ms: b.next_probe_at_unix_ms,
+            transitions: api::BreakerTransitions {
+                to_closed: t.to_closed,
+                to_open: t.to_open,
+                to_half_open: t.to_half_open,
+            },
+        },
+        network_status: api_network_status(view.status),
+        dlq_head: view.dlq_head.map(|h| api::DlqHead {
+            fn_number: h.fn_number,
+            fd_number: h.fd,
+        }),
+        dlq_size: counts.dlq,
+        delivery,
+    };
     Ok((code, Json(body)).into_response())
 }

@@ -83,14 +83,14 @@ impl Raw {
 }
 
 /// One HTTP/1.1 answer.
-struct Answer {
-    status: u16,
+pub(crate) struct Answer {
+    pub(crate) status: u16,
     headers: Vec<(String, String)>,
-    body: Vec<u8>,
+    pub(crate) body: Vec<u8>,
 }
 
 impl Answer {
-    fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -120,7 +120,7 @@ async fn exchange(addr: &str, request: &Raw) -> Answer {
         .expect("an answer within the timeout")
 }
 
-async fn read_answer(reader: &mut (impl AsyncRead + Unpin)) -> Answer {
+pub(crate) async fn read_answer(reader: &mut (impl AsyncRead + Unpin)) -> Answer {
     let mut buf = Vec::new();
     let head_end = loop {
         if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
@@ -301,6 +301,7 @@ fn timeouts(header_read_ms: u64, shutdown_deadline_ms: u64) -> adapter::http::Se
     adapter::http::ServeConfig {
         header_read_timeout: Duration::from_millis(header_read_ms),
         shutdown_deadline: Duration::from_millis(shutdown_deadline_ms),
+        ..adapter::http::ServeConfig::default()
     }
 }
 

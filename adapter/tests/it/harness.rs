@@ -23,6 +23,8 @@ pub struct Stack {
     extra_args: Vec<String>,
     /// `RUST_LOG` of the adapter; `ADAPTER_TEST_LOG` or `warn` when not set.
     log_filter: Option<String>,
+    /// The adapter's open-file limit (soft and hard), set by util-linux `prlimit`, which execs it.
+    open_file_limit: Option<u64>,
 }
 
 impl Stack {
@@ -52,6 +54,7 @@ impl Stack {
             bearer: None,
             extra_args: Vec::new(),
             log_filter: None,
+            open_file_limit: None,
         }
     }
 
@@ -78,6 +81,16 @@ impl Stack {
             Some(json!({"mode": "reject", "code": 14})),
         )
         .await;
+        s
+    }
+
+    /// Like [`Stack::with_adapter`], with the adapter's open-file limit at `files`.
+    #[allow(dead_code)] // used by the `flood` test binary, which shares this file
+    pub async fn with_adapter_file_limit(args: &[&str], files: u64) -> Stack {
+        let mut s = Stack::new().await;
+        s.extra_args = args.iter().map(|a| a.to_string()).collect();
+        s.open_file_limit = Some(files);
+        s.start_adapter();
         s
     }
 
@@ -115,7 +128,16 @@ impl Stack {
             args.retain(|(k, _)| *k != pair[0]);
             args.push((pair[0].clone(), pair.get(1).cloned().unwrap_or_default()));
         }
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_adapter"));
+        let mut cmd = match self.open_file_limit {
+            None => Command::new(env!("CARGO_BIN_EXE_adapter")),
+            Some(n) => {
+                let mut c = Command::new("prlimit");
+                c.arg(format!("--nofile={n}:{n}"))
+                    .arg("--")
+                    .arg(env!("CARGO_BIN_EXE_adapter"));
+                c
+            }
+        };
         cmd.args(args.iter().flat_map(|(k, v)| [k.as_str(), v.as_str()]))
             .env(
                 "RUST_LOG",

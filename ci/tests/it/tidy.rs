@@ -18,6 +18,8 @@ const LEAF_ALLOWED: &[&str] = &[
     "crc",
     "hmac",
     "sha2",
+    // Schema derives for the OpenAPI document (`docs/openapi.json`); no runtime, no IO.
+    "utoipa",
 ];
 
 /// Packages that ship a program. None may depend on another in `[dependencies]`.

@@ -94,12 +94,24 @@ impl Emu {
 
 /// A minimal HTTP/1.1 client (one request per connection).
 pub fn http(addr: SocketAddr, method: &str, path: &str, body: Option<&str>) -> (u16, Value) {
+    http_with(addr, method, path, body, None)
+}
+
+/// [`http`] with an optional `Authorization` header value.
+pub fn http_with(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    authorization: Option<&str>,
+) -> (u16, Value) {
     let mut s = TcpStream::connect(addr).expect("connect control");
     s.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     let body = body.unwrap_or("");
+    let auth = authorization.map_or(String::new(), |a| format!("Authorization: {a}\r\n"));
     let req = format!(
-        "{method} {path} HTTP/1.1\r\nHost: emu\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        "{method} {path} HTTP/1.1\r\nHost: emu\r\nConnection: close\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
     );
     s.write_all(req.as_bytes()).expect("send");

@@ -1,6 +1,7 @@
 //! Integration tests: the emulator driven over a real pty with the `serialport` crate, plus its control API.
 
 mod golden;
+mod guard;
 mod harness;
 mod ofd;
 mod pyshtrih;

@@ -1,0 +1,234 @@
+//! `ci bench`: the adapter measured against this machine's own limits, published as ratios
+//! (BENCHMARKS.md has the method and the latest figures).
+//!
+//! `cargo run --release -p ci -- bench [--smoke] [--compare OLD.json] [--only PREFIX]`
+//!
+//! Each figure is measured at least [`REPS`] times and printed as one line (`figure.rs`); the run's
+//! figures go to `target/bench/<UTC timestamp>.json`, and `--compare` prints each figure's ratio
+//! to an earlier run's. `--smoke` runs every figure with tiny counts, to show in CI that each one
+//! runs and prints; its values mean nothing.
+//!
+//! Boundary: loopback only; every loop is bounded by a count, and every wait by a timeout.
+
+mod ceilings;
+pub mod figure;
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use figure::{Figure, Machine, Ratio, Report};
+
+/// Repetitions of each figure.
+pub const REPS: usize = 3;
+
+/// How a run measures: full or smoke, and where its files go.
+pub struct Plan {
+    pub smoke: bool,
+    /// A scratch directory on the disk the journals would use.
+    pub dir: PathBuf,
+}
+
+impl Plan {
+    /// `full` in a real run, `smoke` in a smoke run.
+    pub fn count(&self, full: usize, smoke: usize) -> usize {
+        if self.smoke { smoke } else { full }
+    }
+
+    /// Measures `f` [`REPS`] times (`f` gets the repetition's index) into one figure, printing
+    /// progress to stderr.
+    pub fn repeat(
+        &self,
+        name: &str,
+        unit: &str,
+        mut f: impl FnMut(usize) -> anyhow::Result<f64>,
+    ) -> anyhow::Result<Figure> {
+        let mut runs = Vec::with_capacity(REPS);
+        for run in 0..REPS {
+            let v = f(run).with_context(|| format!("figure {name}, run {}", run + 1))?;
+            eprintln!("  {name} run {}: {}", run + 1, figure::number(v));
+            runs.push(v);
+        }
+        Ok(Figure::new(name, unit, runs))
+    }
+}
+
+/// Options of `ci bench`.
+#[derive(Debug, Default)]
+struct Options {
+    smoke: bool,
+    compare: Option<PathBuf>,
+    only: Option<String>,
+}
+
+fn parse(args: &[String]) -> anyhow::Result<Options> {
+    let mut o = Options::default();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--smoke" => o.smoke = true,
+            "--compare" => {
+                o.compare = Some(PathBuf::from(
+                    it.next()
+                        .context("--compare needs an earlier run's JSON file")?,
+                ));
+            }
+            "--only" => o.only = Some(it.next().context("--only needs a name prefix")?.clone()),
+            other => anyhow::bail!(
+                "ci bench: unknown argument `{other}`; usage: ci bench [--smoke] [--compare OLD.json] [--only PREFIX]"
+            ),
+        }
+    }
+    Ok(o)
+}
+
+/// Figure pairs whose ratio is printed: `(figure, the figure it is measured against)`.
+const RATIOS: &[(&str, &str)] = &[
+    ("ceiling.sqlite_commit_rows_1", "ceiling.fdatasync_append"),
+    (
+        "ceiling.sqlite_commit_rows_128",
+        "ceiling.sqlite_commit_rows_1",
+    ),
+    ("reference.sales_c1", "ceiling.sqlite_commit_rows_1"),
+    ("reference.sales_c64", "ceiling.sqlite_commit_rows_128"),
+];
+
+/// Runs `ci bench` with its arguments (after `bench`).
+pub fn run(args: &[String]) -> anyhow::Result<()> {
+    let options = parse(args)?;
+    let bench_dir = workspace_target().join("bench");
+    let started = jiff::Timestamp::now();
+    let scratch = bench_dir.join(format!("scratch-{}", started.as_second()));
+    std::fs::create_dir_all(&scratch).with_context(|| format!("create {}", scratch.display()))?;
+    let plan = Plan {
+        smoke: options.smoke,
+        dir: scratch.clone(),
+    };
+    let machine = Machine::this();
+    println!(
+        "bench{} on {} CPUs ({}), kernel {}, {} MiB",
+        if plan.smoke {
+            " --smoke (values mean nothing)"
+        } else {
+            ""
+        },
+        machine.cpus,
+        machine.cpu_model,
+        machine.kernel,
+        machine.memory_kib / 1024
+    );
+    let mut figures = Vec::new();
+    let wanted = |group: &str| {
+        options
+            .only
+            .as_deref()
+            .is_none_or(|p| group.starts_with(p) || p.starts_with(group))
+    };
+    let result = if wanted("ceiling") || wanted("reference") {
+        ceilings::all(&plan, &mut figures)
+    } else {
+        Ok(())
+    };
+    let _ = std::fs::remove_dir_all(&scratch);
+    result?;
+    if let Some(prefix) = &options.only {
+        figures.retain(|f| f.name.starts_with(prefix.as_str()));
+    }
+    apply_ratios(&mut figures);
+    for f in &figures {
+        println!("{}", f.line());
+        if let Some(note) = &f.note {
+            println!("    {note}");
+        }
+    }
+    let report = Report {
+        started: started.to_string(),
+        smoke: plan.smoke,
+        machine,
+        figures,
+    };
+    let file = bench_dir.join(format!("{}.json", started.strftime("%Y%m%dT%H%M%SZ")));
+    std::fs::write(&file, serde_json::to_vec_pretty(&report)?)
+        .with_context(|| format!("write {}", file.display()))?;
+    println!("figures written to {}", relative(&file));
+    if let Some(old) = &options.compare {
+        let old: Report = serde_json::from_slice(
+            &std::fs::read(old).with_context(|| format!("read {}", old.display()))?,
+        )
+        .with_context(|| format!("{} is not a bench run's JSON", old.display()))?;
+        println!("compared with the run of {}:", old.started);
+        for line in report.compare(&old) {
+            println!("  {line}");
+        }
+    }
+    Ok(())
+}
+
+fn apply_ratios(figures: &mut [Figure]) {
+    for (name, vs) in RATIOS {
+        let Some(other) = figures.iter().find(|f| f.name == *vs).map(|f| f.median) else {
+            continue;
+        };
+        if let Some(f) = figures.iter_mut().find(|f| f.name == *name)
+            && other != 0.0
+        {
+            f.ratio = Some(Ratio {
+                value: f.median / other,
+                vs: (*vs).to_owned(),
+            });
+        }
+    }
+}
+
+/// The workspace's `target` directory (`CARGO_TARGET_DIR` when set).
+fn workspace_target() -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"))
+}
+
+/// A path as the user would type it from the workspace root, where it lies below it.
+fn relative(path: &Path) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let (Ok(root), Ok(p)) = (root.canonicalize(), path.canonicalize()) else {
+        return path.display().to_string();
+    };
+    p.strip_prefix(&root)
+        .map_or_else(|_| p.display().to_string(), |r| r.display().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn options_are_parsed_and_unknown_ones_refused() {
+        let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let o = parse(&args(&[
+            "--smoke",
+            "--compare",
+            "old.json",
+            "--only",
+            "ceiling",
+        ]))
+        .unwrap();
+        assert!(o.smoke);
+        assert_eq!(o.compare, Some(PathBuf::from("old.json")));
+        assert_eq!(o.only.as_deref(), Some("ceiling"));
+        let e = parse(&args(&["--fast"])).unwrap_err().to_string();
+        assert!(e.contains("unknown argument `--fast`"), "{e}");
+        assert!(parse(&args(&["--compare"])).is_err());
+    }
+
+    #[test]
+    fn ratios_are_taken_between_figures_of_the_same_run() {
+        let mut figures = vec![
+            Figure::new("ceiling.fdatasync_append", "/s", vec![1000.0]),
+            Figure::new("ceiling.sqlite_commit_rows_1", "rows/s", vec![250.0]),
+        ];
+        apply_ratios(&mut figures);
+        let r = figures[1].ratio.as_ref().unwrap();
+        assert_eq!((r.value, r.vs.as_str()), (0.25, "ceiling.fdatasync_append"));
+        assert!(figures[0].ratio.is_none());
+    }
+}
