@@ -1,4 +1,5 @@
-//! The HTTP control API under `/_emu/`: health, state, journal, the fault menu, power, clock and reset.
+//! The HTTP control API under `/_emu/`: health, state, journal, traffic counters, the fault menu, power,
+//! clock and reset.
 //!
 //! **Invariant:** with a control token, no route (the fallback included) runs for a request without
 //! `Authorization: Bearer TOKEN`; it gets 401. Without one every request is served, and `serve` binds
@@ -61,6 +62,8 @@ pub fn app(state: Arc<Shared>, token: Option<Secret>) -> Router {
         .route("/_emu/state", get(state_view))
         .route("/_emu/journal", get(journal))
         .route("/_emu/commands", get(commands))
+        .route("/_emu/counters", get(counters))
+        .route("/_emu/counters/reset", post(reset_counters))
         .route("/_emu/fault", post(fault))
         .route("/_emu/clear", post(clear))
         .route("/_emu/power_on", post(power_on))
@@ -95,6 +98,15 @@ async fn journal(State(s): State<Arc<Shared>>) -> Json<crate::emu::JournalView> 
 
 async fn commands(State(s): State<Arc<Shared>>) -> Json<crate::emu::CommandsView> {
     Json(s.commands_view())
+}
+
+async fn counters(State(s): State<Arc<Shared>>) -> Json<crate::counters::CountersView> {
+    Json(s.counters_view())
+}
+
+/// Answers only after every counter is zero, with the zeroed figures.
+async fn reset_counters(State(s): State<Arc<Shared>>) -> Json<crate::counters::CountersView> {
+    Json(s.reset_counters())
 }
 
 async fn fault(

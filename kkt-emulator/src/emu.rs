@@ -1,12 +1,14 @@
 //! The emulator's shared state: the device, the fault menu and the power switch, behind one lock that the
-//! wire loop and the control API share; plus the JSON views the control API serves.
+//! wire loop and the control API share; plus the JSON views the control API serves. The traffic counters
+//! sit beside the lock, never behind it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 use kkt_proto::Request;
 use serde::Serialize;
 
+use crate::counters::{Counters, CountersView};
 use crate::device::{Conditions, Device, host_now};
 use crate::docs::{DOC_RECEIPT, DOC_SHIFT_CLOSE, DOC_SHIFT_OPEN};
 use crate::exec::Executed;
@@ -39,6 +41,7 @@ pub struct Shared {
     inner: Mutex<Inner>,
     powered: AtomicBool,
     allow_reset: bool,
+    counters: Arc<Counters>,
 }
 
 /// `GET /_emu/state`.
@@ -214,6 +217,7 @@ impl Shared {
             }),
             powered: AtomicBool::new(true),
             allow_reset,
+            counters: Arc::new(Counters::new()),
         }
     }
 
@@ -232,7 +236,23 @@ impl Shared {
             cover_open: g.faults.cover_open,
         };
         *g.commands.entry(req.code().to_string()).or_default() += 1;
+        self.counters.command();
         g.dev.execute(c, password, req)
+    }
+
+    /// The traffic counters (`GET /_emu/counters`), shared with the pty.
+    pub fn counters(&self) -> &Arc<Counters> {
+        &self.counters
+    }
+
+    /// The traffic counters' current figures.
+    pub fn counters_view(&self) -> CountersView {
+        self.counters.view()
+    }
+
+    /// Zeroes the traffic counters; returns the zeroed figures.
+    pub fn reset_counters(&self) -> CountersView {
+        self.counters.reset()
     }
 
     /// The command counters.

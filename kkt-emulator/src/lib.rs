@@ -12,6 +12,7 @@
 
 pub mod clock;
 pub mod control;
+pub mod counters;
 pub mod device;
 pub mod docs;
 pub mod emu;
@@ -232,7 +233,11 @@ pub async fn serve(config: Config) -> Result<Running, ServeError> {
         device::Device::new(st, store),
         config.allow_reset,
     ));
-    let pty = Arc::new(pty::Pty::open(&config.pty_link, config.baud)?);
+    let pty = Arc::new(pty::Pty::open(
+        &config.pty_link,
+        config.baud,
+        Arc::clone(shared.counters()),
+    )?);
     let listener = tokio::net::TcpListener::bind(config.control)
         .await
         .map_err(|source| ServeError::Bind {

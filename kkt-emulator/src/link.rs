@@ -3,7 +3,7 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use kkt_proto::{
     ACK, CommandCode, DecodeError, DeviceError, DeviceLink, DeviceOutput, ENQ, NAK, Reply, Request,
@@ -17,7 +17,7 @@ use crate::faults::{Effects, FaultKind};
 use crate::pty::{Pty, PtyError};
 
 /// Gap after which a partly received frame is dropped (javapos uses 100 ms between bytes).
-const BYTE_TIMEOUT: Duration = Duration::from_millis(100);
+pub(crate) const BYTE_TIMEOUT: Duration = Duration::from_millis(100);
 
 /// Faults decided before a command executes.
 const PRE_EXEC: &[FaultKind] = &[
@@ -60,13 +60,15 @@ pub async fn run(pty: Arc<Pty>, shared: Arc<Shared>) -> Result<(), PtyError> {
         } else {
             wire.pty.read(&mut buf).await?
         };
+        // The last byte of any request in these bytes arrived by now: its command time starts here.
+        let received_at = Instant::now();
         if !wire.shared.powered() {
             // A powered-off device hears nothing; the link restarts clean at power-on.
             wire.link = DeviceLink::new();
             continue;
         }
         let outputs: VecDeque<DeviceOutput> = wire.link.bytes_in(&buf[..n]).into();
-        wire.handle(outputs).await?;
+        wire.handle(outputs, received_at).await?;
     }
 }
 
@@ -81,7 +83,11 @@ fn undecodable(payload: &[u8], e: &DecodeError) -> Option<Executed> {
 }
 
 impl Wire {
-    async fn handle(&mut self, mut outputs: VecDeque<DeviceOutput>) -> Result<(), PtyError> {
+    async fn handle(
+        &mut self,
+        mut outputs: VecDeque<DeviceOutput>,
+        received_at: Instant,
+    ) -> Result<(), PtyError> {
         while let Some(out) = outputs.pop_front() {
             if !self.shared.powered() {
                 return Ok(());
@@ -95,10 +101,14 @@ impl Wire {
                     let Some(DeviceOutput::Request(payload)) = outputs.pop_front() else {
                         continue;
                     };
-                    self.request(bytes, payload).await?;
+                    self.request(bytes, payload, received_at).await?;
                 }
-                DeviceOutput::Write(bytes) => self.pty.write_all(&bytes).await?,
-                DeviceOutput::Request(payload) => self.request(vec![ACK], payload).await?,
+                DeviceOutput::Write(bytes) => {
+                    self.pty.write_all(&bytes).await?;
+                }
+                DeviceOutput::Request(payload) => {
+                    self.request(vec![ACK], payload, received_at).await?;
+                }
                 DeviceOutput::BadFrame(e) => tracing::debug!(error = %e, "bad frame NAKed"),
             }
         }
@@ -112,15 +122,22 @@ impl Wire {
         let _ = self.link.bytes_in(&[ACK]);
     }
 
-    async fn request(&mut self, ack: Vec<u8>, payload: Vec<u8>) -> Result<(), PtyError> {
+    /// Acknowledges, executes and answers one request whose last byte arrived at `received_at`.
+    async fn request(
+        &mut self,
+        ack: Vec<u8>,
+        payload: Vec<u8>,
+        received_at: Instant,
+    ) -> Result<(), PtyError> {
         let cmd_code = CommandCode::split(&payload).map_or(0, |(c, _)| c.value());
         let mut fx = Effects::default();
         self.shared.take_faults(cmd_code, PRE_EXEC, &mut fx);
         if fx.nak {
             self.abandon();
-            return self.pty.write_all(&[NAK]).await;
+            self.pty.write_all(&[NAK]).await?;
+            return Ok(());
         }
-        self.pty.write_all(&ack).await?;
+        let paced = self.pty.write_all(&ack).await?;
         let executed = match Request::from_payload(&payload) {
             Ok(_) if fx.busy => Some(exec::error(
                 CommandCode::split(&payload).map_or(CommandCode::SHORT_STATUS, |(c, _)| c),
@@ -164,13 +181,17 @@ impl Wire {
             }
         };
         let writes = self.link.answer_ready(&payload).unwrap_or_default();
-        self.send_answer(writes, &fx).await
+        self.send_answer(writes, &fx, received_at, paced).await
     }
 
+    /// Sends the answer as the faults ask. The command time ends right before its first byte; `paced` is
+    /// the pacing already spent on bytes since `received_at` (the ACK), which is line time, not device time.
     async fn send_answer(
         &mut self,
         writes: Vec<DeviceOutput>,
         fx: &Effects,
+        received_at: Instant,
+        mut paced: Duration,
     ) -> Result<(), PtyError> {
         if fx.drop_answer {
             // Committed and held: the host gets it only by asking with ENQ.
@@ -181,8 +202,10 @@ impl Wire {
         }
         if fx.garbage {
             let noise = self.noise();
-            self.pty.write_all(&noise).await?;
+            paced += self.pty.write_all(&noise).await?;
         }
+        let counters = self.shared.counters();
+        counters.command_time(received_at.elapsed().saturating_sub(paced));
         for w in writes {
             if let DeviceOutput::Write(mut bytes) = w {
                 if fx.bad_lrc

@@ -1,14 +1,18 @@
-//! The pseudo-terminal the emulator listens on: raw mode, a stable symlink, and optional line pacing.
+//! The pseudo-terminal the emulator listens on: raw mode, a stable symlink, optional line pacing, and the
+//! line counters ([`crate::counters`]), bumped here because this is where bytes cross.
 
 use std::fs::File;
 use std::io::{Read, Write};
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
 use tokio::io::unix::AsyncFd;
+
+use crate::counters::{Counters, FrameScan};
 
 /// Errors while setting up or using the pseudo-terminal.
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +53,10 @@ pub struct Pty {
     slave_path: PathBuf,
     link_path: PathBuf,
     byte_delay: Option<Duration>,
+    counters: Arc<Counters>,
+    /// Frame tracking of each direction; only the wire loop reads and writes, so the locks are uncontended.
+    scan_from_host: Mutex<FrameScan>,
+    scan_to_host: Mutex<FrameScan>,
 }
 
 impl std::fmt::Debug for Pty {
@@ -67,8 +75,8 @@ pub fn byte_delay_for_baud(baud: u32) -> Duration {
 
 impl Pty {
     /// Opens a pty in raw mode and publishes its slave path as the symlink `link`
-    /// (replaced atomically, so a host never sees a half-made link).
-    pub fn open(link: &Path, baud: Option<u32>) -> Result<Self, PtyError> {
+    /// (replaced atomically, so a host never sees a half-made link). Traffic is counted in `counters`.
+    pub fn open(link: &Path, baud: Option<u32>, counters: Arc<Counters>) -> Result<Self, PtyError> {
         let pair = nix::pty::openpty(None, None).map_err(sys("openpty"))?;
         let mut tio = tcgetattr(&pair.slave).map_err(sys("tcgetattr"))?;
         cfmakeraw(&mut tio);
@@ -89,6 +97,9 @@ impl Pty {
             slave_path,
             link_path: link.to_path_buf(),
             byte_delay: baud.map(byte_delay_for_baud),
+            counters,
+            scan_from_host: Mutex::new(FrameScan::default()),
+            scan_to_host: Mutex::new(FrameScan::default()),
         })
     }
 
@@ -107,7 +118,10 @@ impl Pty {
         loop {
             let mut guard = self.master.readable().await.map_err(io("poll"))?;
             match guard.try_io(|f| f.get_ref().read(buf)) {
-                Ok(Ok(n)) => return Ok(n),
+                Ok(Ok(n)) => {
+                    self.count_from_host(&buf[..n]);
+                    return Ok(n);
+                }
                 // EIO means no slave is open right now; ours always is, so treat it as transient.
                 Ok(Err(e)) if e.raw_os_error() == Some(nix::libc::EIO) => {
                     tokio::time::sleep(Duration::from_millis(5)).await;
@@ -118,22 +132,30 @@ impl Pty {
         }
     }
 
-    /// Writes all bytes, no faster than the configured line speed.
-    pub async fn write_all(&self, bytes: &[u8]) -> Result<(), PtyError> {
+    /// Writes all bytes, no faster than the configured line speed. Returns the time pacing held them
+    /// back (zero unpaced): from the start until the last byte was released.
+    pub async fn write_all(&self, bytes: &[u8]) -> Result<Duration, PtyError> {
         let Some(delay) = self.byte_delay else {
-            return self.write_raw(bytes).await;
+            self.write_raw(bytes).await?;
+            return Ok(Duration::ZERO);
         };
         // Byte i may leave no earlier than start + i * delay; bytes that are due are sent in one
         // write, because tokio's timer has millisecond resolution.
         let start = Instant::now();
         let mut sent = 0usize;
+        let mut paced = Duration::ZERO;
         while sent < bytes.len() {
-            let elapsed = start.elapsed().as_nanos();
-            let due = usize::try_from(elapsed / delay.as_nanos().max(1))
+            let elapsed = start.elapsed();
+            let due = usize::try_from(elapsed.as_nanos() / delay.as_nanos().max(1))
                 .unwrap_or(usize::MAX)
                 .saturating_add(1)
                 .min(bytes.len());
             if due > sent {
+                if due == bytes.len() {
+                    // The line stays busy for the last byte's own ten bit times after its release.
+                    paced = elapsed;
+                    self.counters.wire_time(elapsed + delay);
+                }
                 self.write_raw(&bytes[sent..due]).await?;
                 sent = due;
             } else {
@@ -141,10 +163,12 @@ impl Pty {
                 tokio::time::sleep_until((start + delay * next).into()).await;
             }
         }
-        Ok(())
+        Ok(paced)
     }
 
+    /// Counts `bytes` as sent, then writes them all at once.
     async fn write_raw(&self, mut bytes: &[u8]) -> Result<(), PtyError> {
+        self.count_to_host(bytes);
         while !bytes.is_empty() {
             let mut guard = self.master.writable().await.map_err(io("poll"))?;
             match guard.try_io(|f| f.get_ref().write(bytes)) {
@@ -163,7 +187,24 @@ impl Pty {
             if n == 0 {
                 break;
             }
+            self.count_from_host(&buf[..n]);
         }
+    }
+
+    fn count_from_host(&self, bytes: &[u8]) {
+        let mut scan = self
+            .scan_from_host
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.counters.count_from_host(bytes, &mut scan);
+    }
+
+    fn count_to_host(&self, bytes: &[u8]) {
+        let mut scan = self
+            .scan_to_host
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.counters.count_to_host(bytes, &mut scan);
     }
 }
 
@@ -191,7 +232,8 @@ mod tests {
     async fn pty_round_trip_and_link() {
         let dir = tempfile::tempdir().expect("tempdir");
         let link = dir.path().join("kkt.tty");
-        let pty = Pty::open(&link, None).expect("open");
+        let counters = Arc::new(Counters::new());
+        let pty = Pty::open(&link, None, Arc::clone(&counters)).expect("open");
         assert_eq!(std::fs::read_link(&link).expect("link"), pty.slave_path());
         let mut host = std::fs::OpenOptions::new()
             .read(true)
@@ -207,5 +249,14 @@ mod tests {
         host.read_exact(&mut got).expect("read back");
         // Raw mode: 0x0A must not become 0x0D 0x0A and 0x00 must survive.
         assert_eq!(got, [0x15, 0x00, 0x0A]);
+        let c = counters.view();
+        assert_eq!(
+            (
+                c.bytes_from_host,
+                c.control_bytes_from_host,
+                c.bytes_to_host
+            ),
+            (1, 1, 3)
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! The HTTP control plane: mode selection, statistics, the document record, reset and health.
+//! The HTTP control plane: mode selection, statistics, traffic counters, the document record, the last
+//! message's bytes, reset and health.
 //!
 //! **Invariant:** with a control token configured, no route (the fallback included) runs for a request
 //! without `Authorization: Bearer TOKEN`; it gets 401 `unauthorized`. Without a token every request is
@@ -25,7 +26,8 @@ use serde_json::{Value, json};
 use crate::mode::{Behaviour, ModeSpec, Refuse};
 use crate::schedule::Flap;
 use crate::state::{MockState, NotInEffect};
-use crate::store::StoreError;
+use crate::store::{StoreError, hex};
+use crate::traffic::TrafficView;
 
 /// Largest control request body.
 pub const BODY_LEN_MAX: usize = 64 * 1024;
@@ -116,6 +118,9 @@ pub fn app(state: Arc<MockState>) -> Router {
         .route("/set_mode", post(set_mode))
         .route("/_mock/mode", post(post_mode).get(get_mode))
         .route("/_mock/stats", get(stats))
+        .route("/_mock/counters", get(counters))
+        .route("/_mock/counters/reset", post(reset_counters))
+        .route("/_mock/last_message_raw", get(last_message_raw))
         .route("/_mock/documents", get(documents))
         .route("/_mock/timeline", get(timeline))
         .route("/_mock/reset", post(reset))
@@ -194,6 +199,26 @@ async fn get_mode(State(s): Shared) -> Json<Value> {
 
 async fn stats(State(s): Shared) -> Json<Value> {
     Json(s.stats_json())
+}
+
+async fn counters(State(s): Shared) -> Json<TrafficView> {
+    Json(s.traffic.view())
+}
+
+/// Answers only after every counter is zero, with the zeroed figures.
+async fn reset_counters(State(s): Shared) -> Json<TrafficView> {
+    Json(s.traffic.reset())
+}
+
+/// The last complete message the OFD port read, byte for byte: what a client replays to measure the mock.
+async fn last_message_raw(State(s): Shared) -> Result<Json<Value>, ControlError> {
+    let raw = s.traffic.last_message_raw().ok_or(ControlError {
+        status: StatusCode::NOT_FOUND,
+        code: "no_message",
+        message: "no complete message received since start or the last /_mock/reset".into(),
+        definite: true,
+    })?;
+    Ok(Json(json!({"hex": hex(&raw)})))
 }
 
 #[derive(Debug, Deserialize)]

@@ -4,7 +4,8 @@
 //! Modules: [`config`] (command line), [`mode`] (the fault menu and its decisions), [`schedule`] (seeded
 //! randomness and the flapping timeline), [`store`]
 //! (records keyed by FN and FD, memory or SQLite), [`protocol`] (validation and acknowledgements on top of
-//! `ofd-proto`), [`server`] (the TCP side), [`control`] (the HTTP side), [`state`] (what both share).
+//! `ofd-proto`), [`server`] (the TCP side), [`control`] (the HTTP side), [`state`] (what both share),
+//! [`traffic`] (byte and message counters and the last message, for benchmarks).
 //! The control plane's accept loop, the secrets from files and the environment, the control token check
 //! and the stop signals come from `tool-http`, shared with `kkt-emulator`.
 
@@ -16,6 +17,7 @@ pub mod schedule;
 pub mod server;
 pub mod state;
 pub mod store;
+pub mod traffic;
 
 use std::io::IsTerminal;
 use std::net::SocketAddr;

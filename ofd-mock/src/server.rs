@@ -101,6 +101,7 @@ async fn accept(listener: Option<&TcpListener>) -> io::Result<(TcpStream, Socket
 /// Counts the connection and hands it to a task, or closes it at once when every permit is taken.
 fn admit(state: &Arc<MockState>, permits: &Arc<Semaphore>, stream: TcpStream, peer: SocketAddr) {
     state.count(|c| c.connections += 1);
+    state.traffic.connection();
     let Ok(permit) = Arc::clone(permits).try_acquire_owned() else {
         state.count(|c| c.over_capacity += 1);
         reset(stream);
@@ -165,7 +166,8 @@ async fn handle(state: &MockState, mut stream: TcpStream, peer: SocketAddr) {
         _ => {}
     }
     let read_deadline = Instant::now() + Duration::from_millis(state.config.read_timeout_ms);
-    let bytes = match read_message(&mut stream, state.config.frame_len_max, read_deadline).await {
+    let read = read_message(state, &mut stream, read_deadline).await;
+    let bytes = match read {
         Ok(b) => b,
         Err(ReadFailure::Probe) => return state.count(|c| c.probes += 1),
         Err(ReadFailure::UnsupportedVersion(v)) => {
@@ -181,6 +183,8 @@ async fn handle(state: &MockState, mut stream: TcpStream, peer: SocketAddr) {
             return state.count(|c| c.invalid_messages += 1);
         }
     };
+    state.traffic.message(&bytes);
+    let received_at = Instant::now();
     if let Action::Garbage { bytes } = &action {
         let _sent = write_all(state, &mut stream, bytes).await;
         return;
@@ -197,7 +201,7 @@ async fn handle(state: &MockState, mut stream: TcpStream, peer: SocketAddr) {
         match request.wrong_answer(&state.config.ofd_inn, field, now_ms) {
             Ok(answer) => {
                 state.count(|c| c.wrong_acks += 1);
-                finish(state, stream, &answer).await;
+                finish(state, stream, &answer, received_at).await;
             }
             Err(e) => tracing::error!(error = %e, "cannot build a wrong acknowledgement"),
         }
@@ -214,9 +218,9 @@ async fn handle(state: &MockState, mut stream: TcpStream, peer: SocketAddr) {
         }
         Action::Slow { delay_ms } => {
             tokio::time::sleep(Duration::from_millis(delay_ms)).await;
-            finish(state, stream, &answer).await;
+            finish(state, stream, &answer, received_at).await;
         }
-        _ => finish(state, stream, &answer).await,
+        _ => finish(state, stream, &answer, received_at).await,
     }
 }
 
@@ -275,19 +279,30 @@ fn process(state: &MockState, request: &Request, action: &Action) -> Option<Vec<
     }
 }
 
-/// Writes the answer and closes gracefully, counting a complete answer.
-async fn finish(state: &MockState, mut stream: TcpStream, answer: &[u8]) {
+/// Writes the answer to the message read at `received_at` and closes gracefully, counting a complete
+/// answer and its handling time before the close, so a client that read to the end sees both.
+async fn finish(state: &MockState, mut stream: TcpStream, answer: &[u8], received_at: Instant) {
     if write_all(state, &mut stream, answer).await {
         state.count(|c| c.answers_sent += 1);
+        state.traffic.handled(received_at.elapsed());
         let limit = Duration::from_millis(state.config.write_timeout_ms);
         let _closed = timeout(limit, stream.shutdown()).await;
     }
 }
 
+/// Writes all `bytes` within the write timeout, counting each byte the socket takes.
 async fn write_all(state: &MockState, stream: &mut TcpStream, bytes: &[u8]) -> bool {
     let limit = Duration::from_millis(state.config.write_timeout_ms);
     match timeout(limit, async {
-        stream.write_all(bytes).await?;
+        let mut rest = bytes;
+        while !rest.is_empty() {
+            let n = stream.write(rest).await?;
+            if n == 0 {
+                return Err(io::Error::from(io::ErrorKind::WriteZero));
+            }
+            state.traffic.sent(n);
+            rest = &rest[n..];
+        }
         stream.flush().await
     })
     .await
@@ -304,12 +319,14 @@ async fn write_all(state: &MockState, stream: &mut TcpStream, bytes: &[u8]) -> b
     }
 }
 
-/// Reads exactly one message, refusing it as soon as the bytes cannot be one or it would exceed `len_max`.
+/// Reads exactly one message, refusing it as soon as the bytes cannot be one or it would exceed
+/// `frame_len_max`. Never reads past the message's end, so `bytes_received` counts only what was needed.
 async fn read_message(
+    state: &MockState,
     stream: &mut TcpStream,
-    len_max: usize,
     deadline: Instant,
 ) -> Result<Vec<u8>, ReadFailure> {
+    let len_max = state.config.frame_len_max;
     let mut buf = Vec::new();
     let mut chunk = vec![0u8; 8192];
     loop {
@@ -332,6 +349,7 @@ async fn read_message(
             Ok(Err(e)) => return Err(ReadFailure::Invalid(format!("read failed: {e}"))),
             Ok(Ok(n)) => n,
         };
+        state.traffic.received(n);
         if n == 0 {
             return Err(if buf.is_empty() {
                 ReadFailure::Probe
@@ -351,5 +369,6 @@ async fn blackhole(state: &MockState, mut stream: TcpStream) {
         if n == 0 {
             break;
         }
+        state.traffic.received(n);
     }
 }

@@ -14,6 +14,7 @@ use tokio::sync::{Notify, watch};
 use crate::config::Config;
 use crate::mode::{Action, ModeEngine, ModeSpec};
 use crate::store::Store;
+use crate::traffic::Traffic;
 
 /// Session counters (reset by `POST /_mock/reset` and by a restart; document totals come from the store).
 #[derive(Clone, Debug, Default, Serialize, PartialEq, Eq)]
@@ -52,6 +53,8 @@ pub struct MockState {
     pub ofd_addr: SocketAddr,
     /// The record store.
     pub store: Store,
+    /// Byte and message counters of the OFD port and the last message (`/_mock/counters`).
+    pub traffic: Traffic,
     mode: Mutex<ModeSlot>,
     counters: Mutex<Counters>,
     /// Wakes the listener supervisor after a mode change.
@@ -109,6 +112,7 @@ impl MockState {
             config,
             ofd_addr,
             store,
+            traffic: Traffic::new(),
             mode: Mutex::new(ModeSlot {
                 engine: ModeEngine::new(ModeSpec::default(), Instant::now()),
                 generation: 0,
@@ -215,9 +219,12 @@ impl MockState {
         self.listening.store(on, Ordering::SeqCst);
     }
 
-    /// Clears records and counters and returns to `online`; returns the generation of that mode.
+    /// Clears records, counters (the traffic counters too) and the last message, and returns to `online`;
+    /// returns the generation of that mode.
     pub fn reset(&self) -> Result<u64, crate::store::StoreError> {
         self.store.clear()?;
+        self.traffic.reset();
+        self.traffic.forget_last_message();
         let active = lock(&self.counters).active_connections;
         *lock(&self.counters) = Counters {
             active_connections: active,

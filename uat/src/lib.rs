@@ -8,7 +8,9 @@ pub mod cli;
 pub mod disks;
 pub mod expect;
 pub mod history;
+pub mod leaks;
 pub mod load;
+pub mod metrics;
 pub mod model;
 pub mod paths;
 pub mod probe;
@@ -17,6 +19,7 @@ pub mod run;
 pub mod schema;
 pub mod select;
 pub mod template;
+pub mod tokens;
 pub mod util;
 
 pub use cli::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INFRA, EXIT_NOTHING_SELECTED, EXIT_OK};

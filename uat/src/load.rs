@@ -1,6 +1,6 @@
 //! Loading and validating scenario files: every error names file:line:column, nothing is skipped.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -22,6 +22,9 @@ pub struct Scenario {
     pub bins: BTreeSet<String>,
     /// The scenario draws random numbers (a random kill or chaos), so its seed is reported.
     pub seeded: bool,
+    /// Adapter processes (command `{{bin.adapter}}`) and the port name each listens on: the
+    /// runner starts them with the run's API tokens and sends a token with every request there.
+    pub adapters: BTreeMap<String, String>,
 }
 
 impl Scenario {
@@ -106,6 +109,7 @@ pub fn load_str(path: &Path, text: String) -> Result<Scenario, LoadError> {
         lists: BTreeSet::new(),
         cur_end: 0,
         seeded: file.chaos.is_some(),
+        adapters: BTreeMap::new(),
     };
     v.validate();
     if file.process.iter().any(|(_, p)| power::on_powercut(p)) {
@@ -116,6 +120,7 @@ pub fn load_str(path: &Path, text: String) -> Result<Scenario, LoadError> {
         ports,
         bins,
         seeded,
+        adapters,
         ..
     } = v;
     if !diags.is_empty() {
@@ -128,6 +133,7 @@ pub fn load_str(path: &Path, text: String) -> Result<Scenario, LoadError> {
         ports,
         bins,
         seeded,
+        adapters,
     })
 }
 
@@ -142,6 +148,7 @@ struct Validator<'a> {
     /// End of the step or check table being validated, to pin errors to the offending value.
     cur_end: usize,
     seeded: bool,
+    adapters: BTreeMap<String, String>,
 }
 
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"];
@@ -226,6 +233,11 @@ impl Validator<'_> {
                 c.steps.iter().for_each(|s| self.collect_names(s));
                 c.recover.iter().for_each(|s| self.collect_names(s));
             }
+            Step::Metric(m) => {
+                if let Some(n) = &m.save_as {
+                    self.lists.insert(n.clone());
+                }
+            }
             other => {
                 if random_bound(other).is_some() || power::draws_seed(other) {
                     self.seeded = true;
@@ -247,11 +259,13 @@ impl Validator<'_> {
                 self.bins.insert(b.to_owned());
             } else if let Some(d) = name.strip_prefix("data.") {
                 self.data_template(t.offset, d);
+            } else if let Some(r) = name.strip_prefix("auth_header.") {
+                self.auth_template(t.offset, r);
             } else if !(name == "dir" || name == "i" || self.lists.contains(name)) {
                 self.err(
                     t.offset,
                     format!(
-                        "unknown template `{{{{{name}}}}}`: expected port.NAME, bin.NAME, data.NAME, dir, i or a capture name"
+                        "unknown template `{{{{{name}}}}}`: expected port.NAME, bin.NAME, data.NAME, auth_header.ROLE, dir, i or a capture name"
                     ),
                 );
             }
@@ -260,6 +274,7 @@ impl Validator<'_> {
 
     fn process(&mut self, name: &str, p: &Process) {
         let at = self.find_key(&format!("[process.{name}]"));
+        self.adapter_process(at, name, p);
         if let Some(r) = &p.ready {
             let n = [
                 r.http_get.is_some(),
@@ -458,6 +473,7 @@ impl Validator<'_> {
             Step::WaitUntil(w) => self.wait(at, w),
             Step::Sql(q) => self.need_db(at, &q.db),
             Step::File(_) | Step::Sleep(_) | Step::Exec(_) => {}
+            Step::Metric(m) => self.metric_step(at, m),
             other => self.power_step(at, other),
         }
     }
@@ -538,8 +554,10 @@ fn random_bound(s: &Step) -> Option<Option<crate::util::Dur>> {
     }
 }
 
+mod adapter;
 mod power;
 
+pub use adapter::{ADAPTER_COMMAND, is_adapter};
 pub use power::POWERCUT_BIN;
 
 /// Splits `"METHOD port-name /path"`.

@@ -136,6 +136,7 @@ pub enum Step {
     Heal(HealStep),
     CrashAtFsync(CrashAtFsyncStep),
     IntegrityCheck(IntegrityStep),
+    Metric(MetricStep),
 }
 
 /// Step kinds: the key that comes first in a step table (after an optional `name`).
@@ -158,6 +159,7 @@ pub const STEP_KINDS: &[&str] = &[
     "heal",
     "crash_at_fsync",
     "integrity_check",
+    "metric",
 ];
 
 impl Step {
@@ -182,6 +184,7 @@ impl Step {
             Step::Heal(_) => "heal",
             Step::CrashAtFsync(_) => "crash_at_fsync",
             Step::IntegrityCheck(_) => "integrity_check",
+            Step::Metric(_) => "metric",
         }
     }
 
@@ -206,6 +209,7 @@ impl Step {
             Step::Heal(s) => (s.heal.clone(), &s.name),
             Step::CrashAtFsync(s) => (s.crash_at_fsync.clone(), &s.name),
             Step::IntegrityCheck(s) => (s.integrity_check.clone(), &s.name),
+            Step::Metric(s) => (s.series(), &s.name),
         };
         match name {
             Some(n) => format!("{} `{}` ({})", self.kind(), primary, n),
@@ -281,6 +285,7 @@ impl Step {
             Step::WaitUntil(w) => Some(w.timeout.0),
             Step::Exec(e) => Some(e.timeout.0),
             Step::Sleep(s) => Some(s.sleep.0),
+            Step::Metric(m) => Some(m.timeout.map_or(default_http_timeout().0, |t| t.0)),
             _ => None,
         }
     }
@@ -654,9 +659,11 @@ pub enum JsonType {
 
 mod chaos;
 mod de;
+mod metric;
 mod power;
 
 pub use chaos::{Action, Chaos, Interval, Load};
+pub use metric::{Bound, MetricStep, holds};
 pub use power::{
     CRASH_LOOP_MAX, CrashAtFsyncStep, CutMode, DataDir, Errno, ExpectOutcome, FsFailStep, FsOp,
     HealStep, IntegrityStep, PowerCutStep, PowerLossCheck, RemountStep,

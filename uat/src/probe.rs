@@ -65,19 +65,31 @@ pub fn request(
     cap: Duration,
 ) -> Result<Response, HttpError> {
     let line = vars.render(line).map_err(HttpError::Bad)?;
-    let (method, port_name, path) = parse_request_line(&line).map_err(HttpError::Bad)?;
+    let (method_name, port_name, path) = parse_request_line(&line).map_err(HttpError::Bad)?;
     let port = vars
         .ports
         .get(port_name)
         .ok_or_else(|| HttpError::Bad(format!("no port `{port_name}`")))?;
     let url = format!("http://127.0.0.1:{port}{path}");
-    let method = reqwest::Method::from_bytes(method.as_bytes())
+    let method = reqwest::Method::from_bytes(method_name.as_bytes())
         .map_err(|e| HttpError::Bad(e.to_string()))?;
     let mut rb = client
         .request(method, &url)
         .timeout(parts.timeout.0.min(cap));
+    let mut explicit_auth = false;
     for (k, v) in parts.headers.iter() {
+        explicit_auth |= k.eq_ignore_ascii_case("authorization");
         rb = rb.header(k, vars.render(v).map_err(HttpError::Bad)?);
+    }
+    // A request to an adapter carries the run's token for the route's role, unless the step
+    // spells out its own `Authorization` (to test a refusal).
+    if !explicit_auth
+        && let Some(bearer) = vars
+            .auth
+            .as_ref()
+            .and_then(|a| a.bearer(port_name, method_name, path))
+    {
+        rb = rb.header(reqwest::header::AUTHORIZATION, bearer);
     }
     if let Some(j) = parts.json {
         rb = rb.json(&vars.render_json(j).map_err(HttpError::Bad)?);
@@ -88,9 +100,14 @@ pub fn request(
     }
     let resp = rb.send().map_err(|e| classify(&url, &e))?;
     let status = resp.status().as_u16();
-    let text = resp
-        .text()
+    let headers = resp.headers().clone();
+    let bytes = resp
+        .bytes()
         .map_err(|e| HttpError::Cut(format!("{url}: reading the body: {e}")))?;
+    if let Some(auth) = &vars.auth {
+        auth.scan_answer(&format!("`{line}` (status {status})"), &headers, &bytes);
+    }
+    let text = String::from_utf8_lossy(&bytes).into_owned();
     let body = if text.trim().is_empty() {
         Value::Null
     } else {
@@ -176,10 +193,16 @@ fn ready_once(client: &Client, r: &Ready, vars: &Vars) -> Result<(), String> {
             .timeout(Duration::from_secs(2))
             .send()
             .map_err(|e| e.to_string())?;
-        if resp.status().is_success() {
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.bytes().unwrap_or_default();
+        if let Some(auth) = &vars.auth {
+            auth.scan_answer(&format!("the readiness probe `{url}`"), &headers, &bytes);
+        }
+        if status.is_success() {
             return Ok(());
         }
-        return Err(format!("{url}: status {}", resp.status()));
+        return Err(format!("{url}: status {status}"));
     }
     if let Some(a) = &r.tcp {
         let addr: SocketAddr = vars

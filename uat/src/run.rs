@@ -18,6 +18,7 @@ use crate::model::{ExpectOutcome, HttpStep, SignalName, Step};
 use crate::probe;
 use crate::procs::{self, Procs, Spec};
 use crate::template::Vars;
+use crate::tokens::{Auth, TOKENS_FILE_ENV};
 use crate::util::At;
 use http::http_exchange;
 
@@ -163,6 +164,10 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Report {
     if let Err(m) = runner.disks.unmount_all() {
         verdict = Verdict::Infra(m);
     }
+    // Every scenario, after every process and mount is gone, before the folder may be removed.
+    if let Err(m) = runner.leak_check() {
+        verdict = leak::with_leak(verdict, m);
+    }
     if !verdict.is_success() {
         runner.copy_databases();
     }
@@ -252,6 +257,8 @@ impl<'a> Runner<'a> {
         let hist = History::create(&dir.join("history.jsonl"))
             .map_err(|e| infra(format!("history.jsonl: {e}")))?;
         let client = probe::client().map_err(infra)?;
+        let auth = Auth::create(&dir, sc.adapters.values().cloned().collect()).map_err(infra)?;
+        vars.auth = Some(Arc::new(auth));
         let disks = mount_disks(sc, &dir, &mut vars)?;
         Ok(Runner {
             sc,
@@ -523,6 +530,7 @@ impl<'a> Runner<'a> {
                     ))),
                 }
             }
+            Step::Metric(m) => self.metric(m).map(|d| (d, Vec::new())).map_err(fail),
             Step::Repeat(_) => Err(fail("internal: repeat handled by run_one")),
             other => self.power_exec(other),
         }
@@ -536,6 +544,20 @@ impl<'a> Runner<'a> {
             .get(name)
             .ok_or_else(|| format!("unknown process `{name}`"))?;
         let v = &self.vars;
+        let mut env: Vec<(String, String)> = p
+            .env
+            .iter()
+            .map(|(k, x)| Ok((k.clone(), v.render(x)?)))
+            .collect::<Result<_, String>>()?;
+        // The path of the tokens file, never a secret, goes into the adapter's environment.
+        if self.sc.adapters.contains_key(name)
+            && let Some(auth) = &v.auth
+        {
+            env.push((
+                TOKENS_FILE_ENV.to_owned(),
+                auth.tokens_file().display().to_string(),
+            ));
+        }
         Ok(Spec {
             command: v.render(&p.command)?,
             args: p
@@ -543,11 +565,7 @@ impl<'a> Runner<'a> {
                 .iter()
                 .map(|a| v.render(a))
                 .collect::<Result<_, _>>()?,
-            env: p
-                .env
-                .iter()
-                .map(|(k, x)| Ok((k.clone(), v.render(x)?)))
-                .collect::<Result<_, String>>()?,
+            env,
             cwd: match &p.cwd {
                 Some(c) => PathBuf::from(v.render(c)?),
                 None => self.dir.clone(),
@@ -654,6 +672,8 @@ fn signal_of(sig: SignalName) -> Signal {
 mod chaos;
 mod http;
 mod kill;
+mod leak;
+mod metric;
 mod observe;
 mod power;
 pub mod up;

@@ -1,8 +1,9 @@
-//! Minimal templating: `{{port.NAME}}`, `{{bin.NAME}}`, `{{data.NAME}}`, `{{dir}}`, `{{i}}` and
-//! capture names. No expressions.
+//! Minimal templating: `{{port.NAME}}`, `{{bin.NAME}}`, `{{data.NAME}}`, `{{auth_header.ROLE}}`,
+//! `{{dir}}`, `{{i}}` and capture names. No expressions.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 use serde_json::Value;
 
@@ -54,6 +55,9 @@ pub struct Vars {
     pub data: BTreeMap<String, PathBuf>,
     pub i: Option<u32>,
     pub captures: BTreeMap<String, Value>,
+    /// The scenario's API tokens: requests to an adapter's port carry one, and
+    /// `{{auth_header.ROLE}}` is the file holding its `Authorization` line.
+    pub auth: Option<Arc<crate::tokens::Auth>>,
 }
 
 impl Vars {
@@ -78,6 +82,15 @@ impl Vars {
                 .get(d)
                 .map(|p| Value::from(p.display().to_string()))
                 .ok_or_else(|| format!("no data directory `{d}`"));
+        }
+        if let Some(r) = name.strip_prefix("auth_header.") {
+            let role =
+                crate::tokens::Role::parse(r).ok_or_else(|| format!("no token role `{r}`"))?;
+            return self
+                .auth
+                .as_ref()
+                .map(|a| Value::from(a.header_file(role).display().to_string()))
+                .ok_or_else(|| "no API tokens in this run".to_owned());
         }
         match name {
             "dir" => Ok(Value::from(self.dir.display().to_string())),

@@ -87,6 +87,7 @@ impl Credential {
 #[case::health("GET", "/v1/health", None, Needs::Nothing, 200)]
 #[case::ready("GET", "/v1/ready", None, Needs::Nothing, 200)]
 #[case::metrics("GET", "/metrics", None, Needs::Admin, 200)]
+#[case::openapi("GET", "/openapi.json", None, Needs::Nothing, 200)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn route_by_credential(
     #[case] method: &str,

@@ -257,6 +257,12 @@ fn has_validator(python: &Path) -> bool {
 /// built in a directory of its own and renamed into place only when complete, so an interrupted
 /// install is never reused and two test processes never share a half-built one.
 fn venv_python() -> PathBuf {
+    // Tests of this binary run in parallel threads of one process: one builds, the others wait.
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT.get_or_init(build_venv).clone()
+}
+
+fn build_venv() -> PathBuf {
     let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("openapi-validator-venv");
     let python = root.join("bin").join("python");
     if has_validator(&python) {

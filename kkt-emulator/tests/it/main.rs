@@ -1,5 +1,6 @@
 //! Integration tests: the emulator driven over a real pty with the `serialport` crate, plus its control API.
 
+mod counters;
 mod golden;
 mod guard;
 mod harness;

@@ -1,6 +1,7 @@
 //! Integration tests of the mock OFD over real sockets: a small client built on `ofd-proto` and a helper DSL.
 
 mod control;
+mod counters;
 mod guard;
 mod modes;
 mod records;

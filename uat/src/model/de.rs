@@ -202,6 +202,7 @@ impl<'de> Deserialize<'de> for Step {
                     "heal" => Step::Heal(rest(name, kind, map)?),
                     "crash_at_fsync" => Step::CrashAtFsync(rest(name, kind, map)?),
                     "integrity_check" => Step::IntegrityCheck(rest(name, kind, map)?),
+                    "metric" => Step::Metric(rest(name, kind, map)?),
                     _ => Step::Exec(rest(name, kind, map)?),
                 })
             }

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use super::{RunOptions, Runner, Verdict, sanitize};
 use crate::cli::{EXIT_FAILED, EXIT_INFRA, EXIT_OK};
 use crate::load::{LoadError, Scenario, load_str};
+use crate::tokens::Role;
 
 /// The default stack: the KKT emulator, the mock OFD and the adapter wired to both, each on
 /// free ports with its files in the scenario folder.
@@ -95,6 +96,17 @@ pub fn up(sc: &Scenario, opts: &RunOptions, stop: &Receiver<&'static str>) -> u8
         for (port, n) in &runner.vars.ports {
             let key = format!("port.{port}");
             println!("  {key:<width$} http://127.0.0.1:{n}");
+        }
+        // The adapters require the run's tokens: curl reads the header from a file, so the
+        // secret stays out of the shell history and `ps`.
+        if let (false, Some(auth)) = (sc.adapters.is_empty(), &runner.vars.auth) {
+            for role in [Role::Pos, Role::Admin] {
+                let key = format!("auth.{}", role.as_str());
+                println!(
+                    "  {key:<width$} curl -H @{}",
+                    auth.header_file(role).display()
+                );
+            }
         }
         println!("uat up: ready; Ctrl-C stops every process");
         let _ = std::io::stdout().flush();

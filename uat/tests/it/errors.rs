@@ -100,6 +100,22 @@ const CASES: &[(&str, &str)] = &[
         "[process.app]\ncommand = \"x\"\ndata_dir = { powercut = true, size = 1 }\n",
     ),
     (
+        "unknown key in a metric step",
+        "[[step]]\nmetric = \"x_total\"\nport = \"web\"\nge = 1\n",
+    ),
+    (
+        "metric step rules",
+        "[[step]]\nmetric = \"2x\"\ngt = \"many\"\ninterval = \"1s\"\n\n[[step]]\nmetric = \"x\"\nport = \"nobody\"\nlt = \"{{never_saved}}\"\n",
+    ),
+    (
+        "metric bound of a wrong type",
+        "[[step]]\nmetric = \"x\"\nport = \"web\"\neq = true\n",
+    ),
+    (
+        "adapter rules",
+        "[process.adapter]\ncommand = \"{{bin.adapter}}\"\nargs = [\"--db\", \"a.db\", \"{{auth_header.root}}\"]\nenv = { ADAPTER_AUTH_TOKENS_FILE = \"t\" }\n",
+    ),
+    (
         "power_loss needs ids for http and a list",
         "[[check]]\npower_loss = \"sales\"\nobserve = \"GET web /items\"\nfiscal_ids = \"$.x\"\n",
     ),

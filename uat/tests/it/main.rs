@@ -6,6 +6,7 @@ mod power;
 mod runner;
 mod schema;
 mod seeded;
+mod tokens;
 mod up;
 
 use std::path::{Path, PathBuf};
