@@ -15,7 +15,7 @@ use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use harness::{Stack, lenses};
+use harness::{Stack, lenses, limit_events};
 
 /// Slow connections the flood holds open, and the adapter's open-file limit under it: the usual
 /// default of a shell, below the flood, as in the report.
@@ -152,7 +152,7 @@ async fn two_thousand_slow_connections_do_not_stop_a_sale() {
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    let metrics = scrape(&s).await;
+    let metrics = s.scrape().await;
     let closed_for_room = limit_events(&metrics, "idle_connection_closed");
     let log = s.log();
     let refused = log.matches("refused one").count();
@@ -182,21 +182,4 @@ async fn two_thousand_slow_connections_do_not_stop_a_sale() {
     assert!(closed_for_room > 0, "{metrics}");
     assert!(open_files > 0 && (open_files as u64) < ADAPTER_OPEN_FILES);
     assert_eq!(s.fn_receipts().await.len(), 5, "each sale printed once");
-}
-
-/// `GET /metrics` of an adapter run without tokens (loopback serves it).
-async fn scrape(s: &Stack) -> String {
-    match s.call("GET", "/metrics", None, &[]).await {
-        (200, Value::String(text)) => text,
-        other => panic!("metrics: {other:?}"),
-    }
-}
-
-/// The count of `adapter_http_limit_events_total{event="..."}` in a scrape, 0 when absent.
-fn limit_events(metrics: &str, event: &str) -> u64 {
-    let series = format!("adapter_http_limit_events_total{{event=\"{event}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&series))
-        .map_or(0, |v| v.trim().parse().expect("a counter value"))
 }

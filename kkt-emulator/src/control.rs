@@ -126,8 +126,8 @@ async fn clear(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {
 }
 
 async fn power_on(State(s): State<Arc<Shared>>) -> Json<serde_json::Value> {
-    s.power_on();
-    Json(json!({ "powered": true }))
+    let disarmed = s.power_on();
+    Json(json!({ "powered": true, "power_cuts_disarmed": disarmed }))
 }
 
 /// `POST /_emu/clock`: exactly one of an absolute offset or a device time.

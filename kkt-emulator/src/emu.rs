@@ -281,13 +281,19 @@ impl Shared {
 
     /// Cuts the power: volatile state is lost, the FN keeps what it committed.
     pub fn power_off(&self) {
-        self.lock().dev.power_cycle();
+        let mut state = self.lock();
+        state.dev.power_cycle();
         self.powered.store(false, Ordering::SeqCst);
     }
 
-    /// Restores power.
-    pub fn power_on(&self) {
+    /// Restores power, and disarms a power cut still waiting for its commit: "power back" leaves
+    /// the device on. Without this, a cut armed before a pause whose commit came only after the
+    /// power-on would switch the device off for good. Returns the cuts disarmed.
+    pub fn power_on(&self) -> usize {
+        let mut state = self.lock();
+        let disarmed = state.faults.disarm_power_cuts();
         self.powered.store(true, Ordering::SeqCst);
+        disarmed
     }
 
     /// Arms a fault.

@@ -268,6 +268,14 @@ impl Faults {
             .any(|f| f.kind == FaultKind::PowerCutAfterCommit && f.command == Some(cmd))
     }
 
+    /// Disarms the power cuts waiting for a commit; returns how many there were.
+    pub fn disarm_power_cuts(&mut self) -> usize {
+        let before = self.armed.len();
+        self.armed
+            .retain(|f| f.kind != FaultKind::PowerCutAfterCommit);
+        before - self.armed.len()
+    }
+
     /// Clears every fault and condition.
     pub fn clear(&mut self) {
         *self = Self::default();

@@ -48,10 +48,14 @@ impl Response {
     }
 }
 
-/// A client that never uses a proxy: every target is on loopback.
+/// A client that never uses a proxy (every target is on loopback) and opens a connection per
+/// request: a request sent on a kept-alive connection to a process killed since fails like one cut
+/// off in flight, so the history would call it indeterminate; on a fresh connection it is refused,
+/// definitely.
 pub fn client() -> Result<Client, String> {
     Client::builder()
         .no_proxy()
+        .pool_max_idle_per_host(0)
         .build()
         .map_err(|e| format!("http client: {e}"))
 }

@@ -406,3 +406,23 @@ impl Stack {
             .to_owned()
     }
 }
+
+/// What the bounds on clients did, for the tests of `limits.rs` and the `flood` binary.
+impl Stack {
+    /// `GET /metrics` of an adapter run without tokens (loopback serves it).
+    pub async fn scrape(&self) -> String {
+        match self.call("GET", "/metrics", None, &[]).await {
+            (200, Value::String(text)) => text,
+            other => panic!("metrics: {other:?}"),
+        }
+    }
+}
+
+/// The count of `adapter_http_limit_events_total{event="..."}` in a scrape, 0 when absent.
+pub fn limit_events(metrics: &str, event: &str) -> u64 {
+    let series = format!("adapter_http_limit_events_total{{event=\"{event}\"}} ");
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .map_or(0, |v| v.trim().parse().expect("a counter value"))
+}

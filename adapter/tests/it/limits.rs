@@ -9,27 +9,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use crate::contract::{Answer, read_answer};
-use crate::harness::{Stack, lenses};
+use crate::harness::{Stack, lenses, limit_events};
 
 /// Every wait of these tests is bounded.
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
-
-/// `GET /metrics` of an adapter run without tokens (loopback serves it).
-async fn scrape(s: &Stack) -> String {
-    match s.call("GET", "/metrics", None, &[]).await {
-        (200, Value::String(text)) => text,
-        other => panic!("metrics: {other:?}"),
-    }
-}
-
-/// The count of `adapter_http_limit_events_total{event="..."}` in a scrape, 0 when absent.
-fn limit_events(metrics: &str, event: &str) -> u64 {
-    let series = format!("adapter_http_limit_events_total{{event=\"{event}\"}} ");
-    metrics
-        .lines()
-        .find_map(|l| l.strip_prefix(&series))
-        .map_or(0, |v| v.trim().parse().expect("a counter value"))
-}
 
 /// Writes `bytes` on a new connection to the adapter and keeps the connection.
 async fn send_part(addr: &str, bytes: &[u8]) -> TcpStream {
@@ -88,7 +71,7 @@ async fn a_body_that_trickles_in_gets_408_and_nothing_is_done() {
         )
         .await;
     assert_eq!(status, 404, "nothing was journaled");
-    assert_eq!(limit_events(&scrape(&s).await, "body_timeout"), 1);
+    assert_eq!(limit_events(&s.scrape().await, "body_timeout"), 1);
     // The same sale sent promptly prints.
     let (status, v) = s.post_receipt(lenses("slow-body")).await;
     assert_eq!(

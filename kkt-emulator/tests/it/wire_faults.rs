@@ -117,6 +117,29 @@ fn power_cut_after_commit_goes_silent_until_power_on() {
     assert_eq!(s.mode, 2, "receipt closed, shift open");
 }
 
+/// "Power back" leaves the device on: a cut still waiting for its commit when the power comes
+/// back is disarmed, so a commit after the power-on does not switch the device off for good (the
+/// nightly chaos scenario hit this when a sale was slow to close).
+#[test]
+fn power_on_disarms_a_cut_that_has_not_fired() {
+    let emu = Emu::start();
+    let mut host = emu.host();
+    open_shift(&mut host);
+    host.ok(&item("Tea", 1000, 5_000, 1));
+    emu.fault(r#"{"kind":"power_cut_after_commit"}"#);
+    let answer = emu.post_ok("/_emu/power_on", "");
+    assert_eq!(answer["power_cuts_disarmed"], 1, "{answer}");
+    let Answer::CloseReceipt(_) = host.ok(&close(5_000, 0)) else {
+        panic!("FF45")
+    };
+    let state = emu.get("/_emu/state");
+    assert_eq!(
+        (state["powered"].as_bool(), state["last_fd"].as_u64()),
+        (Some(true), Some(2))
+    );
+    assert_eq!(emu.post_ok("/_emu/power_on", "")["power_cuts_disarmed"], 0);
+}
+
 #[test]
 fn nak_refuses_a_good_frame_once_and_the_resend_executes_once() {
     let emu = Emu::start();
