@@ -36,8 +36,10 @@ pub struct CountersView {
     /// Time from the last byte of a request frame to the first byte of its answer, summed over the
     /// answers sent at once; the pacing of bytes in between (ACK, noise) is left out.
     pub command_time_us: u64,
-    /// Line time of the bytes the device sent when paced (`--baud`): for each write, the measured time
-    /// until its last byte was released plus that byte's own ten bit times. 0 unpaced.
+    /// Line time of both directions when paced (`--baud`): for each write of the device, the measured time
+    /// until its last byte was released, no sooner than ten bit times a byte after the start; for each read of the host's
+    /// bytes, the time the receive clock held them back (ten bit times a byte when the line was idle).
+    /// 0 unpaced.
     pub wire_time_us: u64,
     /// When counting started: process start or the last `POST /_emu/counters/reset`, Unix milliseconds.
     pub since_unix_ms: u64,
@@ -165,7 +167,7 @@ impl Counters {
         add(&self.command_time_ns, nanos(d));
     }
 
-    /// Line time of one paced write.
+    /// Line time of one paced write or read.
     pub(crate) fn wire_time(&self, d: Duration) {
         add(&self.wire_time_ns, nanos(d));
     }

@@ -60,6 +60,8 @@ pub async fn run(pty: Arc<Pty>, shared: Arc<Shared>) -> Result<(), PtyError> {
         } else {
             wire.pty.read(&mut buf).await?
         };
+        // Paced, the bytes are not heard before the line could have carried them.
+        wire.pty.pace_received(n).await;
         // The last byte of any request in these bytes arrived by now: its command time starts here.
         let received_at = Instant::now();
         if !wire.shared.powered() {

@@ -1,5 +1,5 @@
-//! The pseudo-terminal the emulator listens on: raw mode, a stable symlink, optional line pacing, and the
-//! line counters ([`crate::counters`]), bumped here because this is where bytes cross.
+//! The pseudo-terminal the emulator listens on: raw mode, a stable symlink, optional line pacing of both
+//! directions, and the line counters ([`crate::counters`]), bumped here because this is where bytes cross.
 
 use std::fs::File;
 use std::io::{Read, Write};
@@ -53,6 +53,9 @@ pub struct Pty {
     slave_path: PathBuf,
     link_path: PathBuf,
     byte_delay: Option<Duration>,
+    /// Paced only: when the last byte read from the host could have arrived over the line (the receive
+    /// clock of [`Pty::pace_received`]).
+    rx_ready: Mutex<Option<Instant>>,
     counters: Arc<Counters>,
     /// Frame tracking of each direction; only the wire loop reads and writes, so the locks are uncontended.
     scan_from_host: Mutex<FrameScan>,
@@ -97,6 +100,7 @@ impl Pty {
             slave_path,
             link_path: link.to_path_buf(),
             byte_delay: baud.map(byte_delay_for_baud),
+            rx_ready: Mutex::new(None),
             counters,
             scan_from_host: Mutex::new(FrameScan::default()),
             scan_to_host: Mutex::new(FrameScan::default()),
@@ -113,7 +117,8 @@ impl Pty {
         &self.link_path
     }
 
-    /// Reads whatever bytes are available, waiting until at least one is.
+    /// Reads whatever bytes are available, waiting until at least one is. The host's bytes reach the pty at
+    /// once; a paced reader calls [`Pty::pace_received`] before acting on them.
     pub async fn read(&self, buf: &mut [u8]) -> Result<usize, PtyError> {
         loop {
             let mut guard = self.master.readable().await.map_err(io("poll"))?;
@@ -132,37 +137,62 @@ impl Pty {
         }
     }
 
-    /// Writes all bytes, no faster than the configured line speed. Returns the time pacing held them
-    /// back (zero unpaced): from the start until the last byte was released.
+    /// Paced: waits until `n` bytes just read could have come in over the line, and counts that wait as
+    /// line time; unpaced it returns at once. The receive clock moves by `n` byte times from the later of
+    /// now and the end of the previous bytes, so a host writing at pty speed is heard no faster than a real
+    /// line carries its bytes. It is a separate step from [`Pty::read`] so a read cancelled by the byte
+    /// timeout never loses bytes it already took from the pty.
+    pub async fn pace_received(&self, n: usize) {
+        let Some(delay) = self.byte_delay else {
+            return;
+        };
+        if n == 0 {
+            return;
+        }
+        let now = Instant::now();
+        let ready = {
+            let mut rx = self
+                .rx_ready
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let ready =
+                rx.map_or(now, |r| r.max(now)) + delay * u32::try_from(n).unwrap_or(u32::MAX);
+            *rx = Some(ready);
+            ready
+        };
+        self.counters.wire_time(ready - now);
+        sleep_until_precise(ready).await;
+    }
+
+    /// Writes all bytes, no faster than the configured line speed: paced, each byte is handed to the pty
+    /// once it could have crossed the line (ten bit times a byte from the start). Returns the time pacing
+    /// held them back (zero unpaced), which is also counted as line time.
     pub async fn write_all(&self, bytes: &[u8]) -> Result<Duration, PtyError> {
         let Some(delay) = self.byte_delay else {
             self.write_raw(bytes).await?;
             return Ok(Duration::ZERO);
         };
-        // Byte i may leave no earlier than start + i * delay; bytes that are due are sent in one
-        // write, because tokio's timer has millisecond resolution.
         let start = Instant::now();
+        let at = |i: usize| start + delay * u32::try_from(i).unwrap_or(u32::MAX);
+        let end = at(bytes.len());
         let mut sent = 0usize;
-        let mut paced = Duration::ZERO;
         while sent < bytes.len() {
-            let elapsed = start.elapsed();
-            let due = usize::try_from(elapsed.as_nanos() / delay.as_nanos().max(1))
+            // Bytes that are due go in one write: waits before the last one are left to tokio's timer,
+            // whose millisecond rounding only bunches bytes; the last one's release is timed precisely.
+            let crossed = usize::try_from(start.elapsed().as_nanos() / delay.as_nanos().max(1))
                 .unwrap_or(usize::MAX)
-                .saturating_add(1)
                 .min(bytes.len());
-            if due > sent {
-                if due == bytes.len() {
-                    // The line stays busy for the last byte's own ten bit times after its release.
-                    paced = elapsed;
-                    self.counters.wire_time(elapsed + delay);
-                }
-                self.write_raw(&bytes[sent..due]).await?;
-                sent = due;
+            if crossed > sent {
+                self.write_raw(&bytes[sent..crossed]).await?;
+                sent = crossed;
+            } else if end.saturating_duration_since(Instant::now()) <= COARSE_SLEEP_MIN {
+                sleep_until_precise(end).await;
             } else {
-                let next = u32::try_from(sent).unwrap_or(u32::MAX);
-                tokio::time::sleep_until((start + delay * next).into()).await;
+                tokio::time::sleep_until(at(sent + 1).into()).await;
             }
         }
+        let paced = start.elapsed();
+        self.counters.wire_time(paced);
         Ok(paced)
     }
 
@@ -207,6 +237,23 @@ impl Pty {
         self.counters.count_to_host(bytes, &mut scan);
     }
 }
+
+/// Sleeps until `deadline`, to within the OS timer's tens of microseconds. Tokio's timer rounds up to
+/// whole milliseconds, a dozen byte times at 115200 baud, so only the part of the wait beyond
+/// [`COARSE_SLEEP_MIN`] is left to it and the rest is slept on the blocking pool.
+async fn sleep_until_precise(deadline: Instant) {
+    if deadline.saturating_duration_since(Instant::now()) > COARSE_SLEEP_MIN {
+        tokio::time::sleep_until((deadline - COARSE_SLEEP_MIN).into()).await;
+    }
+    let left = deadline.saturating_duration_since(Instant::now());
+    if !left.is_zero() {
+        // A lost blocking thread only ends the wait early; there is nothing to report.
+        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(left)).await;
+    }
+}
+
+/// Waits longer than this go to tokio's timer for all but this much (its rounding is under a millisecond).
+const COARSE_SLEEP_MIN: Duration = Duration::from_millis(2);
 
 /// Points `link` at `target` atomically: a temporary symlink renamed over the old one.
 fn publish_link(target: &Path, link: &Path) -> Result<(), PtyError> {

@@ -1,5 +1,5 @@
 //! Figures: a named measurement repeated a few times, printed as one line
-//! `name=MEDIAN unit [min=.. max=.. n=..] (ratio=R vs OTHER)` and kept for the run's JSON file.
+//! `name=MEDIAN unit [min=.. max=.. n=..] (ratio=R vs OTHER)...` and kept for the run's JSON file.
 //!
 //! Invariant: a ratio is only ever taken between two figures of the same run, so it travels
 //! between machines where the absolute values do not.
@@ -18,9 +18,10 @@ pub struct Figure {
     pub min: f64,
     pub median: f64,
     pub max: f64,
-    /// `median / other figure's median`, with the other figure's name.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ratio: Option<Ratio>,
+    /// `median / other figure's median`, with the other figure's name; a figure bounded by several
+    /// others has one ratio for each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ratios: Vec<Ratio>,
     /// What bounds this figure, in words (printed after the line).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
@@ -51,7 +52,7 @@ impl Figure {
             min,
             median,
             max,
-            ratio: None,
+            ratios: Vec::new(),
             note: None,
         }
     }
@@ -67,7 +68,7 @@ impl Figure {
             number(self.max),
             self.runs.len()
         );
-        if let Some(r) = &self.ratio {
+        for r in &self.ratios {
             let _ = write!(out, " (ratio={} vs {})", ratio(r.value), r.vs);
         }
         out
@@ -187,13 +188,19 @@ mod tests {
     fn a_figure_prints_its_median_spread_and_ratio() {
         let mut f = Figure::new("fsync.append", "/s", vec![6400.0, 6600.0, 6512.0]);
         assert_eq!((f.min, f.median, f.max), (6400.0, 6512.0, 6600.0));
-        f.ratio = Some(Ratio {
-            value: 0.5,
-            vs: "x".into(),
-        });
+        f.ratios = vec![
+            Ratio {
+                value: 0.5,
+                vs: "x".into(),
+            },
+            Ratio {
+                value: 20.0,
+                vs: "y".into(),
+            },
+        ];
         assert_eq!(
             f.line(),
-            "fsync.append=6512 /s [min=6400 max=6600 n=3] (ratio=0.500 vs x)"
+            "fsync.append=6512 /s [min=6400 max=6600 n=3] (ratio=0.500 vs x) (ratio=20.0 vs y)"
         );
         let even = Figure::new("e", "ms", vec![1.0, 4.0, 2.0, 3.0]);
         assert_eq!(even.median, 2.5);

@@ -8,10 +8,21 @@
 //! to an earlier run's. `--smoke` runs every figure with tiny counts, to show in CI that each one
 //! runs and prints; its values mean nothing.
 //!
-//! Boundary: loopback only; every loop is bounded by a count, and every wait by a timeout.
+//! The ceilings (`ceilings.rs`) run first; then the adapter's own figures on real stacks of the
+//! built binaries beside `ci` (`stack.rs`: sales, drain, recovery, memory); then the scenario
+//! runner's wall times and peak memory (`runner.rs`).
+//!
+//! Boundary: loopback only; every loop is bounded by a count, and every wait by a timeout; every
+//! process started is killed by its guard, whatever happens.
 
 mod ceilings;
+mod drain;
 pub mod figure;
+mod load;
+mod procs;
+mod runner;
+mod sales;
+mod stack;
 
 use std::path::{Path, PathBuf};
 
@@ -91,6 +102,18 @@ const RATIOS: &[(&str, &str)] = &[
     ),
     ("reference.sales_c1", "ceiling.sqlite_commit_rows_1"),
     ("reference.sales_c64", "ceiling.sqlite_commit_rows_128"),
+    ("sale.unpaced_c1_rate", "reference.sales_c1"),
+    ("sale.unpaced_c8_rate", "reference.sales_c8"),
+    ("sale.unpaced_c64_rate", "reference.sales_c64"),
+    ("sale.paced_c1_rate", "sale.wire_limit_115200"),
+    ("drain.unpaced_rate", "drain.design_ceiling"),
+    ("drain.unpaced_rate", "drain.wire_limit_115200"),
+    ("drain.unpaced_rate", "ceiling.ofd_bare_client"),
+    ("drain.paced_rate", "drain.design_ceiling"),
+    ("drain.paced_rate", "drain.wire_limit_115200"),
+    ("drain.paced_rate", "ceiling.ofd_bare_client"),
+    ("runner.uat08_uat10c_s", "runner.uat08_uat10c_target_s"),
+    ("runner.ci_set_s", "runner.ci_set_target_s"),
 ];
 
 /// Runs `ci bench` with its arguments (after `bench`).
@@ -128,13 +151,22 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         ceilings::all(&plan, &mut figures)
     } else {
         Ok(())
-    };
-    let _ = std::fs::remove_dir_all(&scratch);
+    }
+    .and_then(|()| stack::all(&plan, &wanted, &mut figures))
+    .and_then(|()| runner::all(&plan, &wanted, &mut figures));
+    match &result {
+        Ok(()) => {
+            let _ = std::fs::remove_dir_all(&scratch);
+        }
+        // The processes' logs are there.
+        Err(_) => eprintln!("bench: scratch directory kept: {}", relative(&scratch)),
+    }
     result?;
+    // Ratios first: a figure kept by `--only` may be measured against one it filters out.
+    apply_ratios(&mut figures);
     if let Some(prefix) = &options.only {
         figures.retain(|f| f.name.starts_with(prefix.as_str()));
     }
-    apply_ratios(&mut figures);
     for f in &figures {
         println!("{}", f.line());
         if let Some(note) = &f.note {
@@ -172,8 +204,9 @@ fn apply_ratios(figures: &mut [Figure]) {
         if let Some(f) = figures.iter_mut().find(|f| f.name == *name)
             && other != 0.0
         {
-            f.ratio = Some(Ratio {
-                value: f.median / other,
+            let value = f.median / other;
+            f.ratios.push(Ratio {
+                value,
                 vs: (*vs).to_owned(),
             });
         }
@@ -227,8 +260,8 @@ mod tests {
             Figure::new("ceiling.sqlite_commit_rows_1", "rows/s", vec![250.0]),
         ];
         apply_ratios(&mut figures);
-        let r = figures[1].ratio.as_ref().unwrap();
+        let r = &figures[1].ratios[0];
         assert_eq!((r.value, r.vs.as_str()), (0.25, "ceiling.fdatasync_append"));
-        assert!(figures[0].ratio.is_none());
+        assert!(figures[0].ratios.is_empty());
     }
 }

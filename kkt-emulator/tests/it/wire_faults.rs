@@ -290,3 +290,27 @@ fn baud_pacing_is_no_faster_than_the_line() {
     );
     host.write(&[ACK]);
 }
+
+#[test]
+fn paced_host_bytes_are_heard_no_faster_than_the_line() {
+    // 1200 baud 8N1: 8.33 ms per byte. The host's request reaches the pty at once, but a real line carries
+    // its B bytes in B x 10 / 1200 s, and the device cannot ACK a frame before its last byte arrived.
+    // A loose lower bound, not a speed assertion: a late scheduler only makes the figure larger.
+    let emu = Emu::start_with(|c| c.baud = Some(1200));
+    let mut host = emu.host();
+    host.enq_idle();
+    let frame = Request::ShortStatus.to_frame(30).expect("frame");
+    let line = Duration::from_micros(frame.len() as u64 * 10 * 1_000_000 / 1200);
+    let asked = Instant::now();
+    host.write(&frame);
+    assert_eq!(host.read_byte(), ACK);
+    let acked = asked.elapsed();
+    assert!(
+        acked >= line,
+        "ACK after {acked:?}, before the {} request bytes could cross the line ({line:?})",
+        frame.len()
+    );
+    assert_eq!(host.read_byte(), STX);
+    host.read_frame_after_stx();
+    host.write(&[ACK]);
+}

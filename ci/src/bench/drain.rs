@@ -1,0 +1,213 @@
+//! Backlog drain and recovery (issue #16 items 2, 4 and 5) on one real stack per repetition:
+//! sell N with the OFD offline, SIGKILL the adapter and time its restart, bring the OFD online and
+//! time the drain to `pending 0`; then the same drain with the emulator paced at 115200 baud, and
+//! the mock's bare-client ceiling with one real message.
+
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+
+use super::Plan;
+use super::load::{self, wire_limit};
+use super::procs::{BAUD, Bins, Stack};
+use super::stack::{Peaks, Samples};
+
+/// Clients selling the backlog: enough to keep the one register busy.
+const BACKLOG_CONCURRENCY: usize = 8;
+/// How often the drain's end (`pending 0`) is polled.
+const PENDING_POLL: Duration = Duration::from_millis(50);
+/// How often the mock is asked whether the first document arrived.
+const FIRST_POLL: Duration = Duration::from_millis(5);
+/// The adapter's settings for a fast drain, as a shop would set them: a pass every second, 500
+/// documents a pass, and at most a second of backoff or open breaker after the OFD comes back.
+const DRAIN_FLAGS: [(&str, &str); 5] = [
+    ("--sync-interval-ms", "1000"),
+    ("--batch-size-max", "500"),
+    ("--backoff-initial-ms", "200"),
+    ("--backoff-max-ms", "1000"),
+    ("--breaker-open-ms", "1000"),
+];
+
+/// One repetition: a fresh stack, N sold offline, a crash and restart, the unpaced drain, the bare
+/// client, then Np sold offline and drained with the emulator paced.
+pub async fn rep(bins: &Bins, plan: &Plan, rep: usize, out: &mut Samples) -> anyhow::Result<Peaks> {
+    let n = plan.count(10_000, 20);
+    let n_paced = plan.count(1_000, 20);
+    let mut args: Vec<(&str, String)> = DRAIN_FLAGS
+        .iter()
+        .map(|(k, v)| (*k, (*v).to_owned()))
+        .collect();
+    // Room for the backlog and the sales after it; an un-checkpointed WAL for the crash.
+    args.push(("--capacity", (2 * n + 100).to_string()));
+    args.push(("--wal-autocheckpoint", "1000000".to_owned()));
+    let dir = plan.dir.join(format!("drain-{rep}"));
+    let mut stack = Stack::start(bins, &dir, None, &args).await?;
+    let r = rep + 1;
+    eprintln!("  drain rep {r}: selling {n} with the OFD offline");
+    let sold = Instant::now();
+    load::sell(
+        stack.http(),
+        &stack.adapter_url,
+        BACKLOG_CONCURRENCY,
+        n,
+        &format!("d{rep}"),
+    )
+    .await?;
+    eprintln!(
+        "  drain rep {r}: sold in {:.1} s",
+        sold.elapsed().as_secs_f64()
+    );
+    recover(&mut stack, &dir, rep, out).await?;
+    drain(&stack, rep, "unpaced", out).await?;
+    bare_client(&stack, plan, rep, out).await?;
+    stack.mock_mode("offline").await?;
+    load::sell(
+        stack.http(),
+        &stack.adapter_url,
+        BACKLOG_CONCURRENCY,
+        n_paced,
+        &format!("p{rep}"),
+    )
+    .await?;
+    stack.restart_emulator(Some(BAUD)).await?;
+    drain(&stack, rep, "paced", out).await?;
+    let peaks = Peaks {
+        adapter_mib: stack.adapter_peak_mib(),
+        emulator_mib: stack.emulator_peak_mib(),
+    };
+    // The journal and its WAL take a gigabyte after a full drain; a failed run keeps its files.
+    drop(stack);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(peaks)
+}
+
+/// SIGKILL with the backlog pending and the WAL un-checkpointed, restart, and time spawn to
+/// `/v1/ready` 200 and spawn to the first accepted sale (posted from the start line on, the same key
+/// again after each refusal, as a POS retries).
+async fn recover(
+    stack: &mut Stack,
+    dir: &std::path::Path,
+    rep: usize,
+    out: &mut Samples,
+) -> anyhow::Result<()> {
+    let pending = stack.pending().await?;
+    stack.kill_adapter();
+    let wal_mib = std::fs::metadata(dir.join("data/buffer.db-wal"))
+        .map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0));
+    let started = stack.start_adapter()?;
+    let limit = Duration::from_secs(60);
+    let ready = async {
+        stack.wait_ready(limit).await?;
+        Ok::<_, anyhow::Error>(started.elapsed())
+    };
+    let sale = async {
+        load::sell_until_accepted(stack.http(), &stack.adapter_url, &format!("r{rep}"), limit)
+            .await?;
+        Ok::<_, anyhow::Error>(started.elapsed())
+    };
+    let (ready, sale) = tokio::join!(ready, sale);
+    let (ready_ms, sale_ms) = (ready?.as_secs_f64() * 1e3, sale?.as_secs_f64() * 1e3);
+    out.push("recovery.start_to_ready_ms", "ms", ready_ms);
+    out.push("recovery.start_to_first_sale_ms", "ms", sale_ms);
+    eprintln!(
+        "  recovery rep {}: {pending} pending, WAL {wal_mib:.1} MiB: ready after {ready_ms:.0} ms, first sale after {sale_ms:.0} ms",
+        rep + 1
+    );
+    Ok(())
+}
+
+/// Brings the OFD online and times the drain from the mock's first document to `pending 0`;
+/// counters are read around it for the per-document split.
+async fn drain(stack: &Stack, rep: usize, pace: &str, out: &mut Samples) -> anyhow::Result<()> {
+    let pending = stack.pending().await?;
+    anyhow::ensure!(pending > 0, "nothing pending to drain");
+    let received = stack.mock_documents_received().await?;
+    stack.reset_emu_counters().await?;
+    stack.reset_mock_counters().await?;
+    let commits = stack.journal_commits().await?;
+    stack.mock_mode("online").await?;
+    let switched = Instant::now();
+    // Half the seed's design rate at least, and a minute for the backoff and breaker to let go.
+    let limit = Duration::from_secs(60 + pending / 5);
+    let first = loop {
+        if stack.mock_documents_received().await? > received {
+            break Instant::now();
+        }
+        if switched.elapsed() > limit {
+            bail!("{pace} drain: no document reached the OFD within {limit:?}");
+        }
+        tokio::time::sleep(FIRST_POLL).await;
+    };
+    loop {
+        let left = stack.pending().await?;
+        if left == 0 {
+            break;
+        }
+        if switched.elapsed() > limit {
+            bail!("{pace} drain: {left} of {pending} still pending after {limit:?}");
+        }
+        tokio::time::sleep(PENDING_POLL).await;
+    }
+    let seconds = first.elapsed().as_secs_f64();
+    let rate = pending as f64 / seconds;
+    eprintln!(
+        "  drain rep {}: {pace}: {pending} documents in {seconds:.1} s ({rate:.1}/s), first after {:.2} s",
+        rep + 1,
+        (first - switched).as_secs_f64()
+    );
+    out.push(&format!("drain.{pace}_rate"), "/s", rate);
+    let docs = pending as f64;
+    let emu = stack.emu_counters().await?;
+    let wire_ms = emu.wire_time_us as f64 / 1e3 / docs;
+    let device_ms = emu.command_time_us as f64 / 1e3 / docs;
+    if pace == "paced" {
+        out.push("drain.paced_device_ms", "ms", device_ms);
+        out.push("drain.paced_wire_ms", "ms", wire_ms);
+        return Ok(());
+    }
+    let mock = stack.mock_counters().await?;
+    let commits = stack.journal_commits().await? - commits;
+    let to_kkt = emu.bytes_from_host as f64 / docs;
+    let from_kkt = emu.bytes_to_host as f64 / docs;
+    let ofd_ms = mock.handling_time_us as f64 / 1e3 / mock.messages.max(1) as f64;
+    out.push("drain.journal_commits", "commits", commits / docs);
+    out.push(
+        "drain.kkt_round_trips",
+        "commands",
+        emu.commands as f64 / docs,
+    );
+    out.push("drain.bytes_to_kkt", "B", to_kkt);
+    out.push("drain.bytes_from_kkt", "B", from_kkt);
+    out.push("drain.device_ms", "ms", device_ms);
+    out.push("drain.ofd_ms", "ms", ofd_ms);
+    out.push(
+        "drain.adapter_ms",
+        "ms",
+        1e3 / rate - device_ms - wire_ms - ofd_ms,
+    );
+    out.push(
+        "drain.wire_limit_115200",
+        "/s",
+        wire_limit(BAUD, to_kkt + from_kkt),
+    );
+    Ok(())
+}
+
+/// The mock's ceiling: one real message sent again and again over fresh connections.
+async fn bare_client(
+    stack: &Stack,
+    plan: &Plan,
+    rep: usize,
+    out: &mut Samples,
+) -> anyhow::Result<()> {
+    let message = stack.mock_last_message().await?;
+    let count = plan.count(2_000, 20);
+    let rate = load::ofd_bare_client(&stack.ofd_addr, &message, count).await?;
+    eprintln!(
+        "  ofd bare client rep {}: {count} exchanges of {} bytes, {rate:.0}/s",
+        rep + 1,
+        message.len()
+    );
+    out.push("ceiling.ofd_bare_client", "/s", rate);
+    Ok(())
+}

@@ -1,0 +1,512 @@
+//! The real binaries as a benchmark drives them: `ofd-mock`, `kkt-emulator` and `adapter` started on
+//! loopback in a scratch directory, with their control APIs and the counters the figures are made of.
+//!
+//! Boundary: every process is started here and killed by its [`Proc`] guard (SIGKILL by pid) on every
+//! exit path, panics included; every wait for a start line, a state or an answer has a deadline.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+/// How long a process may take to print its start line.
+const START_LINE_WAIT: Duration = Duration::from_secs(30);
+/// Every HTTP call of a benchmark is bounded.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+/// The paced emulator's line speed, the seed's `--kkt-baud` default.
+pub const BAUD: u32 = 115_200;
+
+/// The three binaries, beside the running `ci` executable (the same profile).
+#[derive(Debug, Clone)]
+pub struct Bins {
+    pub adapter: PathBuf,
+    pub emulator: PathBuf,
+    pub mock: PathBuf,
+}
+
+impl Bins {
+    /// Finds the binaries beside `ci`; builds them with cargo first when one is missing (and says so).
+    pub fn beside_ci() -> anyhow::Result<Bins> {
+        let dir = ci_dir()?;
+        let bins = Bins {
+            adapter: dir.join("adapter"),
+            emulator: dir.join("kkt-emulator"),
+            mock: dir.join("ofd-mock"),
+        };
+        build_missing(
+            &dir,
+            &["adapter", "kkt-emulator", "ofd-mock"],
+            &["adapter", "ofd-mock", "kkt-emulator"],
+        )?;
+        Ok(bins)
+    }
+}
+
+/// The directory of the running `ci` executable (a cargo profile directory).
+pub fn ci_dir() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe().context("where is the ci executable")?;
+    Ok(exe
+        .parent()
+        .context("the ci executable has no directory")?
+        .to_path_buf())
+}
+
+/// Builds `packages` with cargo, in `dir`'s profile, when one of the binaries `names` is missing from
+/// `dir` (and says so).
+pub fn build_missing(dir: &Path, names: &[&str], packages: &[&str]) -> anyhow::Result<()> {
+    let missing: Vec<String> = names
+        .iter()
+        .map(|n| dir.join(n))
+        .filter(|p| !p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let release = dir.file_name().is_some_and(|n| n == "release");
+    let mut args = vec!["build"];
+    if release {
+        args.push("--release");
+    }
+    for p in packages {
+        args.extend(["-p", p]);
+    }
+    args.push("--bins");
+    eprintln!(
+        "bench: {} missing; building first: cargo {}",
+        missing.join(", "),
+        args.join(" ")
+    );
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let status = Command::new(cargo)
+        .args(&args)
+        .current_dir(workspace_root())
+        .status()
+        .context("run cargo build")?;
+    anyhow::ensure!(status.success(), "cargo {} failed", args.join(" "));
+    Ok(())
+}
+
+/// The workspace root, where `scenarios/` lies.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// A started process; dropping it SIGKILLs and reaps it.
+#[derive(Debug)]
+pub struct Proc {
+    child: Child,
+    /// Its highest VmHWM seen, KiB.
+    peak_kib: u64,
+}
+
+impl Proc {
+    /// Starts `bin` with stdout and stderr in `<dir>/<name>.stdout.log|.stderr.log` and waits for
+    /// its first stdout line, which every one of the three prints once it listens. It blocks the
+    /// calling thread for those milliseconds: stacks start between loads, never during one.
+    pub fn start(
+        dir: &Path,
+        name: &str,
+        bin: &Path,
+        args: &[String],
+    ) -> anyhow::Result<(Proc, String)> {
+        let out_path = dir.join(format!("{name}.stdout.log"));
+        let err_path = dir.join(format!("{name}.stderr.log"));
+        let out = std::fs::File::create(&out_path)
+            .with_context(|| format!("create {}", out_path.display()))?;
+        let err = std::fs::File::create(&err_path)
+            .with_context(|| format!("create {}", err_path.display()))?;
+        let child = Command::new(bin)
+            .args(args)
+            .env("RUST_LOG", "warn")
+            .current_dir(dir)
+            .stdin(Stdio::null())
+            .stdout(out)
+            .stderr(err)
+            .spawn()
+            .with_context(|| format!("start {}", bin.display()))?;
+        let mut proc = Proc { child, peak_kib: 0 };
+        let end = Instant::now() + START_LINE_WAIT;
+        loop {
+            let text = std::fs::read_to_string(&out_path).unwrap_or_default();
+            if let Some((line, _)) = text.split_once('\n') {
+                return Ok((proc, line.trim().to_owned()));
+            }
+            if let Ok(Some(status)) = proc.child.try_wait() {
+                bail!(
+                    "{name} exited ({status}) before its start line; stderr: {}",
+                    tail(&err_path)
+                );
+            }
+            if Instant::now() >= end {
+                bail!(
+                    "{name} printed no start line within {START_LINE_WAIT:?}; stderr: {}",
+                    tail(&err_path)
+                );
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    /// The highest resident set size the process has had (VmHWM), KiB; remembered across reads.
+    pub fn peak_kib(&mut self) -> u64 {
+        if let Some(kib) = vm_hwm_kib(self.child.id()) {
+            self.peak_kib = self.peak_kib.max(kib);
+        }
+        self.peak_kib
+    }
+
+    /// SIGKILL and reap; returns the peak RSS read just before.
+    pub fn kill(mut self) -> u64 {
+        let peak = self.peak_kib();
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        peak
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// VmHWM of `pid` from /proc, KiB.
+pub fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?;
+    line.trim().trim_end_matches("kB").trim().parse().ok()
+}
+
+/// The last lines of a log, for an error message.
+pub fn tail(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    text[text.len().saturating_sub(1500)..].trim().to_owned()
+}
+
+/// `key=value` out of a start line such as `ofd-mock listening ofd=127.0.0.1:1 control=127.0.0.1:2`.
+fn field<'a>(line: &'a str, key: &str) -> anyhow::Result<&'a str> {
+    line.split_whitespace()
+        .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
+        .with_context(|| format!("no {key}= in start line {line:?}"))
+}
+
+/// The emulator's `GET /_emu/counters`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct EmuCounters {
+    pub bytes_from_host: u64,
+    pub bytes_to_host: u64,
+    pub commands: u64,
+    pub command_time_us: u64,
+    pub wire_time_us: u64,
+}
+
+/// The mock's `GET /_mock/counters`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct MockCounters {
+    pub messages: u64,
+    pub handling_time_us: u64,
+}
+
+/// Emulator, mock and adapter of one benchmark, each in its own files under `dir`.
+pub struct Stack {
+    // Declared first so it is killed first: an adapter outliving its device only logs errors.
+    adapter: Option<Proc>,
+    emulator: Option<Proc>,
+    /// Held for its guard: the mock is driven through its control API only.
+    _mock: Proc,
+    dir: PathBuf,
+    bins: Bins,
+    adapter_args: Vec<String>,
+    pub adapter_url: String,
+    emu_url: String,
+    mock_url: String,
+    /// The mock's OFD address (it keeps the port while offline).
+    pub ofd_addr: String,
+    http: reqwest::Client,
+    /// Starts so far, to name each one's log files.
+    starts: usize,
+    /// Peak RSS of the adapter and emulator processes already gone, KiB.
+    adapter_peak_gone_kib: u64,
+    emulator_peak_gone_kib: u64,
+}
+
+impl Stack {
+    /// Starts the mock (in `offline` mode), the emulator (paced at `baud` when given) and the adapter
+    /// with `adapter_args` added to the loopback addresses and paths.
+    pub async fn start(
+        bins: &Bins,
+        dir: &Path,
+        baud: Option<u32>,
+        adapter_args: &[(&str, String)],
+    ) -> anyhow::Result<Stack> {
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        let (mock, line) = Proc::start(
+            dir,
+            "ofd-mock",
+            &bins.mock,
+            &strings(&["--listen", "127.0.0.1:0", "--control", "127.0.0.1:0"]),
+        )?;
+        let ofd_addr = field(&line, "ofd")?.to_owned();
+        let mock_url = format!("http://{}", field(&line, "control")?);
+        let mut adapter_base = strings(&[
+            "--listen",
+            "127.0.0.1:0",
+            "--db",
+            &dir.join("data/buffer.db").display().to_string(),
+            "--kkt-port",
+            &dir.join("kkt.tty").display().to_string(),
+            "--ofd-addr",
+            &ofd_addr,
+        ]);
+        for (k, v) in adapter_args {
+            adapter_base.push((*k).to_owned());
+            adapter_base.push(v.clone());
+        }
+        let mut s = Stack {
+            adapter: None,
+            emulator: None,
+            _mock: mock,
+            dir: dir.to_owned(),
+            bins: bins.clone(),
+            adapter_args: adapter_base,
+            adapter_url: String::new(),
+            emu_url: String::new(),
+            mock_url,
+            ofd_addr,
+            http: reqwest::Client::builder().timeout(HTTP_TIMEOUT).build()?,
+            starts: 0,
+            adapter_peak_gone_kib: 0,
+            emulator_peak_gone_kib: 0,
+        };
+        s.mock_mode("offline").await?;
+        s.start_emulator(baud)?;
+        s.start_adapter()?;
+        Ok(s)
+    }
+
+    fn next_name(&mut self, what: &str) -> String {
+        self.starts += 1;
+        format!("{what}-{}", self.starts)
+    }
+
+    /// Starts the emulator on the stack's FN state file and pty link, paced at `baud` when given.
+    pub fn start_emulator(&mut self, baud: Option<u32>) -> anyhow::Result<()> {
+        anyhow::ensure!(self.emulator.is_none(), "the emulator already runs");
+        let mut args = strings(&[
+            "--pty-link",
+            &self.dir.join("kkt.tty").display().to_string(),
+            "--state",
+            &self.dir.join("kkt-fn.json").display().to_string(),
+            "--control",
+            "127.0.0.1:0",
+        ]);
+        if let Some(baud) = baud {
+            args.extend(strings(&["--baud", &baud.to_string()]));
+        }
+        let name = self.next_name("kkt-emulator");
+        let (proc, line) = Proc::start(&self.dir, &name, &self.bins.emulator, &args)?;
+        self.emu_url = format!("http://{}", field(&line, "control")?);
+        self.emulator = Some(proc);
+        Ok(())
+    }
+
+    /// Stops the emulator (SIGKILL: its FN state is durable before each answer) and starts it again
+    /// on the same state file, paced at `baud` when given; then waits until the adapter has talked to
+    /// the new one (`/v1/ready` would still show the old link's last answer).
+    pub async fn restart_emulator(&mut self, baud: Option<u32>) -> anyhow::Result<()> {
+        if let Some(p) = self.emulator.take() {
+            self.emulator_peak_gone_kib = self.emulator_peak_gone_kib.max(p.kill());
+        }
+        self.start_emulator(baud)?;
+        let limit = Duration::from_secs(30);
+        let end = Instant::now() + limit;
+        let url = format!("{}/v1/kkt/status", self.adapter_url);
+        loop {
+            if matches!(self.http.get(&url).send().await, Ok(a) if a.status().is_success()) {
+                return Ok(());
+            }
+            if Instant::now() >= end {
+                bail!("the adapter did not reach the restarted emulator within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Starts the adapter and returns the instant just before it was spawned.
+    pub fn start_adapter(&mut self) -> anyhow::Result<Instant> {
+        anyhow::ensure!(self.adapter.is_none(), "the adapter already runs");
+        let name = self.next_name("adapter");
+        let started = Instant::now();
+        let (proc, line) = Proc::start(&self.dir, &name, &self.bins.adapter, &self.adapter_args)?;
+        self.adapter_url = line
+            .strip_prefix("adapter listening on ")
+            .with_context(|| format!("unexpected adapter start line {line:?}"))?
+            .trim_end_matches('/')
+            .to_owned();
+        self.adapter = Some(proc);
+        Ok(started)
+    }
+
+    /// SIGKILLs the adapter (no clean shutdown, no final checkpoint).
+    pub fn kill_adapter(&mut self) {
+        if let Some(p) = self.adapter.take() {
+            self.adapter_peak_gone_kib = self.adapter_peak_gone_kib.max(p.kill());
+        }
+    }
+
+    /// Peak RSS of every adapter process of this stack so far, MiB.
+    pub fn adapter_peak_mib(&mut self) -> f64 {
+        let live = self.adapter.as_mut().map_or(0, Proc::peak_kib);
+        live.max(self.adapter_peak_gone_kib) as f64 / 1024.0
+    }
+
+    /// Peak RSS of every emulator process of this stack so far, MiB.
+    pub fn emulator_peak_mib(&mut self) -> f64 {
+        let live = self.emulator.as_mut().map_or(0, Proc::peak_kib);
+        live.max(self.emulator_peak_gone_kib) as f64 / 1024.0
+    }
+
+    /// The client every call of this stack uses.
+    pub fn http(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    async fn get(&self, url: String) -> anyhow::Result<Value> {
+        let answer = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        let status = answer.status();
+        let text = answer.text().await?;
+        anyhow::ensure!(status.is_success(), "GET {url}: {status} {text}");
+        serde_json::from_str(&text).with_context(|| format!("GET {url}: not JSON: {text}"))
+    }
+
+    async fn post(&self, url: String, body: Value) -> anyhow::Result<Value> {
+        let answer = self
+            .http
+            .post(&url)
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("POST {url}"))?;
+        let status = answer.status();
+        let text = answer.text().await?;
+        anyhow::ensure!(status.is_success(), "POST {url}: {status} {text}");
+        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    /// Sets the mock's mode (`online`, `offline`); the call answers once the mode is in effect.
+    pub async fn mock_mode(&self, mode: &str) -> anyhow::Result<()> {
+        self.post(
+            format!("{}/_mock/mode", self.mock_url),
+            json!({"mode": mode}),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// Documents the mock has received (stored, duplicates included).
+    pub async fn mock_documents_received(&self) -> anyhow::Result<u64> {
+        let stats = self.get(format!("{}/_mock/stats", self.mock_url)).await?;
+        stats["documents_received"]
+            .as_u64()
+            .context("/_mock/stats has no documents_received")
+    }
+
+    pub async fn mock_counters(&self) -> anyhow::Result<MockCounters> {
+        let v = self
+            .get(format!("{}/_mock/counters", self.mock_url))
+            .await?;
+        serde_json::from_value(v).context("GET /_mock/counters: unexpected shape")
+    }
+
+    pub async fn reset_mock_counters(&self) -> anyhow::Result<()> {
+        self.post(
+            format!("{}/_mock/counters/reset", self.mock_url),
+            Value::Null,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// One message the mock received, as sent (`GET /_mock/last_message_raw`).
+    pub async fn mock_last_message(&self) -> anyhow::Result<Vec<u8>> {
+        let v = self
+            .get(format!("{}/_mock/last_message_raw", self.mock_url))
+            .await?;
+        let hex = v["hex"]
+            .as_str()
+            .context("/_mock/last_message_raw has no hex")?;
+        super::load::unhex(hex)
+    }
+
+    pub async fn emu_counters(&self) -> anyhow::Result<EmuCounters> {
+        let v = self.get(format!("{}/_emu/counters", self.emu_url)).await?;
+        serde_json::from_value(v).context("GET /_emu/counters: unexpected shape")
+    }
+
+    pub async fn reset_emu_counters(&self) -> anyhow::Result<()> {
+        self.post(format!("{}/_emu/counters/reset", self.emu_url), Value::Null)
+            .await
+            .map(|_| ())
+    }
+
+    /// Journal group commits so far (`adapter_journal_commit_duration_seconds_count` in /metrics).
+    pub async fn journal_commits(&self) -> anyhow::Result<f64> {
+        let url = format!("{}/metrics", self.adapter_url);
+        let answer = self
+            .http
+            .get(&url)
+            .send()
+            .await
+            .with_context(|| format!("GET {url}"))?;
+        anyhow::ensure!(
+            answer.status().is_success(),
+            "GET {url}: {}",
+            answer.status()
+        );
+        let text = answer.text().await?;
+        super::load::metric(&text, "adapter_journal_commit_duration_seconds_count")
+            .with_context(|| format!("no journal commit count in {url}"))
+    }
+
+    /// `GET /v1/kkt/buffer/status`'s `pending`.
+    pub async fn pending(&self) -> anyhow::Result<u64> {
+        let st = self
+            .get(format!("{}/v1/kkt/buffer/status", self.adapter_url))
+            .await?;
+        st["pending"]
+            .as_u64()
+            .with_context(|| format!("buffer status without pending: {st}"))
+    }
+
+    /// Is `GET /v1/ready` 200?
+    pub async fn ready(&self) -> bool {
+        let url = format!("{}/v1/ready", self.adapter_url);
+        matches!(self.http.get(&url).send().await, Ok(a) if a.status().is_success())
+    }
+
+    /// Polls `GET /v1/ready` every 2 ms until 200, at most `limit`.
+    pub async fn wait_ready(&self, limit: Duration) -> anyhow::Result<()> {
+        let end = Instant::now() + limit;
+        while !self.ready().await {
+            if Instant::now() >= end {
+                bail!("the adapter was not ready within {limit:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        Ok(())
+    }
+}
+
+fn strings(a: &[&str]) -> Vec<String> {
+    a.iter().map(|s| (*s).to_owned()).collect()
+}

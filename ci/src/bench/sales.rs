@@ -1,0 +1,133 @@
+//! Sale acceptance (issue #16 items 2 and 3): sales posted to the real adapter at concurrency 1, 8
+//! and 64 with the emulator unpaced and paced at 115200 baud, and at concurrency 1 where the time
+//! of a sale goes (journal commits, KKT round trips, bytes each way, device and line time).
+//!
+//! The OFD is offline and the adapter's breaker opens at the first failure and stays open for an
+//! hour, so the serial line carries only the sales, not their delivery.
+
+use std::time::Duration;
+
+use super::Plan;
+use super::load::{self, wire_limit};
+use super::procs::{BAUD, Bins, Stack};
+use super::stack::{Peaks, Samples};
+
+/// Sales before the measured runs: the first opens the shift and trips the breaker.
+const WARMUP_SALES: usize = 3;
+
+/// Counter readings at the start of a measured run.
+struct Before {
+    commits: f64,
+}
+
+/// One repetition: a fresh stack, unpaced then paced, concurrency 1, 8, 64.
+pub async fn rep(bins: &Bins, plan: &Plan, rep: usize, out: &mut Samples) -> anyhow::Result<Peaks> {
+    let args = [
+        ("--breaker-failures", "1".to_owned()),
+        ("--breaker-open-ms", "3600000".to_owned()),
+    ];
+    let dir = plan.dir.join(format!("sales-{rep}"));
+    let mut stack = Stack::start(bins, &dir, None, &args).await?;
+    for paced in [false, true] {
+        let pace = if paced { "paced" } else { "unpaced" };
+        if paced {
+            stack.restart_emulator(Some(BAUD)).await?;
+        }
+        load::sell(
+            stack.http(),
+            &stack.adapter_url,
+            1,
+            WARMUP_SALES,
+            &format!("w{rep}{pace}"),
+        )
+        .await?;
+        // The relay pass a sale wakes (and that fails on the offline OFD) ends before counting starts.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        for concurrency in [1usize, 8, 64] {
+            let count = plan.count(if paced { 150 } else { 600 }, 10);
+            let before = if concurrency == 1 {
+                stack.reset_emu_counters().await?;
+                Some(Before {
+                    commits: stack.journal_commits().await?,
+                })
+            } else {
+                None
+            };
+            let sales = load::sell(
+                stack.http(),
+                &stack.adapter_url,
+                concurrency,
+                count,
+                &format!("s{rep}{pace}{concurrency}"),
+            )
+            .await?;
+            let name = format!("sale.{pace}_c{concurrency}");
+            let p50 = sales.quantile_ms(0.5);
+            out.push(&format!("{name}_rate"), "/s", sales.rate);
+            out.push(&format!("{name}_p50"), "ms", p50);
+            out.push(&format!("{name}_p99"), "ms", sales.quantile_ms(0.99));
+            out.push(&format!("{name}_max"), "ms", sales.quantile_ms(1.0));
+            eprintln!(
+                "  sale rep {}: {pace} c{concurrency}: {count} sales, {:.1}/s, p50 {p50:.2} ms",
+                rep + 1,
+                sales.rate
+            );
+            if let Some(before) = before {
+                split(&stack, paced, count as f64, p50, &before, out).await?;
+            }
+        }
+    }
+    let peaks = Peaks {
+        adapter_mib: stack.adapter_peak_mib(),
+        emulator_mib: stack.emulator_peak_mib(),
+    };
+    // A finished repetition's files go at once; a failed run keeps them for its logs.
+    drop(stack);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(peaks)
+}
+
+/// Where the time of a sale at concurrency 1 goes, from the counter deltas over `sales` sales.
+async fn split(
+    stack: &Stack,
+    paced: bool,
+    sales: f64,
+    p50_ms: f64,
+    before: &Before,
+    out: &mut Samples,
+) -> anyhow::Result<()> {
+    let emu = stack.emu_counters().await?;
+    let commits = stack.journal_commits().await? - before.commits;
+    let device_ms = emu.command_time_us as f64 / 1e3 / sales;
+    let wire_ms = emu.wire_time_us as f64 / 1e3 / sales;
+    let adapter_ms = p50_ms - device_ms - wire_ms;
+    if paced {
+        out.push("sale.paced_device_ms", "ms", device_ms);
+        out.push("sale.paced_wire_ms", "ms", wire_ms);
+        out.push("sale.paced_adapter_ms", "ms", adapter_ms);
+        return Ok(());
+    }
+    let to_kkt = emu.bytes_from_host as f64 / sales;
+    let from_kkt = emu.bytes_to_host as f64 / sales;
+    eprintln!(
+        "    per sale: {:.2} commits, {:.1} commands, {to_kkt:.0} B to and {from_kkt:.0} B from the KKT, device {device_ms:.2} ms",
+        commits / sales,
+        emu.commands as f64 / sales
+    );
+    out.push("sale.journal_commits", "commits", commits / sales);
+    out.push(
+        "sale.kkt_round_trips",
+        "commands",
+        emu.commands as f64 / sales,
+    );
+    out.push("sale.bytes_to_kkt", "B", to_kkt);
+    out.push("sale.bytes_from_kkt", "B", from_kkt);
+    out.push("sale.device_ms", "ms", device_ms);
+    out.push("sale.adapter_ms", "ms", adapter_ms);
+    out.push(
+        "sale.wire_limit_115200",
+        "/s",
+        wire_limit(BAUD, to_kkt + from_kkt),
+    );
+    Ok(())
+}

@@ -1,0 +1,201 @@
+//! The adapter's own figures (issue #16 items 2 to 6), measured on real stacks of the built
+//! binaries: sales (`sales.rs`), drain and recovery (`drain.rs`), and the peak memory of both.
+//!
+//! Each repetition starts fresh stacks in its own scratch directories (`procs.rs`), so repetitions
+//! share no state; the figures are gathered per repetition and turned into [`Figure`]s at the end.
+
+use super::figure::Figure;
+use super::procs::Bins;
+use super::{Plan, REPS, drain, sales};
+
+/// Peak RSS of one repetition's processes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Peaks {
+    pub adapter_mib: f64,
+    pub emulator_mib: f64,
+}
+
+impl Peaks {
+    fn max(self, other: Peaks) -> Peaks {
+        Peaks {
+            adapter_mib: self.adapter_mib.max(other.adapter_mib),
+            emulator_mib: self.emulator_mib.max(other.emulator_mib),
+        }
+    }
+}
+
+/// Values of every repetition, by figure name, in the order first measured.
+#[derive(Debug, Default)]
+pub struct Samples {
+    figures: Vec<(String, &'static str, Vec<f64>)>,
+}
+
+impl Samples {
+    pub fn push(&mut self, name: &str, unit: &'static str, value: f64) {
+        match self.figures.iter_mut().find(|(n, _, _)| n == name) {
+            Some((_, _, values)) => values.push(value),
+            None => self.figures.push((name.to_owned(), unit, vec![value])),
+        }
+    }
+
+    /// One figure a name, with its note from `notes` (`(figure, note)` pairs).
+    pub fn into_figures(self, notes: &[(&str, &str)]) -> Vec<Figure> {
+        self.figures
+            .into_iter()
+            .map(|(name, unit, runs)| {
+                let mut f = Figure::new(&name, unit, runs);
+                f.note = notes
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, note)| (*note).to_owned());
+                f
+            })
+            .collect()
+    }
+}
+
+/// The seed's design ceiling of the drain: a batch of 100 documents per 10 s poll.
+const DESIGN_CEILING_PER_S: f64 = 100.0 / 10.0;
+
+/// Measures items 2 to 6 for the groups `wanted` selects.
+pub fn all(
+    plan: &Plan,
+    wanted: &dyn Fn(&str) -> bool,
+    out: &mut Vec<Figure>,
+) -> anyhow::Result<()> {
+    let memory = wanted("memory.adapter") || wanted("memory.emulator");
+    let run_sales = wanted("sale") || memory;
+    let run_drain =
+        wanted("drain") || wanted("recovery") || memory || wanted("ceiling.ofd_bare_client");
+    if !run_sales && !run_drain {
+        return Ok(());
+    }
+    let bins = Bins::beside_ci()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let mut samples = Samples::default();
+    for rep in 0..REPS {
+        let mut peaks = Peaks::default();
+        if run_sales {
+            peaks = peaks.max(runtime.block_on(sales::rep(&bins, plan, rep, &mut samples))?);
+        }
+        if run_drain {
+            peaks = peaks.max(runtime.block_on(drain::rep(&bins, plan, rep, &mut samples))?);
+            samples.push("drain.design_ceiling", "/s", DESIGN_CEILING_PER_S);
+        }
+        samples.push("memory.adapter_peak_mib", "MiB", peaks.adapter_mib);
+        samples.push("memory.emulator_peak_mib", "MiB", peaks.emulator_mib);
+    }
+    out.extend(samples.into_figures(NOTES));
+    Ok(())
+}
+
+/// What each figure is and how it is derived, printed under its line.
+const NOTES: &[(&str, &str)] = &[
+    (
+        "sale.unpaced_c1_rate",
+        "sales (the seed's lenses sale) accepted per second by the adapter on one emulated register; 600 a run unpaced, 150 paced (smoke: 10); the OFD is offline and the breaker held open, so the line carries only the sales",
+    ),
+    (
+        "sale.journal_commits",
+        "journal group commits per sale at concurrency 1, unpaced (adapter_journal_commit_duration_seconds_count in /metrics)",
+    ),
+    (
+        "sale.kkt_round_trips",
+        "KKT commands per sale at concurrency 1, unpaced (the emulator's GET /_emu/counters: commands)",
+    ),
+    (
+        "sale.bytes_to_kkt",
+        "serial bytes per sale host to device, ENQ/ACK/NAK included (bytes_from_host); sale.bytes_from_kkt the other way",
+    ),
+    (
+        "sale.device_ms",
+        "the emulator's command time per sale (last request byte to first answer byte), unpaced, concurrency 1",
+    ),
+    (
+        "sale.adapter_ms",
+        "derived: p50 latency at concurrency 1 minus the device time and the line time per sale (means of the run), unpaced: HTTP, journal, and the adapter's side of the link",
+    ),
+    (
+        "sale.paced_wire_ms",
+        "line time per sale at 115200 baud as the emulator paces it, both ways: the device's bytes are released, and the host's heard, no sooner than the line could carry them (its counters' wire_time_us)",
+    ),
+    (
+        "sale.paced_adapter_ms",
+        "derived: paced p50 at concurrency 1 minus the device and line time per sale",
+    ),
+    (
+        "sale.wire_limit_115200",
+        "115200 / (10 bits x the sale's bytes each way summed): the sales per second a real 115200 8N1 line carries",
+    ),
+    (
+        "drain.unpaced_rate",
+        "documents per second from the mock's first document to pending 0 in GET /v1/kkt/buffer/status (polled every 50 ms); 10,000 pending (smoke: 20); adapter flags --sync-interval-ms 1000 --batch-size-max 500 --backoff-initial-ms 200 --backoff-max-ms 1000 --breaker-open-ms 1000",
+    ),
+    (
+        "drain.paced_rate",
+        "as drain.unpaced_rate with the emulator restarted at --baud 115200 on the same FN state; 1,000 documents (smoke: 20), not 10,000: a paced drain of 10,000 takes about 8 minutes, too long for 3 repetitions",
+    ),
+    (
+        "drain.design_ceiling",
+        "the seed's design: a batch of 100 documents per 10 s poll (a constant)",
+    ),
+    (
+        "drain.journal_commits",
+        "journal group commits per drained document (unpaced); drain.kkt_round_trips, drain.bytes_* from the emulator's counters likewise",
+    ),
+    (
+        "drain.ofd_ms",
+        "ofd-mock's handling time per message (GET /_mock/counters: handling_time_us / messages)",
+    ),
+    (
+        "drain.adapter_ms",
+        "derived: 1000 / drain.unpaced_rate minus the device, line and OFD time per document",
+    ),
+    (
+        "drain.wire_limit_115200",
+        "115200 / (10 bits x a drained document's bytes each way summed): documents per second a real 115200 line carries",
+    ),
+    (
+        "ceiling.ofd_bare_client",
+        "one real message (the mock's last) sent to ofd-mock again and again, a fresh TCP connection each, one at a time",
+    ),
+    (
+        "recovery.start_to_ready_ms",
+        "SIGKILL with 10,000 pending (smoke: 20) and the WAL never checkpointed (--wal-autocheckpoint 1000000), then spawn to GET /v1/ready 200, polled every 2 ms",
+    ),
+    (
+        "recovery.start_to_first_sale_ms",
+        "spawn to the first accepted sale; the POS posts from the adapter's start line on, the same key again every 5 ms after a refusal",
+    ),
+    (
+        "memory.adapter_peak_mib",
+        "the highest VmHWM of the adapter processes of one repetition (its sales and drain stacks)",
+    ),
+    (
+        "memory.emulator_peak_mib",
+        "the highest VmHWM of the emulator processes of one repetition (its FN holds every document sold)",
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_become_one_figure_a_name_in_first_measured_order() {
+        let mut s = Samples::default();
+        for rep in 0..3 {
+            s.push("sale.unpaced_c1_rate", "/s", 100.0 + f64::from(rep));
+            s.push("memory.adapter_peak_mib", "MiB", 18.0);
+        }
+        let figures = s.into_figures(NOTES);
+        assert_eq!(figures.len(), 2);
+        assert_eq!(figures[0].name, "sale.unpaced_c1_rate");
+        assert_eq!(figures[0].runs, vec![100.0, 101.0, 102.0]);
+        assert!(figures[0].note.as_deref().unwrap().contains("600 a run"));
+        assert_eq!(figures[1].median, 18.0);
+    }
+}

@@ -1,0 +1,147 @@
+//! `ci bench --smoke` runs every figure with tiny counts and prints it: the check CI makes of the
+//! benchmarks. It never judges a value (benchmarks are not timed tests); it checks that each
+//! figure the benchmarks promise (BENCHMARKS.md) is measured 3 times, printed in the one-line
+//! format, and written to the run's JSON file.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Every figure `ci bench` prints, by name. A figure renamed or lost fails here.
+const FIGURES: &[&str] = &[
+    "ceiling.fdatasync_append",
+    "ceiling.sqlite_commit_rows_1",
+    "ceiling.sqlite_commit_rows_8",
+    "ceiling.sqlite_commit_rows_32",
+    "ceiling.sqlite_commit_rows_128",
+    "ceiling.pty_round_trip",
+    "ceiling.ofd_bare_client",
+    "reference.sales_c1",
+    "reference.sales_c8",
+    "reference.sales_c64",
+    "sale.unpaced_c1_rate",
+    "sale.unpaced_c1_p50",
+    "sale.unpaced_c1_p99",
+    "sale.unpaced_c1_max",
+    "sale.unpaced_c8_rate",
+    "sale.unpaced_c64_rate",
+    "sale.paced_c1_rate",
+    "sale.paced_c8_rate",
+    "sale.paced_c64_rate",
+    "sale.journal_commits",
+    "sale.kkt_round_trips",
+    "sale.bytes_to_kkt",
+    "sale.bytes_from_kkt",
+    "sale.device_ms",
+    "sale.adapter_ms",
+    "sale.wire_limit_115200",
+    "sale.paced_wire_ms",
+    "sale.paced_adapter_ms",
+    "drain.unpaced_rate",
+    "drain.paced_rate",
+    "drain.design_ceiling",
+    "drain.wire_limit_115200",
+    "drain.journal_commits",
+    "drain.kkt_round_trips",
+    "drain.device_ms",
+    "drain.ofd_ms",
+    "drain.adapter_ms",
+    "recovery.start_to_ready_ms",
+    "recovery.start_to_first_sale_ms",
+    "memory.adapter_peak_mib",
+    "memory.emulator_peak_mib",
+    "runner.uat08_uat10c_s",
+    "runner.uat08_uat10c_target_s",
+    "runner.ci_set_s",
+    "runner.ci_set_target_s",
+    "memory.runner_peak_mib",
+];
+
+/// A smoke run takes well under a minute; this only stops a hung one.
+const SMOKE_TIMEOUT: Duration = Duration::from_secs(600);
+
+fn workspace() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+#[test]
+fn a_smoke_run_prints_and_records_every_figure() {
+    // The stack figures drive the real programs, built beside `ci` in the same profile.
+    let build = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "-q",
+            "-p",
+            "adapter",
+            "-p",
+            "ofd-mock",
+            "-p",
+            "kkt-emulator",
+            "-p",
+            "uat",
+            "--bins",
+        ])
+        .current_dir(workspace())
+        .status()
+        .expect("cargo runs");
+    assert!(build.success(), "building the programs the bench drives");
+    let started = std::time::Instant::now();
+    let out = Command::new(env!("CARGO_BIN_EXE_ci"))
+        .args(["bench", "--smoke"])
+        .current_dir(workspace())
+        .output()
+        .expect("ci bench runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "ci bench --smoke failed:\n{stdout}\n{stderr}"
+    );
+    assert!(started.elapsed() < SMOKE_TIMEOUT);
+    // Each figure line: `name=VALUE unit [min=.. max=.. n=3]`, optionally ratios.
+    let mut printed = BTreeSet::new();
+    for line in stdout
+        .lines()
+        .filter(|l| !l.starts_with(' ') && l.contains("="))
+    {
+        let Some((name, rest)) = line.split_once('=') else {
+            continue;
+        };
+        if name.contains(' ') {
+            continue;
+        }
+        assert!(rest.contains(" n=3]"), "three repetitions: {line}");
+        let value: f64 = rest
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("a number after `=`: {line}"));
+        assert!(value.is_finite(), "{line}");
+        assert!(printed.insert(name.to_owned()), "printed twice: {name}");
+    }
+    for name in FIGURES {
+        assert!(printed.contains(*name), "{name} not printed:\n{stdout}");
+    }
+    // The run's JSON holds the same figures, each with its three runs.
+    let file = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("figures written to "))
+        .expect("the run names its JSON file");
+    let json: Value =
+        serde_json::from_slice(&std::fs::read(workspace().join(file.trim())).expect("JSON file"))
+            .expect("JSON parses");
+    assert_eq!(json["smoke"], true);
+    let recorded: BTreeSet<String> = json["figures"]
+        .as_array()
+        .expect("figures")
+        .iter()
+        .map(|f| {
+            assert_eq!(f["runs"].as_array().map(Vec::len), Some(3), "{f}");
+            f["name"].as_str().expect("name").to_owned()
+        })
+        .collect();
+    assert_eq!(recorded, printed);
+}
