@@ -284,8 +284,8 @@ fn answer(url: &str, r: reqwest::Result<reqwest::blocking::Response>) -> Result<
     }
 }
 
-/// The power cut as a real outage: freeze the processes using the mount (SIGSTOP, so none of
-/// them sees the failing filesystem), cut, then SIGKILL them. When the cut itself is refused,
+/// The power cut as a real outage: freeze the processes using the mount (SIGSTOP, waiting until
+/// every thread is stopped, so none of them sees the failing filesystem), cut, then SIGKILL them. When the cut itself is refused,
 /// the processes are resumed instead and the error is returned.
 pub fn cut_now(
     client: &Client,
@@ -294,10 +294,16 @@ pub fn cut_now(
     body: Option<&Value>,
     groups: &[i32],
 ) -> Result<Value, String> {
+    // Every thread must be stopped before the cut: one still running would see the dead disk
+    // and answer a client, which a real outage never lets it do.
+    let mut frozen = Ok(());
     for g in groups {
-        let _ = killpg(Pid::from_raw(*g), Signal::SIGSTOP);
+        if let Err(e) = crate::procs::stop_group(*g, crate::procs::STOP_LIMIT) {
+            frozen = Err(format!("process group {g} did not stop: {e}"));
+            break;
+        }
     }
-    let r = control_post(client, control, route, body);
+    let r = frozen.and_then(|()| control_post(client, control, route, body));
     let after = if r.is_ok() {
         Signal::SIGKILL
     } else {

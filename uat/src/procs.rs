@@ -123,6 +123,14 @@ impl Procs {
         killpg(pg, sig).map_err(|e| format!("signal {sig} to group {pg} of `{name}`: {e}"))
     }
 
+    /// SIGSTOP to the group of `name`, answering once every thread of it is stopped
+    /// ([`stop_group`]).
+    pub fn pause(&mut self, name: &str) -> Result<String, String> {
+        let pg = self.group_of(name)?;
+        stop_group(pg.as_raw(), STOP_LIMIT)
+            .map_err(|e| format!("SIGSTOP to group {pg} of `{name}`: {e}"))
+    }
+
     /// Waits up to `limit` for `name` to exit; returns its status.
     pub fn wait(&mut self, name: &str, limit: Duration) -> Result<Option<ExitStatus>, String> {
         let Some(child) = self.running.get_mut(name) else {
@@ -404,5 +412,142 @@ pub fn signal_channel() -> Result<std::sync::mpsc::Receiver<&'static str>, Strin
     match ready_rx.recv_timeout(Duration::from_secs(10)) {
         Ok(r) => r.map(|()| rx),
         Err(_) => Err("the signal watcher did not start".into()),
+    }
+}
+
+/// How long the threads of a group may take to stop after SIGSTOP: a thread inside a system call
+/// stops when the call returns (a FUSE request, for one, waits for its server's answer).
+pub const STOP_LIMIT: Duration = Duration::from_secs(5);
+
+/// SIGSTOP to process group `pg`, then waits until every thread of every process in it is stopped.
+///
+/// `kill(2)` only queues a stop: one thread takes it when next scheduled and only then stops the
+/// others, so on a loaded machine the rest of the process runs on for milliseconds. Whatever must
+/// happen to a frozen process (a power cut of its disk) waits here until nothing of it can run.
+/// Returns a note for the history: the number of threads stopped.
+pub fn stop_group(pg: i32, limit: Duration) -> Result<String, String> {
+    match killpg(Pid::from_raw(pg), Signal::SIGSTOP) {
+        Ok(()) => {}
+        // Nothing of the group is left to run.
+        Err(nix::errno::Errno::ESRCH) => return Ok("the group has no process left".into()),
+        Err(e) => return Err(e.to_string()),
+    }
+    let end = Instant::now() + limit;
+    loop {
+        let (stopped, running) = group_threads(pg);
+        if running.is_empty() {
+            return Ok(format!("{stopped} threads stopped"));
+        }
+        if Instant::now() >= end {
+            return Err(format!(
+                "{} of {} threads still not stopped after {limit:?} (tids {running:?})",
+                running.len(),
+                stopped + running.len()
+            ));
+        }
+        std::thread::sleep(Duration::from_micros(200));
+    }
+}
+
+/// The threads of the processes in group `pg`: how many are stopped (or gone), and the ids of
+/// those that can still run.
+fn group_threads(pg: i32) -> (usize, Vec<i32>) {
+    let mut stopped = 0;
+    let mut running = Vec::new();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return (0, running);
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        let in_group = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .and_then(|s| stat_field(&s, 5))
+            .is_some_and(|g| g == pg.to_string());
+        if !in_group {
+            continue;
+        }
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            continue;
+        };
+        for task in tasks.flatten() {
+            let Some(tid) = task
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // A thread that exited meanwhile has no stat: it cannot run either.
+            let state = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
+                .ok()
+                .and_then(|s| stat_field(&s, 3));
+            match state.as_deref() {
+                None | Some("T" | "t" | "Z" | "X") => stopped += 1,
+                Some(_) => running.push(tid),
+            }
+        }
+    }
+    (stopped, running)
+}
+
+/// Field `n` (1-based, as in proc(5)) of a `/proc/.../stat` line; the command name in field 2 may
+/// hold spaces and parentheses, so fields 3 on are counted after its last `)`.
+fn stat_field(stat: &str, n: usize) -> Option<String> {
+    let (head, rest) = stat.rsplit_once(')')?;
+    match n {
+        1 => head.split_whitespace().next().map(str::to_owned),
+        2 => head.split_once('(').map(|(_, c)| c.to_owned()),
+        _ => rest.split_whitespace().nth(n - 3).map(str::to_owned),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_fields_are_counted_after_the_command_name() {
+        let stat = "4242 (a) b (c)) S 1 4240 4240 0";
+        assert_eq!(stat_field(stat, 1).as_deref(), Some("4242"));
+        assert_eq!(stat_field(stat, 2).as_deref(), Some("a) b (c)"));
+        assert_eq!(stat_field(stat, 3).as_deref(), Some("S"));
+        assert_eq!(stat_field(stat, 5).as_deref(), Some("4240"));
+    }
+
+    #[test]
+    fn stop_group_answers_only_when_every_busy_thread_is_stopped() {
+        // Five threads spinning in user space: the ones kill(2) does not pick keep running until
+        // the picked one starts the group stop.
+        let mut child = Command::new("python3")
+            .args([
+                "-c",
+                "import threading\nfor _ in range(4): threading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()\n[0 for _ in iter(int, 1)]",
+            ])
+            .process_group(0)
+            .spawn()
+            .expect("python3 starts");
+        let pg = child.id() as i32;
+        // Wait until the threads exist, so the stop has several to catch.
+        let end = Instant::now() + Duration::from_secs(10);
+        while group_threads(pg).1.len() < 5 && Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(group_threads(pg).1.len(), 5, "python3 runs 5 threads");
+        let note = stop_group(pg, STOP_LIMIT);
+        let (stopped, running) = group_threads(pg);
+        let _ = killpg(Pid::from_raw(pg), Signal::SIGKILL);
+        let _ = child.wait();
+        assert_eq!(note.as_deref(), Ok("5 threads stopped"));
+        assert_eq!((stopped, running), (5, Vec::new()));
+        assert_eq!(
+            stop_group(pg, STOP_LIMIT).as_deref(),
+            Ok("the group has no process left")
+        );
     }
 }

@@ -484,8 +484,8 @@ impl<'a> Runner<'a> {
             Step::Kill(k) => self.kill(&k.kill, k.signal),
             Step::Pause(p) => self
                 .procs
-                .signal(&p.pause, Signal::SIGSTOP)
-                .map(|_| ("SIGSTOP".into(), Vec::new()))
+                .pause(&p.pause)
+                .map(|note| (format!("SIGSTOP ({note})"), Vec::new()))
                 .map_err(fail),
             Step::Resume(p) => self
                 .procs

@@ -158,6 +158,42 @@ fn uat_drives_binaries_and_never_links_them() {
     );
 }
 
+/// The names in the root manifest's `[workspace.dependencies]` table.
+fn workspace_dependency_table() -> Vec<String> {
+    let text = std::fs::read_to_string(workspace_root().join("Cargo.toml")).unwrap();
+    let mut in_table = false;
+    let mut names = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.starts_with('[') {
+            in_table = line == "[workspace.dependencies]";
+        } else if in_table
+            && let Some((name, _)) = line.split_once('=')
+            && !line.starts_with('#')
+        {
+            names.push(name.trim().to_owned());
+        }
+    }
+    names
+}
+
+#[test]
+fn every_workspace_dependency_is_used_by_a_member() {
+    let used: BTreeSet<String> = packages()
+        .into_iter()
+        .flat_map(|p| p.deps.into_iter().map(|(d, _)| d))
+        .collect();
+    let table = workspace_dependency_table();
+    assert!(
+        table.iter().any(|d| d == "serde"),
+        "the table parse found no serde in [workspace.dependencies]: {table:?}"
+    );
+    let unused: Vec<&String> = table.iter().filter(|d| !used.contains(*d)).collect();
+    assert!(
+        unused.is_empty(),
+        "[workspace.dependencies] lists crates no member uses; remove them: {unused:?}"
+    );
+}
+
 #[test]
 fn every_member_inherits_workspace_lints() {
     let mut missing = Vec::new();
