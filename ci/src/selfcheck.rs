@@ -9,9 +9,7 @@ use kkt_proto::{Reply, Request};
 use ofd_proto::tlv::{decode_cp866, encode_cp866, vln_bytes};
 
 fn hex(s: &str) -> Vec<u8> {
-    s.split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).expect("vector is hex"))
-        .collect()
+    hex::decode(s.split_whitespace().collect::<String>()).expect("vector is hex")
 }
 
 /// One check: its name and whether it held, with what was seen.

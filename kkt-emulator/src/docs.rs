@@ -3,18 +3,11 @@
 //! The fiscal sign is `ofd_proto::fpd`, an HMAC stand-in, not the GOST sign a real FN computes.
 
 use ofd_proto::{
-    FiscalData, Fvln, OperationType, Receipt, ReceiptItem, ShiftClose, ShiftOpen, Tlv, Value,
-    decode_all,
+    DocCode, FiscalData, Fvln, OperationType, Receipt, ReceiptItem, ShiftClose, ShiftOpen, Tlv,
+    Value, decode_all,
 };
 
 use crate::store::{FnState, ItemRecord, StoredDoc};
-
-/// FFD document code of a shift-open report.
-pub const DOC_SHIFT_OPEN: u8 = 2;
-/// FFD document code of a receipt.
-pub const DOC_RECEIPT: u8 = 3;
-/// FFD document code of a shift-close report.
-pub const DOC_SHIFT_CLOSE: u8 = 5;
 
 /// Why a document could not be built (the command is refused before anything is committed).
 #[derive(Debug, thiserror::Error)]
@@ -67,10 +60,10 @@ fn encode(tlv: &Tlv) -> Result<Vec<u8>, BuildError> {
     tlv.encode().map_err(|e| BuildError::Encode(e.to_string()))
 }
 
-fn shift_doc(st: &FnState, doc_code: u8, fd: u32, time: u32, tlv: Vec<u8>) -> StoredDoc {
+fn shift_doc(st: &FnState, code: DocCode, fd: u32, time: u32, tlv: Vec<u8>) -> StoredDoc {
     StoredDoc {
         fd,
-        doc_code,
+        doc_code: code.code(),
         time,
         shift: st.shift_number,
         receipt_no: 0,
@@ -99,7 +92,7 @@ pub fn shift_open(st: &FnState, fd: u32, time: u32) -> Result<StoredDoc, BuildEr
     };
     Ok(shift_doc(
         st,
-        DOC_SHIFT_OPEN,
+        DocCode::ShiftOpen,
         fd,
         time,
         encode(&doc.to_tlv())?,
@@ -131,7 +124,7 @@ pub fn shift_close(st: &FnState, fd: u32, time: u32) -> Result<StoredDoc, BuildE
     };
     Ok(shift_doc(
         st,
-        DOC_SHIFT_CLOSE,
+        DocCode::ShiftClose,
         fd,
         time,
         encode(&doc.to_tlv())?,
@@ -266,7 +259,7 @@ pub fn receipt(
     }
     Ok(StoredDoc {
         fd,
-        doc_code: DOC_RECEIPT,
+        doc_code: DocCode::Receipt.code(),
         time,
         shift: st.shift_number,
         receipt_no,

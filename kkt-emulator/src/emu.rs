@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use kkt_proto::Request;
+use ofd_proto::DocCode;
 use serde::Serialize;
 
 use crate::counters::{Counters, CountersView};
 use crate::device::{Conditions, Device, host_now};
-use crate::docs::{DOC_RECEIPT, DOC_SHIFT_CLOSE, DOC_SHIFT_OPEN};
 use crate::exec::Executed;
 use crate::faults::{ArmedFault, Effects, FaultKind, FaultView, Faults};
 use crate::store::{FnState, StoreError, StoredDoc};
@@ -159,12 +159,12 @@ fn quantity_str(micro: u64) -> String {
 }
 
 fn doc_view(d: &StoredDoc) -> DocView {
-    let receipt = d.doc_code == DOC_RECEIPT;
+    let receipt = d.code() == Some(DocCode::Receipt);
     DocView {
         fd: d.fd,
-        doc_type: match d.doc_code {
-            DOC_SHIFT_OPEN => "shift_open",
-            DOC_SHIFT_CLOSE => "shift_close",
+        doc_type: match d.code() {
+            Some(DocCode::ShiftOpen) => "shift_open",
+            Some(DocCode::ShiftClose) => "shift_close",
             _ => "receipt",
         },
         time: d.time,
@@ -231,6 +231,7 @@ impl Shared {
     /// Executes one command with the current printer conditions.
     pub fn execute(&self, password: Option<u32>, req: &Request) -> Executed {
         let mut g = self.lock();
+        g.faults.start_conditions(req.code().value());
         let c = Conditions {
             paper_out: g.faults.paper_out,
             cover_open: g.faults.cover_open,

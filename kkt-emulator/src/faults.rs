@@ -108,11 +108,9 @@ impl FaultRequest {
     /// Checks the combination of fields and turns the request into an armed fault.
     pub fn arm(self) -> Result<ArmedFault, FaultRequestError> {
         let bad = |m: &str| Err(FaultRequestError(m.to_string()));
-        if self.kind.is_condition()
-            && (self.count.is_some() || self.probability.is_some() || self.command.is_some())
-        {
+        if self.kind.is_condition() && (self.count.is_some() || self.probability.is_some()) {
             return bad(
-                "paper_out and cover_open are conditions that last until /_emu/clear; count, probability and command do not apply",
+                "paper_out and cover_open are conditions that last until /_emu/clear; count and probability do not apply (`command` starts the condition when that command arrives)",
             );
         }
         match (self.kind, self.ms) {
@@ -229,13 +227,32 @@ pub struct Effects {
 }
 
 impl Faults {
-    /// Arms a fault (conditions switch on at once).
+    /// Arms a fault. A condition switches on at once, or, with a command filter, when that
+    /// command arrives ([`Faults::start_conditions`]).
     pub fn arm(&mut self, f: ArmedFault) {
         match f.kind {
+            k if k.is_condition() && f.command.is_some() => self.armed.push(f),
             FaultKind::PaperOut => self.paper_out = true,
             FaultKind::CoverOpen => self.cover_open = true,
             _ => self.armed.push(f),
         }
+    }
+
+    /// Switches on the conditions armed for command `cmd`, before it executes: the paper runs out
+    /// as that command starts printing, so it and every printing command after it fail until
+    /// cleared.
+    pub fn start_conditions(&mut self, cmd: u16) {
+        for f in &self.armed {
+            if f.kind.is_condition() && f.matches(cmd) {
+                match f.kind {
+                    FaultKind::PaperOut => self.paper_out = true,
+                    FaultKind::CoverOpen => self.cover_open = true,
+                    _ => {}
+                }
+            }
+        }
+        self.armed
+            .retain(|f| !(f.kind.is_condition() && f.matches(cmd)));
     }
 
     /// Decides the effects of the faults of `kinds` for command `cmd`, consuming counts.
@@ -299,6 +316,7 @@ mod tests {
         assert!(req(r#"{"kind":"nak","ms":5}"#).is_err());
         assert!(req(r#"{"kind":"nak","probability":0.5}"#).is_err());
         assert!(req(r#"{"kind":"paper_out","count":2}"#).is_err());
+        assert!(req(r#"{"kind":"paper_out","command":"FF45"}"#).is_ok());
         assert!(req(r#"{"kind":"nak","command":"1245"}"#).is_err());
         assert!(req(r#"{"kind":"nak","count":0}"#).is_err());
     }
@@ -333,5 +351,21 @@ mod tests {
         let a = run();
         assert_eq!(a, run());
         assert!(a.iter().any(|x| *x) && a.iter().any(|x| !*x));
+    }
+
+    #[test]
+    fn a_condition_armed_for_a_command_starts_when_that_command_arrives() {
+        let mut faults = Faults::default();
+        faults.arm(req(r#"{"kind":"paper_out","command":"FF45"}"#).unwrap());
+        assert!(!faults.paper_out, "not before the command");
+        faults.start_conditions(0xFF46);
+        assert!(!faults.paper_out, "another command leaves it armed");
+        faults.start_conditions(0xFF45);
+        assert!(faults.paper_out, "the close starts it");
+        assert!(faults.armed.is_empty(), "and it is no longer armed");
+        faults.start_conditions(0x10);
+        assert!(faults.paper_out, "it lasts until cleared");
+        faults.clear();
+        assert!(!faults.paper_out);
     }
 }

@@ -147,7 +147,7 @@ impl Device {
         data.extend_from_slice(&datetime5(doc.time));
         data.extend_from_slice(&doc.fd.to_le_bytes());
         data.extend_from_slice(&doc.fpd.to_le_bytes());
-        if doc.doc_code == crate::docs::DOC_RECEIPT {
+        if doc.code() == Some(ofd_proto::DocCode::Receipt) {
             // Receipt: operation type (1) and total (5, kopecks).
             data.push(doc.op_type);
             data.extend_from_slice(&doc.total.to_le_bytes()[..5]);

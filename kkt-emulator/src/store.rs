@@ -13,6 +13,7 @@
 
 use std::path::PathBuf;
 
+use ofd_proto::DocCode;
 use serde::{Deserialize, Serialize};
 
 mod file;
@@ -94,7 +95,7 @@ pub struct OfdAck {
 pub struct StoredDoc {
     /// FD number (tag 1040).
     pub fd: u32,
-    /// FFD document code: 2 shift open, 3 receipt, 5 shift close.
+    /// FFD document code (`ofd_proto::DocCode`): 2 shift open, 3 receipt, 5 shift close.
     pub doc_code: u8,
     /// Unix seconds of the device clock (tag 1012).
     pub time: u32,
@@ -116,12 +117,19 @@ pub struct StoredDoc {
     pub items: Vec<ItemRecord>,
     /// Tag 1192 if the host passed it.
     pub tag_1192: Option<String>,
-    /// The fiscal sign (tag 1077), see `docs::fpd`.
+    /// The fiscal sign (tag 1077), computed where the document is built.
     pub fpd: u32,
     /// The whole document as FFD 1.05 TLV (outer tag = document code).
     pub tlv: Vec<u8>,
     /// The OFD's acknowledgement once received.
     pub ack: Option<OfdAck>,
+}
+
+impl StoredDoc {
+    /// The document's code as `ofd-proto` names it; `None` for a code the emulator never commits.
+    pub fn code(&self) -> Option<DocCode> {
+        DocCode::from_code(self.doc_code)
+    }
 }
 
 /// A receipt being built (mode 8).
@@ -245,18 +253,18 @@ impl FnState {
     /// through it, so a replayed state cannot drift from the state the device answered from.
     pub fn apply(&mut self, rec: LogRecord) {
         if let LogRecord::Doc(doc) = &rec {
-            match doc.doc_code {
-                crate::docs::DOC_SHIFT_OPEN => {
+            match doc.code() {
+                Some(DocCode::ShiftOpen) => {
                     self.shift_number = doc.shift;
                     self.shift_open = true;
                     self.shift_opened_at = doc.time;
                     self.receipts_in_shift = 0;
                 }
-                crate::docs::DOC_RECEIPT => {
+                Some(DocCode::Receipt) => {
                     self.receipts_in_shift = doc.receipt_no;
                     self.open_receipt = None;
                 }
-                crate::docs::DOC_SHIFT_CLOSE => self.shift_open = false,
+                Some(DocCode::ShiftClose) => self.shift_open = false,
                 _ => {}
             }
         }

@@ -26,7 +26,7 @@ use serde_json::{Value, json};
 use crate::mode::{Behaviour, ModeSpec, Refuse};
 use crate::schedule::Flap;
 use crate::state::{MockState, NotInEffect};
-use crate::store::{StoreError, hex};
+use crate::store::StoreError;
 use crate::traffic::TrafficView;
 
 /// Largest control request body.
@@ -218,7 +218,7 @@ async fn last_message_raw(State(s): Shared) -> Result<Json<Value>, ControlError>
         message: "no complete message received since start or the last /_mock/reset".into(),
         definite: true,
     })?;
-    Ok(Json(json!({"hex": hex(&raw)})))
+    Ok(Json(json!({"hex": hex::encode(&raw)})))
 }
 
 #[derive(Debug, Deserialize)]

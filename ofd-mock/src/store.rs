@@ -64,7 +64,7 @@ impl Record {
             "first_received": render_ms(self.first_received_ms),
             "last_received": render_ms(self.last_received_ms),
             "document": self.document,
-            "ack_hex": hex(&self.ack),
+            "ack_hex": hex::encode(&self.ack),
         })
     }
 }
@@ -74,11 +74,6 @@ pub fn render_ms(ms: i64) -> String {
     jiff::Timestamp::from_millisecond(ms)
         .map(|t| t.to_string())
         .unwrap_or_else(|_| ms.to_string())
-}
-
-/// Lower-case hex of some bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// How a delivery was classified.

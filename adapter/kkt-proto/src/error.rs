@@ -1,6 +1,6 @@
 //! Codec errors (decode and encode) and the device's error byte as a typed enum.
 
-use crate::frame::{CommandCode, FrameError};
+use crate::code::CommandCode;
 
 /// A payload that does not match the layout of its command.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -298,6 +298,35 @@ impl DeviceError {
     pub fn is_retryable(self) -> bool {
         self.class() == ErrorClass::Busy
     }
+}
+
+/// A malformed frame on the wire.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FrameError {
+    /// The LRC byte did not match; the payload is kept for logging.
+    #[error("bad LRC: computed {computed:#04x}, received {received:#04x}")]
+    BadLrc {
+        /// LRC computed over LEN and the payload.
+        computed: u8,
+        /// LRC byte that arrived.
+        received: u8,
+        /// The payload as received.
+        payload: Vec<u8>,
+    },
+    /// A frame announced LEN 0, which cannot hold a command code.
+    #[error("frame with LEN 0")]
+    ZeroLength,
+    /// The frame stopped arriving before LEN bytes and the LRC were read (byte timeout).
+    #[error("frame truncated: {have} of {want} bytes after LEN")]
+    Truncated {
+        /// Bytes received after LEN (payload and LRC).
+        have: usize,
+        /// Bytes LEN announced plus the LRC.
+        want: usize,
+    },
+    /// The bytes are not exactly one frame.
+    #[error("not exactly one frame")]
+    NotAFrame,
 }
 
 #[cfg(test)]

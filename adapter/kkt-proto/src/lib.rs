@@ -25,6 +25,7 @@
 //! serde on any type (the adapter converts at its HTTP edge), and any notion of wall-clock time.
 
 pub mod answer;
+pub mod code;
 pub mod error;
 pub mod frame;
 pub mod link;

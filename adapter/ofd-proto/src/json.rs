@@ -57,20 +57,9 @@ fn render_value(value: &Value) -> Json {
         Value::String(s) => Json::from(s.as_str()),
         Value::Vln(v) => Json::from(*v),
         Value::Fvln(f) => serde_json::Number::from_f64(f.to_f64()).map_or(Json::Null, Json::Number),
-        Value::ByteArray(b) | Value::Raw(b) => Json::from(hex(b)),
+        Value::ByteArray(b) | Value::Raw(b) => Json::from(hex::encode(b)),
         Value::Stlv(children) => children_to_json(children),
     }
-}
-
-/// Lower-case hex without separators.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        // Writing into a String cannot fail.
-        let _ = write!(s, "{b:02x}");
-    }
-    s
 }
 
 #[cfg(test)]

@@ -203,6 +203,17 @@ impl DocCode {
         self as u16
     }
 
+    /// The document code as one byte, as the envelope's container header and a Shtrih-M FN
+    /// status carry it (every code is below 256).
+    pub fn code(self) -> u8 {
+        self as u8
+    }
+
+    /// The document of a code byte.
+    pub fn from_code(code: u8) -> Option<Self> {
+        Self::from_tag(u16::from(code))
+    }
+
     /// The JSON key of this document (`receipt`, `openShift`, ...).
     pub fn name_json(self) -> &'static str {
         tag_info(self.tag()).map_or("document", |info| info.name_json)

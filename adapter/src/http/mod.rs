@@ -192,7 +192,7 @@ async fn post_receipt(
     // The canonical body (the key left out) decides "same request" for idempotency.
     let canonical = serde_json::to_string(&request)
         .map_err(|e| AppError::definite(ErrorCode::MalformedBody, e.to_string()))?;
-    let hash = hex(&Sha256::digest(canonical.as_bytes()));
+    let hash = hex::encode(Sha256::digest(canonical.as_bytes()));
     let result = state.fiscalizer.submit(key, hash, canonical, sale).await;
     crate::metrics::receipt(receipt_outcome(&result));
     match result {
@@ -316,10 +316,6 @@ fn operation_type(tlv: &[u8]) -> u64 {
             _ => None,
         })
         .unwrap_or(0)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 async fn get_receipt(

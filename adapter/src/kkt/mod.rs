@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::mpsc;
 use std::time::Duration;
 
-use kkt_proto::{Answer, DeviceError, LinkConfig, LinkFailure, Reply, Request};
+use kkt_proto::{Answer, DeviceError, ErrorClass, LinkConfig, LinkFailure, Reply, Request};
 
 pub use link::SerialLink;
 
@@ -49,6 +49,23 @@ pub enum KktError {
 }
 
 impl KktError {
+    /// True when the failure says nothing about the receipt, only that the register or its line
+    /// cannot take one now: no paper, cover open, busy printing, the port or the link gone, the
+    /// driver stopping. Retrying later can succeed without changing the receipt.
+    pub fn is_condition(&self) -> bool {
+        match self {
+            KktError::Open { .. }
+            | KktError::Link(_)
+            | KktError::Io(_)
+            | KktError::Interfered { .. }
+            | KktError::Stopped => true,
+            KktError::Device { error, .. } => {
+                matches!(error.class(), ErrorClass::Printer | ErrorClass::Busy)
+            }
+            KktError::Encode(_) | KktError::Protocol(_) => false,
+        }
+    }
+
     /// True when the device certainly did not execute the command.
     pub fn is_definite(&self) -> bool {
         match self {
@@ -150,7 +167,7 @@ impl Kkt {
             .map_err(|e| KktError::Encode(e.to_string()))?;
         let (answer, stale) = self.link.exchange(&payload)?;
         for s in &stale {
-            tracing::warn!(answer = %hex(s), "drained an answer the KKT held from an earlier command");
+            tracing::warn!(answer = %hex::encode_upper(s), "drained an answer the KKT held from an earlier command");
         }
         self.stale.extend(stale);
         match Reply::from_payload(&answer).map_err(|e| KktError::Protocol(e.to_string()))? {
@@ -171,14 +188,6 @@ impl Kkt {
     pub fn reset_port(&mut self) {
         self.link.close();
     }
-}
-
-pub(crate) fn hex(bytes: &[u8]) -> String {
-    bytes
-        .iter()
-        .map(|b| format!("{b:02X}"))
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 type Job = Box<dyn FnOnce(&mut Kkt) + Send>;

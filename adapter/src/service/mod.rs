@@ -142,6 +142,14 @@ fn device_code(error: Option<DeviceError>) -> &'static str {
     }
 }
 
+/// Whose fiscalization this is: the sale's own, whose refusal the POS is told, or
+/// reconciliation's retry of a receipt the POS was already answered `buffered` for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Attempt {
+    First,
+    Afresh,
+}
+
 impl Fiscalizer {
     pub fn new(
         journal: Journal,
@@ -336,13 +344,18 @@ impl Fiscalizer {
                 return Err(SubmitError::JournalUnavailable(e.to_string()));
             }
         };
-        self.fiscalize_row(row, sale).await
+        self.fiscalize_row(row, sale, Attempt::First).await
     }
 
     /// Sends an in-flight row's sale to the KKT and journals the outcome. Once the close command may
     /// have reached the device, no journal failure turns into a definite error: the answer is built
     /// from what is known in memory, and reconciliation brings the journal up to date.
-    async fn fiscalize_row(&self, row: ReceiptRow, sale: Sale) -> Result<ReceiptRow, SubmitError> {
+    async fn fiscalize_row(
+        &self,
+        row: ReceiptRow,
+        sale: Sale,
+        attempt: Attempt,
+    ) -> Result<ReceiptRow, SubmitError> {
         let auto = self.inner.auto_open_shift;
         let id = row.receipt_id.as_str();
         let receipt_id = id.to_owned();
@@ -396,6 +409,16 @@ impl Fiscalizer {
                         })
                     }
                 }
+            }
+            Err(FiscalizeError::Definite(e)) if attempt == Attempt::Afresh && e.is_condition() => {
+                // The POS was answered `buffered`: a register that cannot print right now (no
+                // paper, busy, unplugged) does not make that promise false. The row stays in
+                // flight and reconciliation tries again; only a refusal of the receipt itself
+                // rejects it.
+                self.note_link(Err(&e));
+                tracing::warn!(receipt_id = id, error = %e, "buffered receipt not fiscalized yet: the KKT cannot print now; reconciliation retries");
+                self.inner.unresolved.store(true, Ordering::SeqCst);
+                Err(kkt_failure(&e, "the receipt"))
             }
             Err(FiscalizeError::Definite(e)) => {
                 self.note_link(Err(&e));

@@ -12,7 +12,7 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{Fiscalizer, SubmitError, document_kind, kkt_failure};
+use super::{Attempt, Fiscalizer, SubmitError, document_kind, kkt_failure};
 use crate::journal::{AuditEntry, DocKind, KktState, ReceiptRow};
 use crate::kkt::KktError;
 use crate::kkt::ops;
@@ -305,7 +305,7 @@ impl Fiscalizer {
             };
             tracing::info!(receipt_id = %row.receipt_id, "not in the FN: fiscalizing afresh");
             let id = row.receipt_id.clone();
-            let outcome = self.fiscalize_row(row, sale).await;
+            let outcome = self.fiscalize_row(row, sale, Attempt::Afresh).await;
             if self.has_unresolved_row(&id).await {
                 let cause = match outcome {
                     Err(e) => e.to_string(),

@@ -296,6 +296,66 @@ async fn a_restart_with_a_receipt_in_flight_reconciles_it_once() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paper_running_out_at_the_close_keeps_the_buffered_receipt_until_it_prints() {
+    // Found by the nightly chaos run: the paper ran out as the close command came, the outcome was
+    // unknown (a printer error at the close may follow the FN's commit), the POS got `buffered`,
+    // and reconciliation, finding the receipt absent from the FN, printed it afresh into the same
+    // empty paper tray and rejected it: a sale told `buffered` that never printed.
+    let s = Stack::with_adapter(&[]).await;
+    let (code, shift) = s.call("POST", "/v1/kkt/shift/open", None, &[]).await;
+    assert_eq!(code, 200, "{shift}");
+    s.emu(
+        "POST",
+        "/_emu/fault",
+        Some(json!({"kind": "paper_out", "command": "FF45"})),
+    )
+    .await;
+    let (code, r) = s.post_receipt(lenses("paper-1")).await;
+    assert_eq!((code, r["status"].clone()), (200, json!("buffered")), "{r}");
+    let id = r["receipt_id"].as_str().unwrap().to_owned();
+    // Reconciliation tries afresh while the paper is out: the items are refused each time (0x6B).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let commands = s.emu("GET", "/_emu/commands", None).await;
+        if commands["by_code"]["FF46"].as_u64().unwrap_or(0) >= 3 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "reconciliation did not try the receipt again twice: {commands}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (code, polled) = s
+        .call("GET", &format!("/v1/kkt/receipt/{id}"), None, &[])
+        .await;
+    assert_eq!(
+        (code, polled["status"].clone()),
+        (200, json!("buffered")),
+        "{polled}"
+    );
+    assert!(s.fn_receipts().await.is_empty(), "nothing printed yet");
+    // New sales wait for it, definitely.
+    let (code, e) = s.post_receipt(lenses("paper-2")).await;
+    assert_eq!(
+        (code, e["code"].clone()),
+        (503, json!("reconciliation_pending")),
+        "{e}"
+    );
+    // Paper back: the receipt prints once, by itself.
+    s.emu("POST", "/_emu/clear", None).await;
+    let done = s
+        .wait_receipt_status(&id, "printed", Duration::from_secs(20))
+        .await;
+    let receipts = s.fn_receipts().await;
+    assert_eq!(receipts.len(), 1, "{receipts:?}");
+    assert_eq!(receipts[0]["tag_1192"], json!(id));
+    assert_eq!(done["fiscal"]["fd_number"], receipts[0]["fd"]);
+    let (code, _) = s.post_receipt(lenses("paper-3")).await;
+    assert_eq!(code, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_reports_the_adapters_own_journal_settings() {
     let s = Stack::with_adapter(&[]).await;
     let (code, h) = s.call("GET", "/v1/health", None, &[]).await;

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 
 use super::Plan;
+use super::figure::Samples;
 use super::load::{self, wire_limit};
-use super::procs::{BAUD, Bins, Stack};
-use super::stack::{Peaks, Samples};
+use super::procs::{BAUD, Bins, Peaks, Stack};
 
 /// Clients selling the backlog: enough to keep the one register busy.
 const BACKLOG_CONCURRENCY: usize = 8;

@@ -180,6 +180,36 @@ impl Report {
     }
 }
 
+/// Values of every repetition, by figure name, in the order first measured.
+#[derive(Debug, Default)]
+pub struct Samples {
+    figures: Vec<(String, &'static str, Vec<f64>)>,
+}
+
+impl Samples {
+    pub fn push(&mut self, name: &str, unit: &'static str, value: f64) {
+        match self.figures.iter_mut().find(|(n, _, _)| n == name) {
+            Some((_, _, values)) => values.push(value),
+            None => self.figures.push((name.to_owned(), unit, vec![value])),
+        }
+    }
+
+    /// One figure a name, with its note from `notes` (`(figure, note)` pairs).
+    pub fn into_figures(self, notes: &[(&str, &str)]) -> Vec<Figure> {
+        self.figures
+            .into_iter()
+            .map(|(name, unit, runs)| {
+                let mut f = Figure::new(&name, unit, runs);
+                f.note = notes
+                    .iter()
+                    .find(|(n, _)| *n == name)
+                    .map(|(_, note)| (*note).to_owned());
+                f
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

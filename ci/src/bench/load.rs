@@ -171,14 +171,9 @@ pub fn metric(text: &str, name: &str) -> Option<f64> {
     found
 }
 
-/// Bytes from hex digits.
-pub fn unhex(hex: &str) -> anyhow::Result<Vec<u8>> {
-    let hex = hex.trim();
-    anyhow::ensure!(hex.len().is_multiple_of(2), "odd number of hex digits");
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).with_context(|| format!("bad hex at {i}")))
-        .collect()
+/// Bytes from hex digits (surrounding whitespace ignored).
+pub fn unhex(digits: &str) -> anyhow::Result<Vec<u8>> {
+    hex::decode(digits.trim()).with_context(|| format!("not hex: {digits:.40}"))
 }
 
 #[cfg(test)]

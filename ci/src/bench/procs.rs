@@ -510,3 +510,18 @@ impl Stack {
 fn strings(a: &[&str]) -> Vec<String> {
     a.iter().map(|s| (*s).to_owned()).collect()
 }
+/// Peak RSS of one repetition's processes.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Peaks {
+    pub adapter_mib: f64,
+    pub emulator_mib: f64,
+}
+
+impl Peaks {
+    pub fn max(self, other: Peaks) -> Peaks {
+        Peaks {
+            adapter_mib: self.adapter_mib.max(other.adapter_mib),
+            emulator_mib: self.emulator_mib.max(other.emulator_mib),
+        }
+    }
+}

@@ -19,9 +19,8 @@ use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::Plan;
-use super::figure::Figure;
+use super::figure::{Figure, Samples};
 use super::procs::{self, Bins};
-use super::stack::Samples;
 
 /// The target for the UAT-08 and UAT-10c suites.
 const SUITES_TARGET_S: f64 = 60.0;

@@ -8,9 +8,9 @@
 use std::time::Duration;
 
 use super::Plan;
+use super::figure::Samples;
 use super::load::{self, wire_limit};
-use super::procs::{BAUD, Bins, Stack};
-use super::stack::{Peaks, Samples};
+use super::procs::{BAUD, Bins, Peaks, Stack};
 
 /// Sales before the measured runs: the first opens the shift and trips the breaker.
 const WARMUP_SALES: usize = 3;

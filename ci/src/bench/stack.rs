@@ -4,55 +4,9 @@
 //! Each repetition starts fresh stacks in its own scratch directories (`procs.rs`), so repetitions
 //! share no state; the figures are gathered per repetition and turned into [`Figure`]s at the end.
 
-use super::figure::Figure;
-use super::procs::Bins;
+use super::figure::{Figure, Samples};
+use super::procs::{Bins, Peaks};
 use super::{Plan, REPS, drain, sales};
-
-/// Peak RSS of one repetition's processes.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct Peaks {
-    pub adapter_mib: f64,
-    pub emulator_mib: f64,
-}
-
-impl Peaks {
-    fn max(self, other: Peaks) -> Peaks {
-        Peaks {
-            adapter_mib: self.adapter_mib.max(other.adapter_mib),
-            emulator_mib: self.emulator_mib.max(other.emulator_mib),
-        }
-    }
-}
-
-/// Values of every repetition, by figure name, in the order first measured.
-#[derive(Debug, Default)]
-pub struct Samples {
-    figures: Vec<(String, &'static str, Vec<f64>)>,
-}
-
-impl Samples {
-    pub fn push(&mut self, name: &str, unit: &'static str, value: f64) {
-        match self.figures.iter_mut().find(|(n, _, _)| n == name) {
-            Some((_, _, values)) => values.push(value),
-            None => self.figures.push((name.to_owned(), unit, vec![value])),
-        }
-    }
-
-    /// One figure a name, with its note from `notes` (`(figure, note)` pairs).
-    pub fn into_figures(self, notes: &[(&str, &str)]) -> Vec<Figure> {
-        self.figures
-            .into_iter()
-            .map(|(name, unit, runs)| {
-                let mut f = Figure::new(&name, unit, runs);
-                f.note = notes
-                    .iter()
-                    .find(|(n, _)| *n == name)
-                    .map(|(_, note)| (*note).to_owned());
-                f
-            })
-            .collect()
-    }
-}
 
 /// The seed's design ceiling of the drain: a batch of 100 documents per 10 s poll.
 const DESIGN_CEILING_PER_S: f64 = 100.0 / 10.0;

@@ -299,8 +299,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::docs::{DOC_RECEIPT, DOC_SHIFT_OPEN};
     use crate::store::{OfdAck, StoredDoc};
+    use ofd_proto::DocCode;
 
     fn doc(fd: u32, doc_code: u8, shift: u32, receipt_no: u32) -> StoredDoc {
         StoredDoc {
@@ -341,12 +341,12 @@ mod tests {
         commit(
             &mut store,
             &mut st,
-            LogRecord::Doc(doc(1, DOC_SHIFT_OPEN, 1, 0)),
+            LogRecord::Doc(doc(1, DocCode::ShiftOpen.code(), 1, 0)),
         );
         commit(
             &mut store,
             &mut st,
-            LogRecord::Doc(doc(2, DOC_RECEIPT, 1, 1)),
+            LogRecord::Doc(doc(2, DocCode::Receipt.code(), 1, 1)),
         );
         st.open_receipt = Some(OpenReceipt {
             op_type: 1,
@@ -358,7 +358,7 @@ mod tests {
         commit(
             &mut store,
             &mut st,
-            LogRecord::Doc(doc(3, DOC_RECEIPT, 1, 2)),
+            LogRecord::Doc(doc(3, DocCode::Receipt.code(), 1, 2)),
         );
         (store, st)
     }
@@ -393,7 +393,8 @@ mod tests {
         let path = dir.path().join("fn.json");
         let (_store, st) = shift_with_receipts(&path);
         let full = std::fs::read(log_path(&path)).expect("log");
-        let last = log::encode(&LogRecord::Doc(doc(3, DOC_RECEIPT, 1, 2))).expect("encode");
+        let last =
+            log::encode(&LogRecord::Doc(doc(3, DocCode::Receipt.code(), 1, 2))).expect("encode");
         let start = full.len() - last.len();
         // Every cut inside the last record (stepping to keep the loop short) and a flipped byte in it.
         let mut damaged: Vec<Vec<u8>> = (start..full.len())
@@ -418,7 +419,7 @@ mod tests {
         // Appending after the cut gives a clean log again, and FD 3 is the next number.
         let mut store = Store::file(path.clone());
         let mut st = store.load().expect("load").expect("state");
-        let next = doc(st.last_fd + 1, DOC_RECEIPT, 1, 2);
+        let next = doc(st.last_fd + 1, DocCode::Receipt.code(), 1, 2);
         commit(&mut store, &mut st, LogRecord::Doc(next));
         let back = load(&path).expect("load").expect("state");
         assert_eq!(back, st);
@@ -432,7 +433,8 @@ mod tests {
         let (_store, _st) = shift_with_receipts(&path);
         let full = std::fs::read(log_path(&path)).expect("log");
         // Cut into FD 2, which the head counts as committed.
-        let fd3 = log::encode(&LogRecord::Doc(doc(3, DOC_RECEIPT, 1, 2))).expect("encode");
+        let fd3 =
+            log::encode(&LogRecord::Doc(doc(3, DocCode::Receipt.code(), 1, 2))).expect("encode");
         std::fs::write(log_path(&path), &full[..full.len() - fd3.len() - 1]).expect("write");
         assert!(matches!(load(&path), Err(StoreError::Inconsistent { .. })));
         std::fs::remove_file(log_path(&path)).expect("rm");
@@ -472,8 +474,8 @@ mod tests {
         let path = dir.path().join("fn.json");
         let mut old = FnState::fresh(5);
         old.version = 1;
-        old.apply(LogRecord::Doc(doc(1, DOC_SHIFT_OPEN, 1, 0)));
-        old.apply(LogRecord::Doc(doc(2, DOC_RECEIPT, 1, 1)));
+        old.apply(LogRecord::Doc(doc(1, DocCode::ShiftOpen.code(), 1, 0)));
+        old.apply(LogRecord::Doc(doc(2, DocCode::Receipt.code(), 1, 1)));
         old.documents[0].ack = Some(OfdAck {
             response_code: 0,
             time: 1,
@@ -512,7 +514,7 @@ mod tests {
         commit(
             &mut store,
             &mut again,
-            LogRecord::Doc(doc(1, DOC_SHIFT_OPEN, 1, 0)),
+            LogRecord::Doc(doc(1, DocCode::ShiftOpen.code(), 1, 0)),
         );
         assert_eq!(load(&path).expect("load"), Some(again));
     }

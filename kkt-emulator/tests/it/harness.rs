@@ -129,9 +129,7 @@ pub fn http_with(
 
 /// Parses hex with spaces.
 pub fn hex(s: &str) -> Vec<u8> {
-    s.split_whitespace()
-        .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
-        .collect()
+    hex::decode(s.split_whitespace().collect::<String>()).expect("hex byte")
 }
 
 /// A host on the serial line, speaking bytes so tests can see every fault exactly.

@@ -38,10 +38,6 @@ fn answer_bytes(outcome: &Outcome) -> Vec<u8> {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 #[tokio::test]
 async fn one_document_moves_the_counters_by_its_exact_lengths() {
     let mock = Mock::start().await;
@@ -70,7 +66,7 @@ async fn the_last_message_is_given_back_byte_for_byte_and_a_replay_is_acknowledg
     let first = mock.send_bytes(&sent, ANSWER_WAIT).await;
     let (status, raw) = mock.get("/_mock/last_message_raw").await;
     assert_eq!(status, 200, "{raw}");
-    assert_eq!(raw, json!({"hex": hex(&sent)}));
+    assert_eq!(raw, json!({"hex": hex::encode(&sent)}));
     // The bare-client loop: the same bytes again over fresh connections get the stored acknowledgement,
     // byte for byte, and count as duplicates.
     reset_counters(&mock).await;
