@@ -3,7 +3,7 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -93,7 +93,7 @@ impl Pty {
         // so the fd lives exactly as long as its registration.
         #[allow(deprecated)]
         let master = AsyncFd::new(File::from(pair.master)).map_err(io("register"))?;
-        publish_link(&slave_path, link)?;
+        publish_link(&held_slave_path(&pair.slave), link)?;
         Ok(Self {
             master,
             _slave: pair.slave,
@@ -255,6 +255,19 @@ async fn sleep_until_precise(deadline: Instant) {
 /// Waits longer than this go to tokio's timer for all but this much (its rounding is under a millisecond).
 const COARSE_SLEEP_MIN: Duration = Duration::from_millis(2);
 
+/// The path the link points at: this process's own descriptor of the slave, `/proc/PID/fd/N`,
+/// not `/dev/pts/N`. The kernel hands a freed pty number to the next pty opened anywhere on the
+/// machine, so after this emulator dies a link to `/dev/pts/N` may lead a host that reopens it into
+/// another emulator's register (seen with scenarios running side by side); the descriptor path
+/// is gone with the process, and the host gets "no such file" until a new emulator republishes.
+fn held_slave_path(slave: &OwnedFd) -> PathBuf {
+    PathBuf::from(format!(
+        "/proc/{}/fd/{}",
+        std::process::id(),
+        slave.as_raw_fd()
+    ))
+}
+
 /// Points `link` at `target` atomically: a temporary symlink renamed over the old one.
 fn publish_link(target: &Path, link: &Path) -> Result<(), PtyError> {
     let mut tmp = link.as_os_str().to_owned();
@@ -281,7 +294,15 @@ mod tests {
         let link = dir.path().join("kkt.tty");
         let counters = Arc::new(Counters::new());
         let pty = Pty::open(&link, None, Arc::clone(&counters)).expect("open");
-        assert_eq!(std::fs::read_link(&link).expect("link"), pty.slave_path());
+        let target = std::fs::read_link(&link).expect("link");
+        assert!(
+            target.starts_with(format!("/proc/{}/fd/", std::process::id())),
+            "{target:?}"
+        );
+        assert_eq!(
+            std::fs::canonicalize(&link).expect("resolves"),
+            pty.slave_path()
+        );
         let mut host = std::fs::OpenOptions::new()
             .read(true)
             .write(true)

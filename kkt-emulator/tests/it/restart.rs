@@ -83,3 +83,27 @@ fn sigkill_mid_shift_keeps_counters_and_documents() {
     child.kill().expect("SIGKILL");
     let _ = child.wait();
 }
+
+#[test]
+fn a_dead_emulators_link_leads_nowhere_even_when_its_pty_number_is_taken_again() {
+    // The kernel gives a freed pty number to the next pty opened anywhere: a link to /dev/pts/N
+    // would lead a host that reopens it after the kill into whichever register took N next.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let link = dir.path().join("kkt.tty");
+    let (mut child, _control) = spawn(dir.path());
+    let pts = std::fs::canonicalize(&link).expect("the link resolves while the emulator runs");
+    assert!(pts.starts_with("/dev/pts/"), "{pts:?}");
+    child.kill().expect("SIGKILL");
+    let _ = child.wait();
+    // Another pty, most likely on the freed number: it must not be reachable through the old link.
+    let other = nix::pty::openpty(None, None).expect("openpty");
+    let other_path = nix::unistd::ttyname(&other.slave).expect("ttyname");
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&link);
+    assert!(
+        opened.is_err(),
+        "the dead emulator's link opened a live pty (it pointed at {pts:?}; the new pty is {other_path:?})"
+    );
+}
