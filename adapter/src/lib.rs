@@ -3,6 +3,7 @@
 
 mod backup_cmd;
 pub mod config;
+pub mod fiscal;
 pub mod hlc;
 pub mod http;
 pub mod journal;

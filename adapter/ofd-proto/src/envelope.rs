@@ -419,6 +419,23 @@ pub fn build_message_in(
     Ok(Frame::new_in(version, fn_number, doc_type, fd_number, body)?.encode())
 }
 
+/// The FN number (without padding) and FD number a message names in its session and container
+/// headers, read without checking the body: what a relay needs to journal against before it parses.
+pub fn message_ids(message: &[u8]) -> Result<(String, u32), EnvelopeError> {
+    let session = SessionHeader::decode(message)?;
+    let container = message
+        .get(SESSION_HEADER_LEN..SESSION_HEADER_LEN + CONTAINER_HEADER_LEN)
+        .ok_or(EnvelopeError::Short {
+            needed: SESSION_HEADER_LEN + CONTAINER_HEADER_LEN,
+            got: message.len(),
+        })?;
+    let container = ContainerHeader::decode(container)?;
+    Ok((
+        session.fn_number_str().trim().to_owned(),
+        container.fd_number,
+    ))
+}
+
 /// Parses one whole message and decodes its document.
 pub fn parse_message(bytes: &[u8]) -> Result<Message, EnvelopeError> {
     let frame = Frame::parse(bytes)?;

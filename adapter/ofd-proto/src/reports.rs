@@ -220,4 +220,9 @@ impl OperatorAck {
             operator_sign: Fields::opt(f.bytes(1078))?,
         })
     }
+
+    /// Decodes acknowledgement bytes (an OFD reply's body, or the ticket an FN stored).
+    pub fn decode(bytes: &[u8]) -> Result<Self, DocError> {
+        Self::from_tlv(&crate::tlv::decode_document(bytes)?)
+    }
 }

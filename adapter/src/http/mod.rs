@@ -33,6 +33,7 @@ pub use error::AppError;
 pub use serve::{ServeConfig, serve};
 
 use crate::config::Config;
+use crate::fiscal::FiscalDocument;
 use crate::journal::{KktState, OfdStatus, ReceiptRow};
 use crate::service::{Fiscalizer, SubmitError};
 use crate::sync::SyncHandle;
@@ -272,50 +273,23 @@ pub(super) fn receipt_response(row: &ReceiptRow) -> api::ReceiptResponse {
         Some(OfdStatus::Dlq) => api::OfdStatus::Dlq,
         Some(OfdStatus::Pending) | None => api::OfdStatus::Pending,
     };
-    let fiscal = row.fiscal.as_ref().map(|f| {
-        let operation = operation_type(&f.document_tlv);
-        let total = api::Money::from_kopecks(f.total_kopecks.max(0) as u64);
-        // The QR string printed on receipts: t=YYYYMMDDTHHMM&s=..&fn=..&i=..&fp=..&n=..
-        let t: String = f
-            .fiscal_time
-            .chars()
-            .filter(|c| *c != '-' && *c != ':')
-            .take(13)
-            .collect();
-        api::Fiscal {
-            fn_number: f.fn_number.clone(),
-            fd_number: f.fd_number,
-            fpd: f.fpd.to_string(),
-            shift_number: f.shift_number,
-            receipt_number: f.receipt_number,
-            datetime: f.fiscal_time.clone(),
-            total,
-            qr: format!(
-                "t={t}&s={total}&fn={}&i={}&fp={}&n={operation}",
-                f.fn_number, f.fd_number, f.fpd
-            ),
-        }
+    let fiscal = row.fiscal.as_ref().map(|f| api::Fiscal {
+        fn_number: f.fn_number.clone(),
+        fd_number: f.fd_number,
+        fpd: f.fpd.to_string(),
+        shift_number: f.shift_number,
+        receipt_number: f.receipt_number,
+        datetime: f.fiscal_time.clone(),
+        total: api::Money::from_kopecks(f.total_kopecks.max(0) as u64),
+        qr: f.qr(),
     });
     api::ReceiptResponse {
         receipt_id: row.receipt_id.clone(),
         status,
-        fiscal_doc_id: row
-            .fiscal
-            .as_ref()
-            .map(|f| format!("{}-{}", f.fn_number, f.fd_number)),
+        fiscal_doc_id: row.fiscal.as_ref().map(FiscalDocument::doc_id),
         fiscal,
         ofd_status,
     }
-}
-
-fn operation_type(tlv: &[u8]) -> u64 {
-    ofd_proto::tlv::decode_document_prefix(tlv)
-        .ok()
-        .and_then(|(doc, _)| match doc.find(1054).map(|t| &t.value) {
-            Some(ofd_proto::tlv::Value::Byte(b)) => Some(u64::from(*b)),
-            _ => None,
-        })
-        .unwrap_or(0)
 }
 
 async fn get_receipt(
@@ -412,7 +386,7 @@ async fn shift_close(
 }
 
 fn shift_answer(
-    result: Result<crate::journal::FiscalData, SubmitError>,
+    result: Result<FiscalDocument, SubmitError>,
 ) -> Result<Json<api::ShiftResponse>, AppError> {
     let doc = result.map_err(submit_error)?;
     Ok(Json(api::ShiftResponse {

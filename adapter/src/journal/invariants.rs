@@ -7,7 +7,8 @@ use rusqlite::Connection;
 
 use super::error::{JournalError, Result};
 use super::read;
-use super::types::{DocKind, KktState, ReceiptRow};
+use super::types::{KktState, ReceiptRow};
+use crate::fiscal::DocKind;
 
 /// Row-level rules, checked on the typed row after each write.
 pub(crate) fn check_row(row: &ReceiptRow) -> Result<()> {

@@ -30,12 +30,12 @@ use std::thread::JoinHandle;
 use rusqlite::Connection;
 use tokio::sync::mpsc;
 
+use crate::fiscal::{DocKind, FiscalDocument};
 pub use backup::{BackupInfo, backup_file};
 pub use error::{JournalError, Result};
 pub use types::{
-    AuditEntry, BufferCounts, CheckpointInfo, DlqEntry, DocKind, EffectiveSettings, FiscalData,
-    InsertOutcome, KktState, Lease, NewReceipt, OfdExchange, OfdReply, OfdStatus, ReceiptRow,
-    Rejection, WriterStats,
+    AuditEntry, BufferCounts, CheckpointInfo, DlqEntry, EffectiveSettings, InsertOutcome, KktState,
+    Lease, NewReceipt, OfdExchange, OfdReply, OfdStatus, ReceiptRow, Rejection, WriterStats,
 };
 
 use crate::hlc::{ClockSource, HlcClock, HlcStamp, SystemClock};
@@ -234,7 +234,7 @@ impl Journal {
     pub async fn mark_fiscalized(
         &self,
         receipt_id: &str,
-        fiscal: FiscalData,
+        fiscal: FiscalDocument,
     ) -> Result<ReceiptRow> {
         let id = receipt_id.to_string();
         self.write(move |ctx| ops::mark_fiscalized(ctx, &id, fiscal))
@@ -286,7 +286,7 @@ impl Journal {
     pub async fn insert_fiscal_document(
         &self,
         kind: DocKind,
-        fiscal: FiscalData,
+        fiscal: FiscalDocument,
     ) -> Result<InsertOutcome> {
         let outcome = self
             .write(move |ctx| ops::insert_fiscal_document(ctx, kind, fiscal))

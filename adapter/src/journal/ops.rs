@@ -10,10 +10,11 @@ use super::error::{JournalError, Result};
 use super::invariants::check_row;
 use super::read;
 use super::types::{
-    AuditEntry, DocKind, FiscalData, InsertOutcome, KktState, Lease, NewReceipt, OfdExchange,
-    OfdReply, OfdStatus, ReceiptRow,
+    AuditEntry, InsertOutcome, KktState, Lease, NewReceipt, OfdExchange, OfdReply, OfdStatus,
+    ReceiptRow,
 };
 use super::writer::WriteCtx;
+use crate::fiscal::{DocKind, FiscalDocument};
 use crate::hlc::HlcStamp;
 
 /// The receipt id for a row created at `stamp`: 16 lowercase hex digits. Unique because
@@ -105,7 +106,7 @@ pub(crate) fn mark_in_flight(ctx: &mut WriteCtx<'_>, receipt_id: &str) -> Result
 fn write_fiscal(
     ctx: &mut WriteCtx<'_>,
     receipt_id: &str,
-    fiscal: &FiscalData,
+    fiscal: &FiscalDocument,
     stamp: HlcStamp,
 ) -> Result<()> {
     ctx.conn
@@ -137,7 +138,7 @@ fn write_fiscal(
 pub(crate) fn mark_fiscalized(
     ctx: &mut WriteCtx<'_>,
     receipt_id: &str,
-    fiscal: FiscalData,
+    fiscal: FiscalDocument,
 ) -> Result<ReceiptRow> {
     let row = existing(ctx, receipt_id)?;
     match row.kkt_state {
@@ -185,7 +186,7 @@ pub(crate) fn mark_rejected(
 pub(crate) fn insert_fiscal_document(
     ctx: &mut WriteCtx<'_>,
     kind: DocKind,
-    fiscal: FiscalData,
+    fiscal: FiscalDocument,
 ) -> Result<InsertOutcome> {
     if let Some(row) = read::receipt_by_fiscal(ctx.conn, &fiscal.fn_number, fiscal.fd_number)? {
         return match row.kind == kind && row.fiscal.as_ref() == Some(&fiscal) {

@@ -5,9 +5,10 @@ use rusqlite::{Connection, OptionalExtension, Params, Row};
 use super::error::{JournalError, Result};
 use super::schema::META_HLC_HIGH_WATER;
 use super::types::{
-    AuditEntry, BufferCounts, DlqEntry, DocKind, FiscalData, KktState, Lease, OfdExchange,
-    OfdStatus, ReceiptRow, Rejection,
+    AuditEntry, BufferCounts, DlqEntry, KktState, Lease, OfdExchange, OfdStatus, ReceiptRow,
+    Rejection,
 };
+use crate::fiscal::{DocKind, FiscalDocument};
 use crate::hlc::HlcStamp;
 
 /// The `receipts` columns in the order [`RawReceipt::from_row`] reads them.
@@ -109,8 +110,8 @@ impl RawReceipt {
         })
     }
 
-    fn fiscal(&self, fn_number: String) -> Option<FiscalData> {
-        Some(FiscalData {
+    fn fiscal(&self, fn_number: String) -> Option<FiscalDocument> {
+        Some(FiscalDocument {
             fn_number,
             fd_number: u32::try_from(self.fd_number?).ok()?,
             fpd: u32::try_from(self.fpd?).ok()?,

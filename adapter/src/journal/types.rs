@@ -2,18 +2,8 @@
 //!
 //! No serde here on purpose: only `adapter/src/http` converts to and from the wire types.
 
+use crate::fiscal::{DocKind, FiscalDocument};
 use crate::hlc::HlcStamp;
-
-/// What kind of fiscal document a row stands for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum DocKind {
-    /// A sale (or refund, buy, buy refund) posted by the POS.
-    Receipt,
-    /// The shift-open report.
-    ShiftOpen,
-    /// The shift-close report.
-    ShiftClose,
-}
 
 /// Where a row stands with respect to the KKT (column `kkt_state`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -66,27 +56,6 @@ sql_enum!(KktState {
 });
 sql_enum!(OfdStatus { Pending => "pending", Synced => "synced", Dlq => "dlq" });
 
-/// The fiscal data of one document as read back from the KKT.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FiscalData {
-    /// FN serial number (16 digits).
-    pub fn_number: String,
-    /// Fiscal document number within the FN.
-    pub fd_number: u32,
-    /// Fiscal sign of the document (FPD).
-    pub fpd: u32,
-    /// Shift number.
-    pub shift_number: u32,
-    /// Receipt number within the shift (0 for shift reports).
-    pub receipt_number: u32,
-    /// Date and time as the KKT printed it, `YYYY-MM-DDTHH:MM:SS` (device local time).
-    pub fiscal_time: String,
-    /// Document total in kopecks (0 for shift reports).
-    pub total_kopecks: i64,
-    /// The FFD document as TLV, read back from the FN.
-    pub document_tlv: Vec<u8>,
-}
-
 /// Input of [`super::Journal::insert_received`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewReceipt {
@@ -122,7 +91,7 @@ pub struct ReceiptRow {
     /// Stable error code of a KKT refusal or a DLQ entry.
     pub error_code: Option<String>,
     /// Fiscal data; `Some` exactly when fiscalized.
-    pub fiscal: Option<FiscalData>,
+    pub fiscal: Option<FiscalDocument>,
     /// Failed OFD attempts since the last success or DLQ retry.
     pub retry_count: u32,
     /// Earliest time of the next OFD attempt, Unix ms.

@@ -4,11 +4,10 @@
 //! All of these run on the driver thread (blocking) and are called through [`super::KktHandle::run`].
 
 use kkt_proto::{Answer, DeviceMode, Request};
-use ofd_proto::tlv::{Tlv, Value, decode_document_prefix};
 
 use super::commands::receipt_commands;
 use super::{Kkt, KktError};
-use crate::journal::FiscalData;
+use crate::fiscal::FiscalDocument;
 use crate::sale::Sale;
 
 /// What the device reports about itself.
@@ -53,7 +52,7 @@ fn unexpected(cmd: &str, answer: &Answer) -> KktError {
 }
 
 /// Opens a shift (FF41 + FF0B) and returns the shift-open document read back from the FN.
-pub fn open_shift(kkt: &mut Kkt) -> Result<FiscalData, KktError> {
+pub fn open_shift(kkt: &mut Kkt) -> Result<FiscalDocument, KktError> {
     kkt.call(&Request::FnBeginOpenShift)?;
     match kkt.call(&Request::FnOpenShift)? {
         Answer::FnOpenShift(doc) => read_fiscal_data(kkt, doc.fd_number),
@@ -62,7 +61,7 @@ pub fn open_shift(kkt: &mut Kkt) -> Result<FiscalData, KktError> {
 }
 
 /// Closes the shift (FF42 + FF43) and returns the shift-close document read back from the FN.
-pub fn close_shift(kkt: &mut Kkt) -> Result<FiscalData, KktError> {
+pub fn close_shift(kkt: &mut Kkt) -> Result<FiscalDocument, KktError> {
     kkt.call(&Request::FnBeginCloseShift)?;
     match kkt.call(&Request::FnCloseShift)? {
         Answer::FnCloseShift(doc) => read_fiscal_data(kkt, doc.fd_number),
@@ -89,7 +88,10 @@ pub fn mode(kkt: &mut Kkt) -> Result<DeviceMode, KktError> {
 
 /// Brings the device to "shift open, no receipt open", opening (and, past 24 hours, first closing)
 /// the shift when allowed. Returns the shift documents it produced, to be journaled.
-pub fn prepare_for_sale(kkt: &mut Kkt, auto_open_shift: bool) -> Result<Vec<FiscalData>, KktError> {
+pub fn prepare_for_sale(
+    kkt: &mut Kkt,
+    auto_open_shift: bool,
+) -> Result<Vec<FiscalDocument>, KktError> {
     let mut produced = Vec::new();
     let mut mode = mode(kkt)?;
     if mode == DeviceMode::DocumentOpen {
@@ -114,7 +116,7 @@ pub fn fiscalize(
     kkt: &mut Kkt,
     sale: &Sale,
     receipt_id: &str,
-) -> Result<FiscalData, FiscalizeError> {
+) -> Result<FiscalDocument, FiscalizeError> {
     // Until the close command is sent no fiscal document can exist: every failure is definite, and
     // the half-built receipt is cancelled (best effort; the next sale cancels it otherwise).
     let before_close = |kkt: &mut Kkt, e: KktError| {
@@ -183,54 +185,9 @@ pub fn read_document(kkt: &mut Kkt, fd_number: u32) -> Result<Vec<u8>, KktError>
     Ok(tlv)
 }
 
-/// Reads a document back and extracts its fiscal data.
-pub fn read_fiscal_data(kkt: &mut Kkt, fd_number: u32) -> Result<FiscalData, KktError> {
+/// Reads a document back as the fiscal document the adapter keeps.
+pub fn read_fiscal_data(kkt: &mut Kkt, fd_number: u32) -> Result<FiscalDocument, KktError> {
     let tlv = read_document(kkt, fd_number)?;
-    fiscal_data_from_tlv(tlv).map_err(KktError::Protocol)
-}
-
-fn child_u64(doc: &Tlv, tag: u16) -> Option<u64> {
-    match &doc.find(tag)?.value {
-        Value::Byte(v) => Some(u64::from(*v)),
-        Value::U32(v) | Value::UnixTime(v) => Some(u64::from(*v)),
-        Value::Vln(v) => Some(*v),
-        _ => None,
-    }
-}
-
-fn child_string(doc: &Tlv, tag: u16) -> Option<String> {
-    match &doc.find(tag)?.value {
-        Value::String(s) => Some(s.trim().to_owned()),
-        _ => None,
-    }
-}
-
-/// The adapter's receipt id (tag 1192) of a document, if it carries one.
-pub fn receipt_id_of(tlv: &[u8]) -> Option<String> {
-    let (doc, _) = decode_document_prefix(tlv).ok()?;
-    child_string(&doc, 1192)
-}
-
-/// Extracts the fiscal data the journal keeps from a document's TLV.
-pub fn fiscal_data_from_tlv(tlv: Vec<u8>) -> Result<FiscalData, String> {
-    let (doc, _) = decode_document_prefix(&tlv).map_err(|e| format!("document TLV: {e}"))?;
-    let need = |tag: u16| child_u64(&doc, tag).ok_or_else(|| format!("document has no tag {tag}"));
-    let time = need(1012)?;
-    Ok(FiscalData {
-        fn_number: child_string(&doc, 1041).ok_or("document has no tag 1041")?,
-        fd_number: need(1040)? as u32,
-        fpd: need(1077)? as u32,
-        shift_number: need(1038)? as u32,
-        receipt_number: child_u64(&doc, 1042).unwrap_or(0) as u32,
-        fiscal_time: format_device_time(time),
-        total_kopecks: child_u64(&doc, 1020).unwrap_or(0) as i64,
-        document_tlv: tlv,
-    })
-}
-
-/// FFD times are device-local wall-clock seconds; they are printed without an offset, as on the receipt.
-pub fn format_device_time(unix_seconds: u64) -> String {
-    jiff::Timestamp::from_second(unix_seconds as i64)
-        .map(|t| t.strftime("%Y-%m-%dT%H:%M:%S").to_string())
-        .unwrap_or_else(|_| format!("@{unix_seconds}"))
+    FiscalDocument::from_tlv(tlv)
+        .map_err(|e| KktError::Protocol(format!("document {fd_number}: {e}")))
 }

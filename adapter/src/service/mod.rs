@@ -17,9 +17,8 @@ use std::time::{Duration, Instant};
 
 use kkt_proto::{DeviceError, ErrorClass};
 
-use crate::journal::{
-    DocKind, FiscalData, InsertOutcome, Journal, JournalError, KktState, NewReceipt, ReceiptRow,
-};
+use crate::fiscal::{DocKind, FiscalDocument};
+use crate::journal::{InsertOutcome, Journal, JournalError, KktState, NewReceipt, ReceiptRow};
 use crate::kkt::ops::{self, FiscalizeError};
 use crate::kkt::{KktError, KktHandle};
 use crate::sale::Sale;
@@ -115,16 +114,6 @@ fn kkt_failure(e: &KktError, what: &'static str) -> SubmitError {
             reason: e.to_string(),
         },
         None => SubmitError::KktUnavailable(e.to_string()),
-    }
-}
-
-/// The kind of a fiscal document, from its outer tag (FFD document code 2, 3 or 5).
-fn document_kind(tlv: &[u8]) -> Option<DocKind> {
-    match ofd_proto::tlv::decode_document_prefix(tlv).ok()?.0.tag {
-        2 => Some(DocKind::ShiftOpen),
-        3 => Some(DocKind::Receipt),
-        5 => Some(DocKind::ShiftClose),
-        _ => None,
     }
 }
 
@@ -364,7 +353,7 @@ impl Fiscalizer {
             .kkt
             .run(
                 move |kkt| -> Result<
-                    (Vec<FiscalData>, Result<FiscalData, FiscalizeError>),
+                    (Vec<FiscalDocument>, Result<FiscalDocument, FiscalizeError>),
                     KktError,
                 > {
                     let mut shifts = ops::prepare_for_sale(kkt, auto)?;
@@ -449,9 +438,9 @@ impl Fiscalizer {
         }
     }
 
-    async fn journal_shift_documents(&self, docs: Vec<FiscalData>) {
+    async fn journal_shift_documents(&self, docs: Vec<FiscalDocument>) {
         for doc in docs {
-            let kind = match document_kind(&doc.document_tlv) {
+            let kind = match doc.kind() {
                 Some(DocKind::ShiftClose) => DocKind::ShiftClose,
                 _ => DocKind::ShiftOpen,
             };
@@ -467,16 +456,16 @@ impl Fiscalizer {
     }
 
     /// Opens the shift explicitly; returns the shift-open document.
-    pub async fn open_shift(&self) -> Result<FiscalData, SubmitError> {
+    pub async fn open_shift(&self) -> Result<FiscalDocument, SubmitError> {
         self.shift_command(true).await
     }
 
     /// Closes the shift explicitly; returns the shift-close document.
-    pub async fn close_shift(&self) -> Result<FiscalData, SubmitError> {
+    pub async fn close_shift(&self) -> Result<FiscalDocument, SubmitError> {
         self.shift_command(false).await
     }
 
-    async fn shift_command(&self, open: bool) -> Result<FiscalData, SubmitError> {
+    async fn shift_command(&self, open: bool) -> Result<FiscalDocument, SubmitError> {
         let _lock = self.inner.fiscal_lock.lock().await;
         let what = if open {
             "the shift opening"

@@ -12,8 +12,9 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{Attempt, Fiscalizer, SubmitError, document_kind, kkt_failure};
-use crate::journal::{AuditEntry, DocKind, KktState, ReceiptRow};
+use super::{Attempt, Fiscalizer, SubmitError, kkt_failure};
+use crate::fiscal::{DocKind, DocumentError, FiscalDocument};
+use crate::journal::{AuditEntry, KktState, ReceiptRow};
 use crate::kkt::KktError;
 use crate::kkt::ops;
 
@@ -351,11 +352,21 @@ impl Fiscalizer {
                 .await
                 .and_then(|r| r)
                 .map_err(ReconcileError::Device)?;
-            let data = ops::fiscal_data_from_tlv(tlv).map_err(ReconcileError::Document)?;
-            match (
-                document_kind(&data.document_tlv),
-                ops::receipt_id_of(&data.document_tlv),
-            ) {
+            let data = match FiscalDocument::from_tlv(tlv) {
+                Ok(data) => data,
+                Err(DocumentError::Foreign(code)) => {
+                    // A registration report or the like, issued by the KKT's own service tools.
+                    tracing::warn!(
+                        fd,
+                        kind = code.name_json(),
+                        "FN document not issued through this adapter"
+                    );
+                    fd -= 1;
+                    continue;
+                }
+                Err(e) => return Err(ReconcileError::Document(e.to_string())),
+            };
+            match (data.kind(), data.receipt_id()) {
                 (Some(DocKind::Receipt), Some(id)) => {
                     if let Some(pos) = in_flight.iter().position(|r| r.receipt_id == id) {
                         tracing::info!(receipt_id = %id, fd, "reconciled: the FN holds the receipt");

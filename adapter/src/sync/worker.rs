@@ -20,8 +20,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use ofd_proto::envelope::{ContainerHeader, SESSION_HEADER_LEN, SessionHeader};
-use ofd_proto::{OperatorAck, decode_document};
+use ofd_proto::OperatorAck;
 use tokio::time::Instant;
 
 use super::lock::Held;
@@ -71,25 +70,6 @@ pub(crate) fn unix_ms_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-/// The FN number and FD number an outgoing message carries in its envelope.
-pub(crate) fn envelope_ids(message: &[u8]) -> Option<(String, u32)> {
-    let session = SessionHeader::decode(message).ok()?;
-    let end = SESSION_HEADER_LEN + ofd_proto::envelope::CONTAINER_HEADER_LEN;
-    let container = ContainerHeader::decode(message.get(SESSION_HEADER_LEN..end)?).ok()?;
-    Some((
-        session.fn_number_str().trim().to_string(),
-        container.fd_number,
-    ))
-}
-
-/// The response code of a ticket the FN stored (FF3C).
-fn ticket_code(ticket: &[u8]) -> Option<i64> {
-    let tlv = decode_document(ticket).ok()?;
-    OperatorAck::from_tlv(&tlv)
-        .ok()
-        .map(|a| i64::from(a.response_code))
 }
 
 /// The error code a definite OFD rejection journals (`ofd_response_14`, ...). Only rows with
@@ -258,9 +238,9 @@ impl<'a> Pass<'a> {
                 Err(stop) => return Ok(Some(stop)),
             },
             None => match self.sh.relay.read_ticket(fd).await {
-                Ok(ticket) => match ticket_code(&ticket) {
-                    Some(code) => code,
-                    None => {
+                Ok(ticket) => match OperatorAck::decode(&ticket) {
+                    Ok(ack) => i64::from(ack.response_code),
+                    Err(_) => {
                         tracing::warn!(fn_number, fd, "FN ticket does not parse; left pending");
                         return Ok(None);
                     }
@@ -293,7 +273,7 @@ impl<'a> Pass<'a> {
             Ok(m) => m,
             Err(e) => return Ok(Step::Stop(StopReason::Kkt(e.to_string()))),
         };
-        let Some((fn_number, fd)) = envelope_ids(&message) else {
+        let Ok((fn_number, fd)) = ofd_proto::envelope::message_ids(&message) else {
             let why = format!(
                 "FN outgoing message for FD {} is unreadable",
                 queue.first_fd

@@ -1,7 +1,9 @@
 //! The exchange envelope: our messages and replies round-trip; corruption and framing errors are typed.
 
 use crate::docs::receipt;
-use ofd_proto::envelope::{MESSAGE_LEN_MAX, SESSION_HEADER_LEN, SIGNATURE, bytes_needed};
+use ofd_proto::envelope::{
+    MESSAGE_LEN_MAX, SESSION_HEADER_LEN, SIGNATURE, bytes_needed, message_ids,
+};
 use ofd_proto::{
     EnvelopeError, Frame, Need, OperatorAck, RESPONSE_OK, Receipt, build_message, build_reply,
     parse_message, parse_reply,
@@ -49,6 +51,35 @@ fn reply_round_trips_and_mirrors_the_request() {
     assert_eq!(frame.container.fd_number, request.container.fd_number);
     assert_eq!(frame.container.fn_bcd, request.container.fn_bcd);
     assert_eq!(frame.session.fn_number, request.session.fn_number);
+}
+
+#[test]
+fn a_message_names_its_fn_and_fd_in_the_headers_alone() {
+    let bytes = receipt_message();
+    assert_eq!(
+        message_ids(&bytes).unwrap(),
+        ("9999078900005488".to_owned(), 17)
+    );
+    // The headers suffice: a relay reads them before (and without) parsing the body.
+    assert_eq!(
+        message_ids(&bytes[..SESSION_HEADER_LEN + 32]).unwrap().1,
+        17
+    );
+    assert!(matches!(
+        message_ids(&bytes[..SESSION_HEADER_LEN + 31]),
+        Err(EnvelopeError::Short { .. })
+    ));
+    assert!(message_ids(&bytes[..10]).is_err());
+}
+
+#[test]
+fn an_acknowledgement_decodes_from_its_own_bytes_as_an_fn_stores_it() {
+    let mut refused = ack();
+    refused.response_code = 14;
+    let bytes = refused.to_tlv().encode().unwrap();
+    assert_eq!(OperatorAck::decode(&bytes).unwrap(), refused);
+    let receipt = receipt().encode().unwrap();
+    assert!(OperatorAck::decode(&receipt).is_err());
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::path::Path;
 
 use tempfile::TempDir;
 
-use super::{FiscalData, Journal, JournalConfig, NewReceipt};
+use super::{FiscalDocument, Journal, JournalConfig, NewReceipt};
 use crate::hlc::{ClockSource, ManualClock};
 
 /// FN number used throughout the tests.
@@ -82,8 +82,8 @@ fn sale(key: &str) -> NewReceipt {
     }
 }
 
-fn fiscal(fd_number: u32) -> FiscalData {
-    FiscalData {
+fn fiscal(fd_number: u32) -> FiscalDocument {
+    FiscalDocument {
         fn_number: FN.to_string(),
         fd_number,
         fpd: 1_000_000 + fd_number,

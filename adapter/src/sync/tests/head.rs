@@ -10,8 +10,8 @@ use super::relay::assert_all_delivered_once;
 use super::{Mock, Shop, count, settings};
 use crate::journal::{OfdReply, OfdStatus, ReceiptRow};
 use crate::sync::relay::FnRelay;
-use crate::sync::worker::envelope_ids;
 use crate::sync::{NetworkStatus, StopReason, StuckHead, SyncHandle};
+use ofd_proto::envelope::message_ids as envelope_ids;
 
 /// The journal row of FD `fd` of the shop's FN.
 async fn row_of(shop: &Shop, fd: u32) -> ReceiptRow {

@@ -10,8 +10,8 @@ use super::{Mock, Shop, count, settings};
 use crate::journal::OfdReply;
 use crate::sync::ofd_client::OfdClient;
 use crate::sync::relay::FnRelay;
-use crate::sync::worker::envelope_ids;
 use crate::sync::{BreakerState, NetworkStatus, StopReason, SyncHandle};
+use ofd_proto::envelope::message_ids as envelope_ids;
 
 /// Polls `done` every 20 ms until it holds, at most [`super::WAIT_MAX`].
 async fn wait_for(what: &str, mut done: impl AsyncFnMut() -> bool) {
