@@ -145,7 +145,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         journal.clone(),
         kkt.clone(),
         config.auto_open_shift,
-        http::decode_journaled_sale,
+        http::decode_legacy_journaled_sale,
         service::ReconcilePolicy {
             retry: config.reconcile_retry,
             stuck_after: config.reconcile_stuck_after,

@@ -8,6 +8,8 @@
 //! and every device command of the receipt has been encoded once ([`crate::kkt::commands`]), so the
 //! validator and the encoders cannot disagree.
 
+pub mod journaled;
+
 use crate::kkt::commands::{CommandError, LONGEST_RECEIPT_ID, receipt_commands};
 
 /// Operation type as FFD tag 1054 numbers it.

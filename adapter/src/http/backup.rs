@@ -46,7 +46,6 @@ pub(super) async fn backup(
     let info = match created {
         Ok(()) => state
             .fiscalizer
-            .journal()
             .backup_to(dest)
             .await
             .map_err(|e| e.to_string()),

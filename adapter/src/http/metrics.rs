@@ -15,9 +15,9 @@ use crate::metrics::{Gauges, render};
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
-    let journal = state.fiscalizer.journal();
-    let counts = journal.counts().await.map_err(journal_error)?;
-    let oldest = journal
+    let service = &state.fiscalizer;
+    let counts = service.counts().await.map_err(journal_error)?;
+    let oldest = service
         .oldest_undelivered_by_fn()
         .await
         .map_err(journal_error)?;

@@ -34,8 +34,7 @@ pub use serve::{ServeConfig, serve};
 
 use crate::config::Config;
 use crate::fiscal::FiscalDocument;
-use crate::journal::{KktState, OfdStatus, ReceiptRow};
-use crate::service::{Fiscalizer, SubmitError};
+use crate::service::{Fiscalizer, KktState, OfdStatus, ReceiptRow, SubmitError};
 use crate::sync::SyncHandle;
 use api::ErrorCode;
 
@@ -133,8 +132,9 @@ pub fn app(state: Arc<AppState>) -> Router {
         .with_state(state)
 }
 
-/// Decodes a journaled request body back into a sale, for reconciliation after a restart.
-pub fn decode_journaled_sale(body: &str) -> Result<crate::sale::Sale, String> {
+/// Decodes a body journaled before the sale encoding was versioned (the POS request as received),
+/// for reconciliation after a restart or an upgrade.
+pub fn decode_legacy_journaled_sale(body: &str) -> Result<crate::sale::Sale, String> {
     let request: api::ReceiptRequest = serde_json::from_str(body).map_err(|e| e.to_string())?;
     sale_from_request(&request).map_err(|e| e.to_string())
 }
@@ -194,7 +194,7 @@ async fn post_receipt(
     let canonical = serde_json::to_string(&request)
         .map_err(|e| AppError::definite(ErrorCode::MalformedBody, e.to_string()))?;
     let hash = hex::encode(Sha256::digest(canonical.as_bytes()));
-    let result = state.fiscalizer.submit(key, hash, canonical, sale).await;
+    let result = state.fiscalizer.submit(key, hash, sale).await;
     crate::metrics::receipt(receipt_outcome(&result));
     match result {
         Ok(row) => receipt_answer(&row),
@@ -298,8 +298,7 @@ async fn get_receipt(
 ) -> Result<Response, AppError> {
     let row = state
         .fiscalizer
-        .journal()
-        .get_by_id(&receipt_id)
+        .receipt(&receipt_id)
         .await
         .map_err(journal_error)?;
     let row = row.ok_or_else(|| {
@@ -319,8 +318,7 @@ async fn get_receipt_by_key(
 ) -> Result<Response, AppError> {
     let row = state
         .fiscalizer
-        .journal()
-        .get_by_key(&q.idempotency_key)
+        .receipt_by_key(&q.idempotency_key)
         .await
         .map_err(journal_error)?;
     let row = row.ok_or_else(|| {
@@ -400,12 +398,7 @@ fn shift_answer(
 }
 
 async fn kkt_status(State(state): State<Arc<AppState>>) -> Result<Json<api::KktStatus>, AppError> {
-    let status = state
-        .fiscalizer
-        .kkt()
-        .run(crate::kkt::ops::status)
-        .await
-        .and_then(|r| r);
+    let status = state.fiscalizer.device_status().await;
     let s = status.map_err(|e| AppError::definite(ErrorCode::KktUnavailable, e.to_string()))?;
     Ok(Json(api::KktStatus {
         mode: api::KktMode::from_code(s.mode.code()),

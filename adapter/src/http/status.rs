@@ -12,7 +12,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 
 use super::{AppError, AppState, DLQ_LIST_MAX, journal_error, receipt_response};
-use crate::journal::{BufferCounts, JournalError};
+use crate::service::{BufferCounts, JournalError};
 use crate::sync::{BreakerState, SyncError};
 use api::ErrorCode;
 
@@ -34,12 +34,12 @@ async fn delivery(
     let stuck = match state.sync.network_status().dlq_head {
         None => None,
         Some(head) => {
-            let journal = state.fiscalizer.journal();
-            let row = journal
-                .get_by_fiscal(&head.fn_number, head.fd)
+            let service = &state.fiscalizer;
+            let row = service
+                .document(&head.fn_number, head.fd)
                 .await
                 .map_err(journal_error)?;
-            let exchange = journal
+            let exchange = service
                 .ofd_exchange(&head.fn_number, head.fd)
                 .await
                 .map_err(journal_error)?;
@@ -67,12 +67,7 @@ async fn delivery(
 pub(super) async fn buffer_status(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<api::BufferStatus>, AppError> {
-    let c = state
-        .fiscalizer
-        .journal()
-        .counts()
-        .await
-        .map_err(journal_error)?;
+    let c = state.fiscalizer.counts().await.map_err(journal_error)?;
     let capacity = state.config.capacity;
     let percent_full = (c.undelivered as f64 * 100.0 / capacity as f64).clamp(0.0, 100.0);
     let delivery = delivery(&state, &c).await?;
@@ -242,12 +237,7 @@ pub(super) async fn dlq_retry_many(
             },
         })
         .collect();
-    let counts = state
-        .fiscalizer
-        .journal()
-        .counts()
-        .await
-        .map_err(journal_error)?;
+    let counts = state.fiscalizer.counts().await.map_err(journal_error)?;
     Ok(Json(api::DlqRetryResponse {
         results,
         synced: u64::from(pass.synced),
@@ -275,12 +265,10 @@ const READY_JOURNAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// most one a second), so readiness comes back once the KKT does, even with no sale to prove it.
 pub(super) async fn ready(State(state): State<Arc<AppState>>) -> Response {
     state.fiscalizer.refresh_link_if_down();
-    let journal_open = tokio::time::timeout(
-        READY_JOURNAL_TIMEOUT,
-        state.fiscalizer.journal().effective_settings(),
-    )
-    .await
-    .is_ok_and(|r| r.is_ok());
+    let journal_open =
+        tokio::time::timeout(READY_JOURNAL_TIMEOUT, state.fiscalizer.journal_settings())
+            .await
+            .is_ok_and(|r| r.is_ok());
     let kkt_reachable = state.fiscalizer.link_state().ok;
     let ready = journal_open && kkt_reachable;
     let code = if ready {
@@ -302,8 +290,7 @@ pub(super) async fn ready(State(state): State<Arc<AppState>>) -> Response {
 pub(super) async fn health(State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
     let settings = state
         .fiscalizer
-        .journal()
-        .effective_settings()
+        .journal_settings()
         .await
         .map_err(journal_error)?;
     let synchronous = match settings.synchronous.as_str() {
@@ -315,12 +302,7 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> Result<Respons
     let link = state.fiscalizer.link_state();
     let b = state.sync.breaker_snapshot();
     let view = state.sync.network_status();
-    let counts = state
-        .fiscalizer
-        .journal()
-        .counts()
-        .await
-        .map_err(journal_error)?;
+    let counts = state.fiscalizer.counts().await.map_err(journal_error)?;
     let unresolved: Vec<api::UnresolvedReceipt> = state
         .fiscalizer
         .unresolved()

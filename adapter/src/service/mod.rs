@@ -8,6 +8,7 @@
 //! Invariant: a shift command is sent only when nothing is unresolved either, since a shift
 //! document journaled above an unresolved receipt would end the scan before it reached the receipt.
 
+mod query;
 mod reconcile;
 
 use std::collections::HashMap;
@@ -18,15 +19,19 @@ use std::time::{Duration, Instant};
 use kkt_proto::{DeviceError, ErrorClass};
 
 use crate::fiscal::{DocKind, FiscalDocument};
-use crate::journal::{InsertOutcome, Journal, JournalError, KktState, NewReceipt, ReceiptRow};
+use crate::journal::{InsertOutcome, Journal, NewReceipt};
+use crate::kkt::KktHandle;
 use crate::kkt::ops::{self, FiscalizeError};
-use crate::kkt::{KktError, KktHandle};
 use crate::sale::Sale;
 
-/// Decodes a journaled request body back into a sale (provided by the HTTP layer, which owns the
-/// wire format), so reconciliation can fiscalize a receipt afresh after a restart.
-pub type SaleDecoder = fn(&str) -> Result<Sale, String>;
+/// Decodes a body journaled before the sale encoding was versioned ([`crate::sale::journaled`]):
+/// the POS request as received, so the HTTP layer, which owns that wire format, provides it.
+pub type LegacySaleDecoder = fn(&str) -> Result<Sale, String>;
 
+pub use query::{
+    BackupInfo, BufferCounts, DeviceStatus, DlqEntry, EffectiveSettings, JournalError, KktError,
+    KktState, OfdExchange, OfdStatus, ReceiptRow,
+};
 pub use reconcile::{ReconcileError, ReconcilePolicy, ResolveError, Resolved, UnresolvedInfo};
 
 /// Why a sale was not printed. The HTTP layer maps each to a stable code.
@@ -71,7 +76,7 @@ struct Inner {
     journal: Journal,
     kkt: KktHandle,
     auto_open_shift: bool,
-    decode_sale: SaleDecoder,
+    decode_legacy_sale: LegacySaleDecoder,
     /// Keys whose request is being processed, with the hash of their body.
     in_progress: Mutex<HashMap<String, String>>,
     policy: ReconcilePolicy,
@@ -144,14 +149,14 @@ impl Fiscalizer {
         journal: Journal,
         kkt: KktHandle,
         auto_open_shift: bool,
-        decode_sale: SaleDecoder,
+        decode_legacy_sale: LegacySaleDecoder,
         policy: ReconcilePolicy,
     ) -> Fiscalizer {
         let inner = Inner {
             journal,
             kkt,
             auto_open_shift,
-            decode_sale,
+            decode_legacy_sale,
             in_progress: Mutex::new(HashMap::new()),
             policy,
             tracker: Mutex::new(HashMap::new()),
@@ -165,14 +170,6 @@ impl Fiscalizer {
         Fiscalizer {
             inner: Arc::new(inner),
         }
-    }
-
-    pub fn journal(&self) -> &Journal {
-        &self.inner.journal
-    }
-
-    pub fn kkt(&self) -> &KktHandle {
-        &self.inner.kkt
     }
 
     /// Signalled after every new fiscal document, so phase 2 can relay it at once.
@@ -238,13 +235,13 @@ impl Fiscalizer {
         }
     }
 
-    /// Submits a sale under an idempotency key. Returns the journaled row: fiscalized (`printed`),
-    /// or still in flight (`buffered`) when the KKT outcome is not known yet.
+    /// Submits a sale under an idempotency key; `request_hash` tells a replay of the POS's request
+    /// from a different request under the same key. Returns the journaled row: fiscalized
+    /// (`printed`), or still in flight (`buffered`) when the KKT outcome is not known yet.
     pub async fn submit(
         &self,
         key: String,
         request_hash: String,
-        request_body: String,
         sale: Sale,
     ) -> Result<ReceiptRow, SubmitError> {
         if let Some(row) = self.lookup_existing(&key, &request_hash).await? {
@@ -269,7 +266,7 @@ impl Fiscalizer {
             let new = NewReceipt {
                 idempotency_key: key,
                 request_hash,
-                request_body,
+                request_body: crate::sale::journaled::encode(&sale),
             };
             this.run_sale(new, sale).await
         });

@@ -17,6 +17,7 @@ use crate::fiscal::{DocKind, DocumentError, FiscalDocument};
 use crate::journal::{AuditEntry, KktState, ReceiptRow};
 use crate::kkt::KktError;
 use crate::kkt::ops;
+use crate::sale::journaled::{self, Journaled};
 
 /// Documents scanned backwards from the FN's last one during reconciliation. Unresolved receipts are
 /// always the newest documents (see the module invariant of `service`), so a handful suffices; the
@@ -291,7 +292,11 @@ impl Fiscalizer {
         // Whatever the scan did not find is proven absent: fiscalize it afresh.
         for row in in_flight {
             let body = row.request_body.clone().unwrap_or_default();
-            let sale = match (self.inner.decode_sale)(&body) {
+            let decoded = journaled::decode(&body).and_then(|j| match j {
+                Journaled::Sale(sale) => Ok(sale),
+                Journaled::Legacy => (self.inner.decode_legacy_sale)(&body),
+            });
+            let sale = match decoded {
                 Ok(sale) => sale,
                 Err(e) => {
                     // A journaled body this version cannot carry (an older version's validation

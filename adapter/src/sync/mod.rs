@@ -527,9 +527,4 @@ impl SyncHandle {
         }
         Ok((after, result))
     }
-
-    /// The journal this worker relays for.
-    pub fn journal(&self) -> &Journal {
-        &self.shared.journal
-    }
 }

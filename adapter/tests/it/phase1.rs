@@ -385,3 +385,83 @@ async fn sigterm_stops_cleanly_with_exit_code_zero() {
     let wal = s.db_path().with_extension("db-wal");
     assert_eq!(std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0), 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_receipt_journaled_by_an_older_version_is_fiscalized_afresh_from_its_request() {
+    // Before the journal had its own versioned sale encoding, it kept the POS request itself. A
+    // receipt left in flight by such a version (and never sent to the KKT) must still print, once,
+    // exactly as requested, after an upgrade.
+    let mut s = Stack::with_adapter(&[]).await;
+    s.call("POST", "/v1/kkt/shift/open", None, &[]).await;
+    s.kill_adapter();
+    let request = lenses("from-an-older-version");
+    let id = {
+        let journal =
+            adapter::journal::Journal::open(adapter::journal::JournalConfig::new(s.db_path()))
+                .expect("journal opens");
+        let new = adapter::journal::NewReceipt {
+            idempotency_key: "from-an-older-version".into(),
+            request_hash: "older".into(),
+            request_body: request.to_string(),
+        };
+        let row = match journal.insert_received(new).await.expect("insert") {
+            adapter::journal::InsertOutcome::Inserted(row) => row,
+            other => panic!("{other:?}"),
+        };
+        journal
+            .mark_in_flight(&row.receipt_id)
+            .await
+            .expect("in flight");
+        journal.close().await.expect("journal closes");
+        row.receipt_id
+    };
+    s.start_adapter();
+    let done = s
+        .wait_receipt_status(&id, "printed", Duration::from_secs(20))
+        .await;
+    let receipts = s.fn_receipts().await;
+    assert_eq!(receipts.len(), 1, "{receipts:?}");
+    // The total the FN signed is the requested one.
+    let (code, fresh) = s.post_receipt(lenses("a-new-sale")).await;
+    assert_eq!(code, 200, "{fresh}");
+    assert_eq!(done["fiscal"]["total"], fresh["fiscal"]["total"], "{done}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journaled_sale_of_a_newer_version_is_refused_by_name_never_guessed() {
+    let mut s = Stack::with_adapter(&[]).await;
+    s.kill_adapter();
+    let id = {
+        let journal =
+            adapter::journal::Journal::open(adapter::journal::JournalConfig::new(s.db_path()))
+                .expect("journal opens");
+        let new = adapter::journal::NewReceipt {
+            idempotency_key: "from-a-newer-version".into(),
+            request_hash: "newer".into(),
+            request_body: r#"{"v":2,"lines":[]}"#.into(),
+        };
+        let row = match journal.insert_received(new).await.expect("insert") {
+            adapter::journal::InsertOutcome::Inserted(row) => row,
+            other => panic!("{other:?}"),
+        };
+        journal
+            .mark_in_flight(&row.receipt_id)
+            .await
+            .expect("in flight");
+        journal.close().await.expect("journal closes");
+        row.receipt_id
+    };
+    s.start_adapter();
+    // Proven absent from the FN and unreadable: refused for good, and nothing printed.
+    s.wait_receipt_status(&id, "rejected", Duration::from_secs(20))
+        .await;
+    s.kill_adapter();
+    let journal =
+        adapter::journal::Journal::open(adapter::journal::JournalConfig::new(s.db_path()))
+            .expect("journal opens");
+    let row = journal.get_by_id(&id).await.expect("read").expect("row");
+    assert_eq!(row.error_code.as_deref(), Some("invalid_journal_body"));
+    let why = row.last_error.unwrap_or_default();
+    assert!(why.contains("version 2"), "{why}");
+    assert!(s.fn_receipts().await.is_empty());
+}

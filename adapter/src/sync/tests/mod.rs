@@ -188,7 +188,7 @@ impl Shop {
         let key = format!("sync-test-{n}");
         let row = self
             .fiscalizer
-            .submit(key.clone(), key.clone(), "{}".into(), sale)
+            .submit(key.clone(), key.clone(), sale)
             .await
             .expect("sale succeeds");
         assert!(row.fiscal.is_some(), "sale {n} fiscalized: {row:?}");

@@ -1,0 +1,76 @@
+//! What the POS edge may ask the service, beside selling: receipts by id, idempotency key or fiscal
+//! number, the buffer's counts and ages, the journal's settings, a backup, and the device's status.
+//!
+//! The edge reaches the journal and the KKT only through these methods (the tidy test
+//! `adapter_layers_point_one_way` holds `http` off `journal` and `kkt`), so a second register or a
+//! second API beside the native one answers from the same reads. The row types the answers carry
+//! are re-exported here as the service's read model.
+
+use std::path::PathBuf;
+
+use super::Fiscalizer;
+pub use crate::journal::{
+    BackupInfo, BufferCounts, DlqEntry, EffectiveSettings, JournalError, KktState, OfdExchange,
+    OfdStatus, ReceiptRow,
+};
+pub use crate::kkt::KktError;
+pub use crate::kkt::ops::DeviceStatus;
+
+impl Fiscalizer {
+    /// The receipt with this adapter id.
+    pub async fn receipt(&self, receipt_id: &str) -> Result<Option<ReceiptRow>, JournalError> {
+        self.inner.journal.get_by_id(receipt_id).await
+    }
+
+    /// The receipt the POS posted under this idempotency key.
+    pub async fn receipt_by_key(&self, key: &str) -> Result<Option<ReceiptRow>, JournalError> {
+        self.inner.journal.get_by_key(key).await
+    }
+
+    /// The document with this FN and FD number (a receipt or a shift report).
+    pub async fn document(
+        &self,
+        fn_number: &str,
+        fd_number: u32,
+    ) -> Result<Option<ReceiptRow>, JournalError> {
+        self.inner.journal.get_by_fiscal(fn_number, fd_number).await
+    }
+
+    /// The OFD exchange journaled for a document, if one was sent.
+    pub async fn ofd_exchange(
+        &self,
+        fn_number: &str,
+        fd_number: u32,
+    ) -> Result<Option<OfdExchange>, JournalError> {
+        self.inner.journal.ofd_exchange(fn_number, fd_number).await
+    }
+
+    /// Counts of the buffer by state, with the oldest undelivered document's time.
+    pub async fn counts(&self) -> Result<BufferCounts, JournalError> {
+        self.inner.journal.counts().await
+    }
+
+    /// Per FN, the Unix ms of its oldest undelivered document.
+    pub async fn oldest_undelivered_by_fn(&self) -> Result<Vec<(String, i64)>, JournalError> {
+        self.inner.journal.oldest_undelivered_by_fn().await
+    }
+
+    /// The journal's settings as SQLite reports them (also a check that the writer answers).
+    pub async fn journal_settings(&self) -> Result<EffectiveSettings, JournalError> {
+        self.inner.journal.effective_settings().await
+    }
+
+    /// An online backup of the journal into `dest`, checked before it is reported.
+    pub async fn backup_to(&self, dest: PathBuf) -> Result<BackupInfo, JournalError> {
+        self.inner.journal.backup_to(dest).await
+    }
+
+    /// The device's mode, FN number and last document number, asked of the KKT now.
+    pub async fn device_status(&self) -> Result<DeviceStatus, KktError> {
+        self.inner
+            .kkt
+            .run(crate::kkt::ops::status)
+            .await
+            .and_then(|r| r)
+    }
+}
