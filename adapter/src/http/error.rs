@@ -26,6 +26,16 @@ impl AppError {
         }
     }
 
+    /// An unexpected failure: its text goes to the log, never to the client (it may name files,
+    /// SQL or other internals); the client is told to retry with the same idempotency key.
+    pub fn internal(detail: impl std::fmt::Display) -> Self {
+        tracing::error!(error = %detail, "internal error");
+        AppError::indefinite(
+            ErrorCode::Internal,
+            "internal error; retry with the same idempotency key",
+        )
+    }
+
     /// The outcome is unknown: the POS must retry with the SAME idempotency key.
     pub fn indefinite(code: ErrorCode, message: impl Into<String>) -> Self {
         AppError {
@@ -41,7 +51,7 @@ impl IntoResponse for AppError {
         let status = StatusCode::from_u16(self.code.http_status())
             .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let body = ErrorBody {
-            code: self.code.as_str().to_owned(),
+            code: self.code,
             message: self.message,
             definite: self.definite,
         };

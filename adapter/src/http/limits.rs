@@ -226,7 +226,7 @@ impl Connections {
 /// The 503 written to a connection refused before its request was read.
 fn refusal_bytes() -> Vec<u8> {
     let body = serde_json::to_vec(&adapter_api::ErrorBody {
-        code: ErrorCode::Overloaded.as_str().to_owned(),
+        code: ErrorCode::Overloaded,
         message: "the adapter is at its bound of open connections; retry shortly".to_owned(),
         definite: true,
     })
@@ -488,6 +488,6 @@ mod tests {
         assert!(head.contains("retry-after: 1"));
         assert!(head.contains(&format!("content-length: {}", body.len())));
         let body: adapter_api::ErrorBody = serde_json::from_str(body).unwrap();
-        assert_eq!((body.code.as_str(), body.definite), ("overloaded", true));
+        assert_eq!((body.code, body.definite), (ErrorCode::Overloaded, true));
     }
 }

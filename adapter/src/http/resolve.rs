@@ -8,7 +8,8 @@ use api::ErrorCode;
 use axum::Json;
 use axum::extract::{Extension, Path, State};
 
-use super::{AppError, AppState, Requester, receipt_response};
+use super::receipt::receipt_response;
+use super::{AppError, AppState, Requester};
 use crate::service::ResolveError;
 
 /// Reasons are for people; a bound keeps the audit trail bounded.

@@ -7,11 +7,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use adapter_api as api;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
 
-use super::{AppError, AppState, DLQ_LIST_MAX, journal_error, receipt_response};
+use super::receipt::receipt_response;
+use super::{AppError, AppState, DLQ_LIST_MAX, journal_error};
 use crate::service::{BufferCounts, JournalError};
 use crate::sync::{BreakerState, SyncError};
 use api::ErrorCode;
@@ -23,7 +25,7 @@ fn unix_ms_now() -> i64 {
 }
 
 /// The backlog's age and the stuck head, with the stuck document's journal details.
-async fn delivery(
+pub(super) async fn delivery(
     state: &AppState,
     counts: &BufferCounts,
 ) -> Result<api::DeliveryHealth, AppError> {
@@ -169,7 +171,7 @@ pub(super) async fn dlq_retry(
         Err(SyncError::Journal(e @ JournalError::InvalidTransition { .. })) => {
             Err(AppError::definite(ErrorCode::NotInDlq, e.to_string()))
         }
-        Err(e) => Err(AppError::indefinite(ErrorCode::Internal, e.to_string())),
+        Err(e) => Err(AppError::internal(e)),
     }
 }
 
@@ -210,7 +212,7 @@ pub(super) async fn dlq_retry_many(
     let (answers, pass) = match state.sync.dlq_retry_many(ids.clone()).await {
         Ok(done) => done,
         Err(SyncError::Journal(e)) => return Err(journal_error(e)),
-        Err(e) => return Err(AppError::indefinite(ErrorCode::Internal, e.to_string())),
+        Err(e) => return Err(AppError::internal(e)),
     };
     let results = ids
         .into_iter()
@@ -225,14 +227,10 @@ pub(super) async fn dlq_retry_many(
             Err(e) => api::DlqRetryItem {
                 receipt_id,
                 retried: false,
-                error: Some(
-                    match e {
-                        JournalError::NotFound(_) => ErrorCode::NotFound,
-                        _ => ErrorCode::NotInDlq,
-                    }
-                    .as_str()
-                    .to_string(),
-                ),
+                error: Some(match e {
+                    JournalError::NotFound(_) => ErrorCode::NotFound,
+                    _ => ErrorCode::NotInDlq,
+                }),
                 ofd_status: None,
             },
         })
@@ -370,4 +368,45 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> Result<Respons
         delivery,
     };
     Ok((code, Json(body)).into_response())
+}
+
+#[derive(Deserialize)]
+pub(super) struct SyncQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+pub(super) async fn buffer_sync(
+    State(state): State<Arc<AppState>>,
+    Query(q): Query<SyncQuery>,
+) -> Result<Json<api::SyncResult>, AppError> {
+    let r = state
+        .sync
+        .sync_now(q.force)
+        .await
+        .map_err(AppError::internal)?;
+    Ok(Json(api::SyncResult {
+        synced: r.synced.into(),
+        failed: r.failed.into(),
+        skipped: r.skipped.into(),
+        stopped: sync_stop(&r.stop),
+    }))
+}
+
+/// The wire name of why a pass stopped: the name alone. The text some reasons carry (an OFD or
+/// KKT error) is internal detail, not answered; `GET /v1/kkt/buffer/status` names a stuck head.
+fn sync_stop(stop: &crate::sync::StopReason) -> api::SyncStop {
+    use crate::sync::StopReason as S;
+    match stop {
+        S::Drained => api::SyncStop::Drained,
+        S::BatchFull => api::SyncStop::BatchFull,
+        S::BreakerOpen => api::SyncStop::BreakerOpen,
+        S::BackingOff => api::SyncStop::BackingOff,
+        S::LockBusy => api::SyncStop::LockBusy,
+        S::LockLost => api::SyncStop::LockLost,
+        S::DlqHead { .. } => api::SyncStop::DlqHead,
+        S::Transport(_) => api::SyncStop::Transport,
+        S::FnRefusedAck(_) => api::SyncStop::FnRefusedAck,
+        S::Kkt(_) => api::SyncStop::Kkt,
+    }
 }

@@ -12,7 +12,8 @@
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::{Attempt, Fiscalizer, SubmitError, kkt_failure};
+use super::fiscalize::{Attempt, kkt_failure};
+use super::{Fiscalizer, SubmitError};
 use crate::fiscal::{DocKind, DocumentError, FiscalDocument};
 use crate::journal::{AuditEntry, KktState, ReceiptRow};
 use crate::kkt::KktError;
