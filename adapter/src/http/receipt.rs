@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::{AppError, AppState, KEY_CHARS_MAX, journal_error, sale_from_request};
 use crate::fiscal::FiscalDocument;
-use crate::service::{KktState, OfdStatus, ReceiptRow, SubmitError};
+use crate::service::{KktState, OfdStatus, ReceiptRow, RejectCode, SubmitError};
 use api::ErrorCode;
 
 /// Decodes a body journaled before the sale encoding was versioned (the POS request as received),
@@ -119,9 +119,9 @@ pub(super) fn submit_error(e: SubmitError) -> AppError {
 fn receipt_answer(row: &ReceiptRow) -> Result<Response, AppError> {
     if row.kkt_state == KktState::Rejected {
         let reason = row.last_error.clone().unwrap_or_default();
-        let code = match row.error_code.as_deref() {
-            Some("kkt_unavailable") => ErrorCode::KktUnavailable,
-            Some("journal_unavailable") => ErrorCode::JournalUnavailable,
+        let code = match row.reject_code() {
+            Some(RejectCode::KktUnavailable) => ErrorCode::KktUnavailable,
+            Some(RejectCode::JournalUnavailable) => ErrorCode::JournalUnavailable,
             _ => ErrorCode::KktRefused,
         };
         return Err(AppError::definite(

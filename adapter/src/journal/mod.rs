@@ -35,7 +35,8 @@ pub use backup::{BackupInfo, backup_file};
 pub use error::{JournalError, Result};
 pub use types::{
     AuditEntry, BufferCounts, CheckpointInfo, DlqEntry, EffectiveSettings, InsertOutcome, KktState,
-    Lease, NewReceipt, OfdExchange, OfdReply, OfdStatus, ReceiptRow, Rejection, WriterStats,
+    Lease, NewReceipt, OfdExchange, OfdReply, OfdStatus, ReceiptRow, RejectCode, Rejection,
+    WriterStats,
 };
 
 use crate::hlc::{ClockSource, HlcClock, HlcStamp, SystemClock};
@@ -246,15 +247,11 @@ impl Journal {
     pub async fn mark_rejected(
         &self,
         receipt_id: &str,
-        error_code: &str,
+        code: RejectCode,
         message: &str,
     ) -> Result<ReceiptRow> {
-        let (id, code, msg) = (
-            receipt_id.to_string(),
-            error_code.to_string(),
-            message.to_string(),
-        );
-        self.write(move |ctx| ops::mark_rejected(ctx, &id, &code, &msg))
+        let (id, msg) = (receipt_id.to_string(), message.to_string());
+        self.write(move |ctx| ops::mark_rejected(ctx, &id, code.as_str(), &msg))
             .await
             .inspect(|row| log_change(row, "rejected"))
     }
@@ -263,13 +260,13 @@ impl Journal {
     /// transaction (the admin resolve endpoint, after the FN proved the receipt absent).
     pub async fn mark_rejected_audited(
         &self,
-        error_code: &str,
+        code: RejectCode,
         message: &str,
         entry: AuditEntry,
     ) -> Result<ReceiptRow> {
-        let (code, msg) = (error_code.to_string(), message.to_string());
+        let msg = message.to_string();
         self.write(move |ctx| {
-            let row = ops::mark_rejected(ctx, &entry.receipt_id, &code, &msg)?;
+            let row = ops::mark_rejected(ctx, &entry.receipt_id, code.as_str(), &msg)?;
             ops::insert_audit(ctx, &entry)?;
             Ok(row)
         })

@@ -56,6 +56,51 @@ sql_enum!(KktState {
 });
 sql_enum!(OfdStatus { Pending => "pending", Synced => "synced", Dlq => "dlq" });
 
+/// Why a receipt was rejected, as its row's `error_code` keeps it (a closed set: the POS is told
+/// a code derived from it, and support staff read it in the journal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum RejectCode {
+    /// The KKT refused: printer (paper, cover, head).
+    KktPrinter,
+    /// The KKT refused: the shift (closed, over 24 hours).
+    KktShift,
+    /// The KKT refused: the document state (a document open, a wrong sequence).
+    KktDocumentState,
+    /// The KKT refused a parameter of the receipt.
+    KktParameters,
+    /// The KKT stayed busy past the wait.
+    KktBusy,
+    /// The FN refused (full, expired, failed).
+    KktFiscalStorage,
+    /// Any other device error.
+    KktDeviceError,
+    /// Nothing reached the KKT (no link, port missing, not encodable).
+    KktUnavailable,
+    /// The journal could not record the sale as in flight; nothing was sent.
+    JournalUnavailable,
+    /// The adapter stopped before the sale reached the KKT.
+    Interrupted,
+    /// The journaled sale could not be read back (a newer version wrote it, or it is damaged).
+    InvalidJournalBody,
+    /// An operator's resolve found the receipt absent from the FN.
+    ResolvedAbsent,
+}
+
+sql_enum!(RejectCode {
+    KktPrinter => "kkt_printer",
+    KktShift => "kkt_shift",
+    KktDocumentState => "kkt_document_state",
+    KktParameters => "kkt_parameters",
+    KktBusy => "kkt_busy",
+    KktFiscalStorage => "kkt_fiscal_storage",
+    KktDeviceError => "kkt_device_error",
+    KktUnavailable => "kkt_unavailable",
+    JournalUnavailable => "journal_unavailable",
+    Interrupted => "interrupted",
+    InvalidJournalBody => "invalid_journal_body",
+    ResolvedAbsent => "resolved_absent",
+});
+
 /// Input of [`super::Journal::insert_received`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewReceipt {
@@ -100,6 +145,16 @@ pub struct ReceiptRow {
     pub created_at_ms: i64,
     /// Time of the latest write, Unix ms.
     pub updated_at_ms: i64,
+}
+
+impl ReceiptRow {
+    /// Why the row was rejected, when it was (`None` for any other row, or an OFD code).
+    pub fn reject_code(&self) -> Option<RejectCode> {
+        match self.kkt_state {
+            KktState::Rejected => self.error_code.as_deref().and_then(RejectCode::parse),
+            _ => None,
+        }
+    }
 }
 
 /// What [`super::Journal::insert_received`] found or did.
@@ -271,4 +326,34 @@ pub struct AuditEntry {
     pub outcome: String,
     /// Why, in the operator's words.
     pub reason: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::RejectCode::{self, *};
+
+    #[test]
+    fn every_reject_code_reads_back_from_its_stored_text() {
+        let all = [
+            KktPrinter,
+            KktShift,
+            KktDocumentState,
+            KktParameters,
+            KktBusy,
+            KktFiscalStorage,
+            KktDeviceError,
+            KktUnavailable,
+            JournalUnavailable,
+            Interrupted,
+            InvalidJournalBody,
+            ResolvedAbsent,
+        ];
+        let texts: std::collections::BTreeSet<&str> = all.iter().map(|c| c.as_str()).collect();
+        assert_eq!(texts.len(), all.len(), "two codes share a text");
+        for code in all {
+            assert_eq!(RejectCode::parse(code.as_str()), Some(code));
+        }
+        // An OFD code in the same column is not a rejection of the receipt.
+        assert_eq!(RejectCode::parse("ofd_response_14"), None);
+    }
 }

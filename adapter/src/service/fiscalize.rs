@@ -13,7 +13,7 @@ use super::{Fiscalizer, SubmitError};
 use crate::fiscal::{DocKind, FiscalDocument};
 use crate::kkt::ops::{self, FiscalizeError};
 use crate::sale::Sale;
-use crate::service::{KktError, KktState, ReceiptRow};
+use crate::service::{KktError, KktState, ReceiptRow, RejectCode};
 
 /// The error for a KKT failure that certainly produced no document: the device's own refusal, or
 /// no device at all. `what` names the operation ("the receipt", "the shift opening").
@@ -28,17 +28,17 @@ pub(super) fn kkt_failure(e: &KktError, what: &'static str) -> SubmitError {
     }
 }
 
-/// A stable code for a device refusal, by the error's class (the exact byte goes in the message).
-fn device_code(error: Option<DeviceError>) -> &'static str {
+/// The code of a device refusal, by the error's class (the exact byte goes in the message).
+fn device_code(error: Option<DeviceError>) -> RejectCode {
     match error.map(DeviceError::class) {
-        Some(ErrorClass::Printer) => "kkt_printer",
-        Some(ErrorClass::Shift) => "kkt_shift",
-        Some(ErrorClass::Document) => "kkt_document_state",
-        Some(ErrorClass::Parameters) => "kkt_parameters",
-        Some(ErrorClass::Busy) => "kkt_busy",
-        Some(ErrorClass::FiscalStorage) => "kkt_fiscal_storage",
-        Some(ErrorClass::Other) => "kkt_device_error",
-        None => "kkt_unavailable",
+        Some(ErrorClass::Printer) => RejectCode::KktPrinter,
+        Some(ErrorClass::Shift) => RejectCode::KktShift,
+        Some(ErrorClass::Document) => RejectCode::KktDocumentState,
+        Some(ErrorClass::Parameters) => RejectCode::KktParameters,
+        Some(ErrorClass::Busy) => RejectCode::KktBusy,
+        Some(ErrorClass::FiscalStorage) => RejectCode::KktFiscalStorage,
+        Some(ErrorClass::Other) => RejectCode::KktDeviceError,
+        None => RejectCode::KktUnavailable,
     }
 }
 

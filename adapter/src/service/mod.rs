@@ -29,7 +29,7 @@ pub type LegacySaleDecoder = fn(&str) -> Result<Sale, String>;
 
 pub use query::{
     BackupInfo, BufferCounts, DeviceStatus, DlqEntry, EffectiveSettings, JournalError, KktError,
-    KktState, OfdExchange, OfdStatus, ReceiptRow,
+    KktState, OfdExchange, OfdStatus, ReceiptRow, RejectCode,
 };
 pub use reconcile::{ReconcileError, ReconcilePolicy, ResolveError, Resolved, UnresolvedInfo};
 
@@ -48,7 +48,7 @@ pub enum SubmitError {
     #[error("KKT refused {what}: {reason}")]
     KktRefused {
         what: &'static str,
-        code: &'static str,
+        code: RejectCode,
         reason: String,
     },
     /// An earlier receipt of this register is still being reconciled; nothing was journaled.

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use super::Fiscalizer;
 pub use crate::journal::{
     BackupInfo, BufferCounts, DlqEntry, EffectiveSettings, JournalError, KktState, OfdExchange,
-    OfdStatus, ReceiptRow,
+    OfdStatus, ReceiptRow, RejectCode,
 };
 pub use crate::kkt::KktError;
 pub use crate::kkt::ops::DeviceStatus;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use super::fiscalize::{Attempt, kkt_failure};
 use super::{Fiscalizer, SubmitError};
 use crate::fiscal::{DocKind, DocumentError, FiscalDocument};
-use crate::journal::{AuditEntry, KktState, ReceiptRow};
+use crate::journal::{AuditEntry, KktState, ReceiptRow, RejectCode};
 use crate::kkt::KktError;
 use crate::kkt::ops;
 use crate::sale::journaled::{self, Journaled};
@@ -282,7 +282,7 @@ impl Fiscalizer {
                     let msg = "the adapter stopped before the sale reached the KKT; nothing was fiscalized";
                     self.inner
                         .journal
-                        .mark_rejected(&row.receipt_id, "interrupted", msg)
+                        .mark_rejected(&row.receipt_id, RejectCode::Interrupted, msg)
                         .await
                         .map_err(journal_err)?;
                 }
@@ -304,7 +304,7 @@ impl Fiscalizer {
                     // let it through): proven absent, so refusing it for good is safe.
                     self.inner
                         .journal
-                        .mark_rejected(&row.receipt_id, "invalid_journal_body", &e)
+                        .mark_rejected(&row.receipt_id, RejectCode::InvalidJournalBody, &e)
                         .await
                         .map_err(journal_err)?;
                     continue;
@@ -457,7 +457,7 @@ impl Fiscalizer {
                 "resolved by {actor}: the FN holds no document of this receipt; it was not printed ({reason})"
             );
             let row = journal
-                .mark_rejected_audited("resolved_absent", &message, entry("absent".into()))
+                .mark_rejected_audited(RejectCode::ResolvedAbsent, &message, entry("absent".into()))
                 .await
                 .map_err(|e| ResolveError::Journal(e.to_string()))?;
             Resolved { row, found: false }

@@ -8,7 +8,7 @@ use super::fiscalize::Attempt;
 use super::{Fiscalizer, Inner, SubmitError};
 use crate::journal::{InsertOutcome, NewReceipt};
 use crate::sale::Sale;
-use crate::service::{JournalError, ReceiptRow};
+use crate::service::{JournalError, ReceiptRow, RejectCode};
 
 /// Removes the key from the in-progress set when the fiscal task ends, however it ends.
 struct InProgressGuard(Arc<Inner>, String);
@@ -114,7 +114,11 @@ impl Fiscalizer {
                 let _ = self
                     .inner
                     .journal
-                    .mark_rejected(&row.receipt_id, "journal_unavailable", &e.to_string())
+                    .mark_rejected(
+                        &row.receipt_id,
+                        RejectCode::JournalUnavailable,
+                        &e.to_string(),
+                    )
                     .await;
                 return Err(SubmitError::JournalUnavailable(e.to_string()));
             }

@@ -11,7 +11,7 @@ use proptest::prelude::*;
 use super::{FN, Fixture, fiscal, sale};
 use crate::hlc::HlcStamp;
 use crate::journal::{
-    BufferCounts, DocKind, InsertOutcome, JournalError, KktState, OfdStatus, ReceiptRow,
+    BufferCounts, DocKind, InsertOutcome, JournalError, KktState, OfdStatus, ReceiptRow, RejectCode,
 };
 
 const KEYS: u8 = 8;
@@ -240,14 +240,16 @@ async fn step(f: &Fixture, m: &mut Model, op: &Op) -> (Out, Out, Option<ReceiptR
                 None => Out::NotFound,
                 Some(r) if matches!(r.state, KktState::Received | KktState::InFlight) => {
                     r.state = KktState::Rejected;
-                    r.error_code = Some("paper_out".into());
+                    r.error_code = Some(RejectCode::KktPrinter.as_str().into());
                     Out::Changed
                 }
                 Some(r) if r.state == KktState::Rejected => Out::Unchanged,
                 Some(_) => Out::Invalid,
             };
             let before = j.get_by_id(&id(k)).await.ok().flatten();
-            let r = j.mark_rejected(&id(k), "paper_out", "no paper").await;
+            let r = j
+                .mark_rejected(&id(k), RejectCode::KktPrinter, "no paper")
+                .await;
             (
                 expected,
                 class(&r, |row| Some(row) != before.as_ref()),

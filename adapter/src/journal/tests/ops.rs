@@ -3,7 +3,7 @@
 use super::{FN, Fixture, fiscal, raw, sale};
 use crate::hlc::HlcStamp;
 use crate::journal::{
-    DocKind, InsertOutcome, JournalError, KktState, OfdReply, OfdStatus, ReceiptRow,
+    DocKind, InsertOutcome, JournalError, KktState, OfdReply, OfdStatus, ReceiptRow, RejectCode,
 };
 
 async fn inserted(f: &Fixture, key: &str) -> ReceiptRow {
@@ -168,7 +168,7 @@ async fn steps_out_of_order_are_refused_and_leave_the_row_alone() {
     let row = inserted(&f, "r").await;
     let rejected = f
         .journal
-        .mark_rejected(&row.receipt_id, "paper_out", "no paper")
+        .mark_rejected(&row.receipt_id, RejectCode::KktPrinter, "no paper")
         .await;
     assert_eq!(rejected.expect("rejected").kkt_state, KktState::Rejected);
     let err = f.journal.mark_fiscalized(&row.receipt_id, fiscal(5)).await;
@@ -450,7 +450,7 @@ async fn retention_purges_only_old_synced_rows_in_bounded_batches() {
     let unresolved = inserted(&f, "unresolved").await;
     let rejected = inserted(&f, "rejected").await;
     f.journal
-        .mark_rejected(&rejected.receipt_id, "kkt_paper", "paper out")
+        .mark_rejected(&rejected.receipt_id, RejectCode::KktPrinter, "paper out")
         .await
         .expect("rejected");
     // Exactly 30 days on: nothing is past the age yet.
