@@ -10,6 +10,7 @@ use adapter::journal::{Journal, JournalConfig, NewReceipt};
 
 fn sale(run: &str, i: usize) -> NewReceipt {
     NewReceipt {
+        kkt_id: adapter::journal::DEFAULT_KKT_ID.into(),
         idempotency_key: format!("{run}-{i}"),
         request_hash: format!("hash-{i}"),
         request_body: "{\"type\":\"sale\",\"items\":[]}".to_string(),

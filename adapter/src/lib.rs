@@ -142,6 +142,7 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         link: kkt_proto::LinkConfig::default(),
     });
     let fiscalizer = Fiscalizer::new(
+        journal::DEFAULT_KKT_ID.to_owned(),
         journal.clone(),
         kkt.clone(),
         config.auto_open_shift,

@@ -33,6 +33,7 @@ use tokio::sync::mpsc;
 use crate::fiscal::{DocKind, FiscalDocument};
 pub use backup::{BackupInfo, backup_file};
 pub use error::{JournalError, Result};
+pub use schema::DEFAULT_KKT_ID;
 pub use types::{
     AuditEntry, BufferCounts, CheckpointInfo, DlqEntry, EffectiveSettings, InsertOutcome, KktState,
     Lease, NewReceipt, OfdExchange, OfdReply, OfdStatus, ReceiptRow, RejectCode, Rejection,
@@ -282,11 +283,13 @@ impl Journal {
     /// Journals a document the KKT issued by itself (shift open/close), as `pending`.
     pub async fn insert_fiscal_document(
         &self,
+        kkt_id: &str,
         kind: DocKind,
         fiscal: FiscalDocument,
     ) -> Result<InsertOutcome> {
+        let kkt_id = kkt_id.to_string();
         let outcome = self
-            .write(move |ctx| ops::insert_fiscal_document(ctx, kind, fiscal))
+            .write(move |ctx| ops::insert_fiscal_document(ctx, &kkt_id, kind, fiscal))
             .await?;
         if let InsertOutcome::Inserted(row) = &outcome {
             log_change(row, "fiscalized");
@@ -546,9 +549,11 @@ impl Journal {
         self.read(move |c| read::audit_of(c, &id)).await
     }
 
-    /// Rows in `received` or `kkt_in_flight`, oldest first: the reconciliation work list.
-    pub async fn list_unresolved(&self) -> Result<Vec<ReceiptRow>> {
-        self.read(read::list_unresolved).await
+    /// One register's rows in `received` or `kkt_in_flight`, oldest first: its reconciliation
+    /// work list.
+    pub async fn list_unresolved(&self, kkt_id: &str) -> Result<Vec<ReceiptRow>> {
+        let id = kkt_id.to_string();
+        self.read(move |c| read::list_unresolved(c, &id)).await
     }
 
     /// Pending rows in FN/FD order; with `due_at_ms`, only those due for an attempt.

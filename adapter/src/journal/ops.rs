@@ -67,8 +67,8 @@ pub(crate) fn insert_received(ctx: &mut WriteCtx<'_>, new: NewReceipt) -> Result
     ctx.conn
         .prepare_cached(
             "INSERT INTO receipts (id, idempotency_key, request_hash, request_body, hlc, kind, \
-             kkt_state, status, retry_count, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, 'receipt', 'received', NULL, 0, ?6, ?6)",
+             kkt_state, status, retry_count, created_at, updated_at, kkt_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, 'receipt', 'received', NULL, 0, ?6, ?6, ?7)",
         )?
         .execute(params![
             id,
@@ -76,7 +76,8 @@ pub(crate) fn insert_received(ctx: &mut WriteCtx<'_>, new: NewReceipt) -> Result
             new.request_hash,
             new.request_body,
             stamp.as_i64(),
-            now
+            now,
+            new.kkt_id
         ])?;
     reread(ctx, &id).map(InsertOutcome::Inserted)
 }
@@ -185,6 +186,7 @@ pub(crate) fn mark_rejected(
 /// the document exists in the FN and must reach the OFD. Idempotent on (FN, FD).
 pub(crate) fn insert_fiscal_document(
     ctx: &mut WriteCtx<'_>,
+    kkt_id: &str,
     kind: DocKind,
     fiscal: FiscalDocument,
 ) -> Result<InsertOutcome> {
@@ -209,10 +211,10 @@ pub(crate) fn insert_fiscal_document(
     ctx.conn
         .prepare_cached(
             "INSERT INTO receipts (id, idempotency_key, hlc, kind, kkt_state, status, \
-             retry_count, created_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, 'received', NULL, 0, ?5, ?5)",
+             retry_count, created_at, updated_at, kkt_id) \
+             VALUES (?1, ?2, ?3, ?4, 'received', NULL, 0, ?5, ?5, ?6)",
         )?
-        .execute(params![id, key, stamp.as_i64(), kind.as_str(), now])?;
+        .execute(params![id, key, stamp.as_i64(), kind.as_str(), now, kkt_id])?;
     write_fiscal(ctx, &id, &fiscal, stamp)?;
     reread(ctx, &id).map(InsertOutcome::Inserted)
 }

@@ -15,7 +15,7 @@ use crate::hlc::HlcStamp;
 const RECEIPT_COLUMNS: &str = "id, idempotency_key, request_hash, request_body, hlc, kind, \
      kkt_state, status, last_error, error_code, fn_number, fd_number, fpd, shift_number, \
      receipt_number, fiscal_time, total_kopecks, document_tlv, retry_count, next_attempt_at, \
-     created_at, updated_at";
+     created_at, updated_at, kkt_id";
 
 /// SQL condition for "not yet delivered": what the capacity limit counts.
 pub(crate) const UNDELIVERED_SQL: &str =
@@ -45,6 +45,7 @@ struct RawReceipt {
     next_attempt_at: Option<i64>,
     created_at: i64,
     updated_at: i64,
+    kkt_id: String,
 }
 
 impl RawReceipt {
@@ -72,6 +73,7 @@ impl RawReceipt {
             next_attempt_at: r.get(19)?,
             created_at: r.get(20)?,
             updated_at: r.get(21)?,
+            kkt_id: r.get(22)?,
         })
     }
 
@@ -93,6 +95,7 @@ impl RawReceipt {
         };
         Ok(ReceiptRow {
             receipt_id: self.id,
+            kkt_id: self.kkt_id,
             idempotency_key: self.idempotency_key,
             request_hash: self.request_hash,
             request_body: self.request_body,
@@ -155,10 +158,10 @@ pub(crate) fn receipt_by_fiscal(
     receipts_where(conn, cond, rusqlite::params![fn_number, fd_number]).map(one)
 }
 
-/// Rows in `received` or `kkt_in_flight`, oldest first: the reconciliation work list.
-pub(crate) fn list_unresolved(conn: &Connection) -> Result<Vec<ReceiptRow>> {
-    let cond = "kkt_state IN ('received', 'kkt_in_flight') ORDER BY hlc";
-    receipts_where(conn, cond, [])
+/// One register's rows in `received` or `kkt_in_flight`, oldest first: its reconciliation work list.
+pub(crate) fn list_unresolved(conn: &Connection, kkt_id: &str) -> Result<Vec<ReceiptRow>> {
+    let cond = "kkt_id = ?1 AND kkt_state IN ('received', 'kkt_in_flight') ORDER BY hlc";
+    receipts_where(conn, cond, [kkt_id])
 }
 
 /// Pending rows in FN/FD order; with `due_at_ms`, only those whose next attempt is due.

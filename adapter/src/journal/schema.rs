@@ -11,7 +11,7 @@ use super::types::EffectiveSettings;
 
 /// Schema migrations; migration `i` takes the file from `user_version = i` to `i + 1`.
 /// Append only: a released migration is never edited.
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
 
 /// Version 1: receipts (phase 1), ofd_exchange and sync_lease (phase 2), meta.
 const V1: &str = "
@@ -104,6 +104,18 @@ CREATE TABLE delivery_rejection (
 );
 CREATE INDEX delivery_rejection_receipt ON delivery_rejection (receipt_id, seq);
 ";
+
+/// Version 4: several registers behind one adapter. Every row names the register (`kkt_id`) that
+/// fiscalizes it; rows of a journal written before keep every column and belong to the one
+/// register such an adapter drove, `default` (the id of `--kkt-port`).
+const V4: &str = "
+ALTER TABLE receipts ADD COLUMN kkt_id TEXT NOT NULL DEFAULT 'default';
+CREATE INDEX receipts_kkt_unresolved ON receipts (kkt_id, hlc)
+    WHERE kkt_state IN ('received', 'kkt_in_flight');
+";
+
+/// The id of the register an adapter with one `--kkt-port` drives.
+pub const DEFAULT_KKT_ID: &str = "default";
 
 /// The `meta` key holding the HLC high-water mark.
 pub(crate) const META_HLC_HIGH_WATER: &str = "hlc_high_water";

@@ -104,7 +104,9 @@ sql_enum!(RejectCode {
 /// Input of [`super::Journal::insert_received`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewReceipt {
-    /// The POS's idempotency key (unique over the journal's lifetime).
+    /// The register that fiscalizes it.
+    pub kkt_id: String,
+    /// The POS's idempotency key (unique over the journal's lifetime, across registers).
     pub idempotency_key: String,
     /// Hash of the canonical request body, to tell a replay from a conflicting reuse.
     pub request_hash: String,
@@ -117,6 +119,8 @@ pub struct NewReceipt {
 pub struct ReceiptRow {
     /// Receipt id: 16 lowercase hex digits of the creation HLC stamp, so it fits tag 1192.
     pub receipt_id: String,
+    /// The register that fiscalizes (or fiscalized) it.
+    pub kkt_id: String,
     /// Idempotency key (for shift documents `kind:fn:fd`).
     pub idempotency_key: String,
     /// Hash of the request body (`None` for shift documents).

@@ -160,7 +160,12 @@ impl Fiscalizer {
                 _ => DocKind::ShiftOpen,
             };
             let fd = doc.fd_number;
-            if let Err(e) = self.inner.journal.insert_fiscal_document(kind, doc).await {
+            if let Err(e) = self
+                .inner
+                .journal
+                .insert_fiscal_document(&self.inner.kkt_id, kind, doc)
+                .await
+            {
                 // The FN still holds it and phase 2 relays it from there; reconciliation retries the copy.
                 tracing::error!(fd, error = %e, "shift document not journaled");
                 self.inner.unresolved.store(true, Ordering::SeqCst);

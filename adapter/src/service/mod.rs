@@ -72,6 +72,8 @@ pub struct KktLinkState {
 }
 
 struct Inner {
+    /// The register this service drives (`default` for `--kkt-port`).
+    kkt_id: String,
     journal: Journal,
     kkt: KktHandle,
     auto_open_shift: bool,
@@ -97,6 +99,7 @@ pub struct Fiscalizer {
 
 impl Fiscalizer {
     pub fn new(
+        kkt_id: String,
         journal: Journal,
         kkt: KktHandle,
         auto_open_shift: bool,
@@ -104,6 +107,7 @@ impl Fiscalizer {
         policy: ReconcilePolicy,
     ) -> Fiscalizer {
         let inner = Inner {
+            kkt_id,
             journal,
             kkt,
             auto_open_shift,
@@ -121,6 +125,11 @@ impl Fiscalizer {
         Fiscalizer {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The register this service drives.
+    pub fn kkt_id(&self) -> &str {
+        &self.inner.kkt_id
     }
 
     /// Signalled after every new fiscal document, so phase 2 can relay it at once.

@@ -156,7 +156,7 @@ impl Fiscalizer {
         let Err(e) = self.reconcile_locked().await else {
             return Ok(());
         };
-        match self.inner.journal.list_unresolved().await {
+        match self.inner.journal.list_unresolved(&self.inner.kkt_id).await {
             Ok(rows) if !rows.is_empty() => {
                 let ids: Vec<&str> = rows.iter().map(|r| r.receipt_id.as_str()).collect();
                 Err(SubmitError::ReconciliationPending(format!(
@@ -220,7 +220,7 @@ impl Fiscalizer {
         let rows = self
             .inner
             .journal
-            .list_unresolved()
+            .list_unresolved(&self.inner.kkt_id)
             .await
             .map_err(journal_err)?;
         let result = self.reconcile_rows(rows.clone()).await;
@@ -388,7 +388,7 @@ impl Fiscalizer {
                 }
                 (Some(kind @ (DocKind::ShiftOpen | DocKind::ShiftClose)), _) => {
                     journal
-                        .insert_fiscal_document(kind, data)
+                        .insert_fiscal_document(&self.inner.kkt_id, kind, data)
                         .await
                         .map_err(journal_err)?;
                     self.inner.fiscalized.notify_one();
@@ -434,7 +434,7 @@ impl Fiscalizer {
             let status = status.map_err(ResolveError::Device)?;
             // Every unresolved row takes part, so the scan's proof holds for all of them.
             in_flight = journal
-                .list_unresolved()
+                .list_unresolved(&self.inner.kkt_id)
                 .await
                 .map_err(|e| ResolveError::Journal(e.to_string()))?
                 .into_iter()

@@ -53,6 +53,7 @@ impl Fiscalizer {
         let task = tokio::spawn(async move {
             let _guard = guard;
             let new = NewReceipt {
+                kkt_id: this.inner.kkt_id.clone(),
                 idempotency_key: key,
                 request_hash,
                 request_body: crate::sale::journaled::encode(&sale),

@@ -353,6 +353,7 @@ async fn resolve_rejects_a_receipt_the_fn_proves_absent() {
             adapter::journal::Journal::open(adapter::journal::JournalConfig::new(s.db_path()))
                 .expect("journal opens");
         let new = adapter::journal::NewReceipt {
+            kkt_id: adapter::journal::DEFAULT_KKT_ID.into(),
             idempotency_key: "never-sent".into(),
             request_hash: "h".into(),
             request_body: ten("never-sent").to_string(),

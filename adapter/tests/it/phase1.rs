@@ -400,6 +400,7 @@ async fn a_receipt_journaled_by_an_older_version_is_fiscalized_afresh_from_its_r
             adapter::journal::Journal::open(adapter::journal::JournalConfig::new(s.db_path()))
                 .expect("journal opens");
         let new = adapter::journal::NewReceipt {
+            kkt_id: adapter::journal::DEFAULT_KKT_ID.into(),
             idempotency_key: "from-an-older-version".into(),
             request_hash: "older".into(),
             request_body: request.to_string(),
@@ -436,6 +437,7 @@ async fn a_journaled_sale_of_a_newer_version_is_refused_by_name_never_guessed() 
             adapter::journal::Journal::open(adapter::journal::JournalConfig::new(s.db_path()))
                 .expect("journal opens");
         let new = adapter::journal::NewReceipt {
+            kkt_id: adapter::journal::DEFAULT_KKT_ID.into(),
             idempotency_key: "from-a-newer-version".into(),
             request_hash: "newer".into(),
             request_body: r#"{"v":2,"lines":[]}"#.into(),

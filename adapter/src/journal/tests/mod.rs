@@ -6,6 +6,7 @@
 
 mod model;
 mod ops;
+mod registers;
 
 use std::path::Path;
 
@@ -76,6 +77,7 @@ fn raw(path: &Path) -> rusqlite::Connection {
 
 fn sale(key: &str) -> NewReceipt {
     NewReceipt {
+        kkt_id: crate::journal::DEFAULT_KKT_ID.into(),
         idempotency_key: key.to_string(),
         request_hash: format!("hash-{key}"),
         request_body: format!("{{\"idempotency_key\":\"{key}\"}}"),

@@ -260,7 +260,11 @@ async fn step(f: &Fixture, m: &mut Model, op: &Op) -> (Out, Out, Option<ReceiptR
             m.next_fd += 1;
             let fd = m.next_fd;
             let r = j
-                .insert_fiscal_document(DocKind::ShiftOpen, fiscal(fd))
+                .insert_fiscal_document(
+                    crate::journal::DEFAULT_KKT_ID,
+                    DocKind::ShiftOpen,
+                    fiscal(fd),
+                )
                 .await;
             if let Ok(o) = &r {
                 let k = o.row().idempotency_key.clone();

@@ -38,7 +38,7 @@ async fn open_applies_durability_pragmas_on_the_writer_connection() {
         ),
         ("wal", "full", 7)
     );
-    assert_eq!((s.busy_timeout_ms, s.schema_version), (5_000, 3));
+    assert_eq!((s.busy_timeout_ms, s.schema_version), (5_000, 4));
     let unsafe_f = Fixture::with(|c| c.unsafe_synchronous_normal = true).await;
     let s = unsafe_f
         .journal
@@ -63,7 +63,10 @@ async fn a_sale_goes_through_every_state_and_the_file_shows_it() {
         .await
         .expect("in flight");
     assert_eq!(
-        f.journal.list_unresolved().await.expect("list"),
+        f.journal
+            .list_unresolved(crate::journal::DEFAULT_KKT_ID)
+            .await
+            .expect("list"),
         vec![row.clone()]
     );
     let row = f
@@ -153,7 +156,11 @@ async fn capacity_refuses_a_new_sale_before_journaling_it() {
         Ok(InsertOutcome::Existing(_))
     ));
     f.journal
-        .insert_fiscal_document(DocKind::ShiftClose, fiscal(2))
+        .insert_fiscal_document(
+            crate::journal::DEFAULT_KKT_ID,
+            DocKind::ShiftClose,
+            fiscal(2),
+        )
         .await
         .expect("shift documents are never refused");
     // Delivering documents frees room.

@@ -139,6 +139,7 @@ impl Shop {
             .unwrap()
             .expect("journal opens");
         let fiscalizer = Fiscalizer::new(
+            crate::journal::DEFAULT_KKT_ID.to_owned(),
             journal.clone(),
             kkt.clone(),
             true,
