@@ -1,6 +1,7 @@
 //! The fault menu: what the control API can arm, and how an armed fault decides whether it fires.
 
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
 /// Every fault kind the emulator knows; anything else is rejected by the control API.
@@ -61,7 +62,7 @@ pub struct FaultRequestError(pub String);
 #[derive(Debug, Clone)]
 enum Trigger {
     Count(u32),
-    Probability { p: f64, rng: Box<StdRng> },
+    Probability { p: f64, rng: Box<ChaCha8Rng> },
 }
 
 /// A fault waiting for a command to hit.
@@ -144,7 +145,7 @@ impl FaultRequest {
                 };
                 Trigger::Probability {
                     p,
-                    rng: Box::new(StdRng::seed_from_u64(seed)),
+                    rng: Box::new(ChaCha8Rng::seed_from_u64(seed)),
                 }
             }
         };
@@ -337,9 +338,10 @@ mod tests {
 
     #[test]
     fn probabilistic_fault_replays_with_the_same_seed() {
-        let run = || {
+        let run = |seed: u64| {
             let mut faults = Faults::default();
-            faults.arm(req(r#"{"kind":"garbage","probability":0.5,"seed":9}"#).expect("arm"));
+            let body = format!(r#"{{"kind":"garbage","probability":0.5,"seed":{seed}}}"#);
+            faults.arm(req(&body).expect("arm"));
             (0..64)
                 .map(|_| {
                     let mut fx = Effects::default();
@@ -348,8 +350,9 @@ mod tests {
                 })
                 .collect::<Vec<_>>()
         };
-        let a = run();
-        assert_eq!(a, run());
+        let a = run(9);
+        assert_eq!(a, run(9), "the same seed fires on the same commands");
+        assert_ne!(a, run(10), "another seed fires on others");
         assert!(a.iter().any(|x| *x) && a.iter().any(|x| !*x));
     }
 

@@ -9,7 +9,8 @@ use kkt_proto::{
     ACK, CommandCode, DecodeError, DeviceError, DeviceLink, DeviceOutput, ENQ, NAK, Reply, Request,
     STX,
 };
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::emu::Shared;
 use crate::exec::{self, Executed};
@@ -34,7 +35,7 @@ struct Wire {
     pty: Arc<Pty>,
     shared: Arc<Shared>,
     link: DeviceLink,
-    noise: StdRng,
+    noise: ChaCha8Rng,
 }
 
 /// Runs the wire loop until the pty fails.
@@ -43,7 +44,7 @@ pub async fn run(pty: Arc<Pty>, shared: Arc<Shared>) -> Result<(), PtyError> {
         pty,
         shared,
         link: DeviceLink::new(),
-        noise: StdRng::seed_from_u64(0x5eed),
+        noise: ChaCha8Rng::seed_from_u64(0x5eed),
     };
     let mut buf = [0u8; 512];
     loop {

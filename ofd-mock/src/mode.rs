@@ -5,10 +5,12 @@
 
 use std::time::{Duration, Instant};
 
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::RngCore;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::schedule::{Flap, mix, unit};
+use crate::schedule::{Flap, Purpose, stream, unit};
 
 /// Longest delay a `slow` mode may ask for; bounded so a typo cannot park connections for hours.
 pub const SLOW_DELAY_MS_MAX: u64 = 600_000;
@@ -387,8 +389,9 @@ impl ModeEngine {
     pub fn decide(&mut self, now: Instant) -> Action {
         let n = self.decisions;
         self.decisions += 1;
-        let seed = self.spec.seed;
-        if self.spec.probability < 1.0 && unit(seed, n) >= self.spec.probability {
+        // Connection `n` draws from its own stream: first the probability, then any garbage bytes.
+        let mut rng = stream(self.spec.seed, Purpose::Connection, n);
+        if unit(&mut rng) >= self.spec.probability {
             return Action::Answer;
         }
         let behaviour = self.spec.behaviour.clone();
@@ -407,15 +410,15 @@ impl ModeEngine {
                     // The failures are spent: the mode reads `online` from now on, as promised.
                     self.spec = ModeSpec::default();
                 }
-                simple_action(kind, seed, n)
+                simple_action(kind, &mut rng)
             }
-            other => simple_action(other, seed, n),
+            other => simple_action(other, &mut rng),
         }
     }
 }
 
 /// The action of a behaviour that needs no schedule.
-fn simple_action(b: &Behaviour, seed: u64, n: u64) -> Action {
+fn simple_action(b: &Behaviour, rng: &mut ChaCha8Rng) -> Action {
     match b {
         Behaviour::Online {} | Behaviour::Flapping { .. } | Behaviour::FailNext { .. } => {
             Action::Answer
@@ -429,9 +432,8 @@ fn simple_action(b: &Behaviour, seed: u64, n: u64) -> Action {
         Behaviour::Reject { code } => Action::Reject { code: *code },
         Behaviour::ResetMidFrame {} => Action::ResetMidFrame,
         Behaviour::Garbage { len } => {
-            let bytes = (0..*len)
-                .map(|i| mix(seed ^ n.rotate_left(32), i as u64) as u8)
-                .collect();
+            let mut bytes = vec![0u8; *len];
+            rng.fill_bytes(&mut bytes);
             Action::Garbage { bytes }
         }
         Behaviour::Unavailable {} => Action::Unavailable,
@@ -541,17 +543,29 @@ mod tests {
     #[test]
     fn probability_and_fail_next_are_reproducible() {
         let now = Instant::now();
-        let spec = parse(json!({"mode":"ack_loss","probability":0.5,"seed":42})).unwrap();
-        let run = || {
-            let mut e = ModeEngine::new(spec.clone(), now);
+        let run = |seed: u64| {
+            let spec = parse(json!({"mode":"ack_loss","probability":0.5,"seed":seed})).unwrap();
+            let mut e = ModeEngine::new(spec, now);
             (0..200)
                 .map(|_| e.decide(now) == Action::AckLoss)
                 .collect::<Vec<_>>()
         };
-        let a = run();
-        assert_eq!(a, run());
+        let a = run(42);
+        assert_eq!(a, run(42), "the same seed makes the same choices");
+        assert_ne!(a, run(43), "another seed makes other choices");
         let hits = a.iter().filter(|x| **x).count();
         assert!((60..=140).contains(&hits), "{hits}");
+
+        // Garbage bytes are seeded too, and differ from one connection to the next.
+        let garbage = |seed: u64| {
+            let spec = parse(json!({"mode":"garbage","len":16,"seed":seed})).unwrap();
+            let mut e = ModeEngine::new(spec, now);
+            [e.decide(now), e.decide(now)]
+        };
+        let g = garbage(5);
+        assert_eq!(g, garbage(5));
+        assert_ne!(g, garbage(6));
+        assert_ne!(g[0], g[1]);
 
         let spec = parse(json!({"mode":"fail_next","count":2,"kind":"unavailable"})).unwrap();
         let mut e = ModeEngine::new(spec, now);

@@ -1,21 +1,37 @@
-//! Seeded, reproducible randomness: the mixing function behind every choice and the flapping schedule.
+//! Seeded, reproducible randomness: the generator behind every choice and the flapping schedule.
+
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
 
 /// Most entries a rendered flapping timeline holds.
 pub const TIMELINE_LEN_MAX: usize = 10_000;
 
-/// SplitMix64: a tiny, stable mixing function, so seeded choices never change with a dependency upgrade.
-pub fn mix(seed: u64, n: u64) -> u64 {
-    let mut z = seed
-        ^ n.wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .wrapping_add(0x632B_E59B_D9B3_E50B);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+/// What a seeded stream is drawn for: each purpose has its own key, so two kinds of choice never
+/// share numbers (the jitter of cycle 3 says nothing about the fate of connection 3).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Purpose {
+    /// The fate of accepted connection `n` (the probability draw, then any garbage bytes).
+    Connection = 1,
+    /// The jitter of flapping cycle `k`.
+    FlapCycle = 2,
 }
 
-/// A uniform number in [0, 1) from `(seed, n)`.
-pub fn unit(seed: u64, n: u64) -> f64 {
-    (mix(seed, n) >> 11) as f64 / (1u64 << 53) as f64
+/// The generator of choice `index` for `purpose` under `seed`: ChaCha8 keyed by `(seed, purpose)`,
+/// on stream `index`. ChaCha8's stream is portable and documented as stable, so a seed means the
+/// same choices on every machine and across dependency upgrades; reaching `index` directly keeps
+/// each choice a pure function of `(seed, index)`, computed in constant time.
+pub fn stream(seed: u64, purpose: Purpose, index: u64) -> ChaCha8Rng {
+    let mut key = [0u8; 32];
+    key[..8].copy_from_slice(&seed.to_le_bytes());
+    key[8] = purpose as u8;
+    let mut rng = ChaCha8Rng::from_seed(key);
+    rng.set_stream(index);
+    rng
+}
+
+/// A uniform number in [0, 1) from the next 53 bits of `rng`.
+pub fn unit(rng: &mut ChaCha8Rng) -> f64 {
+    (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
 /// Parameters of a flapping schedule.
@@ -50,7 +66,7 @@ impl Flap {
             return self.online_ms;
         }
         let span = 2 * self.jitter_ms + 1;
-        let offset = mix(self.seed, cycle_index) % span;
+        let offset = stream(self.seed, Purpose::FlapCycle, cycle_index).next_u64() % span;
         // Validation keeps jitter below both phases, so the result stays inside (0, cycle).
         self.online_ms + offset - self.jitter_ms
     }
@@ -74,6 +90,33 @@ impl Flap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_stream_is_a_pure_function_of_seed_purpose_and_index() {
+        let first = |seed, purpose, index| stream(seed, purpose, index).next_u64();
+        assert_eq!(
+            first(7, Purpose::Connection, 3),
+            first(7, Purpose::Connection, 3)
+        );
+        assert_ne!(
+            first(7, Purpose::Connection, 3),
+            first(8, Purpose::Connection, 3)
+        );
+        assert_ne!(
+            first(7, Purpose::Connection, 3),
+            first(7, Purpose::Connection, 4)
+        );
+        assert_ne!(
+            first(7, Purpose::Connection, 3),
+            first(7, Purpose::FlapCycle, 3)
+        );
+        let mut rng = stream(7, Purpose::Connection, 0);
+        assert!(
+            (0..1000)
+                .map(|_| unit(&mut rng))
+                .all(|u| (0.0..1.0).contains(&u))
+        );
+    }
 
     #[test]
     fn flapping_timeline_is_a_pure_function_of_the_seed() {

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use rand::SeedableRng;
-use rand::rngs::StdRng;
+use rand_chacha::ChaCha8Rng;
 use reqwest::blocking::Client;
 
 use crate::disks::Disks;
@@ -110,7 +110,7 @@ struct Runner<'a> {
     figures: Vec<String>,
     /// The seed in use and the generator drawn from it, in a fixed order (random kills, then chaos).
     seed: u64,
-    rng: StdRng,
+    rng: ChaCha8Rng,
     /// Random kills armed around the step now running.
     windows: Vec<kill::Window>,
     /// Data directories and power-cut mounts; unmounted when dropped.
@@ -270,7 +270,7 @@ impl<'a> Runner<'a> {
             deadline: Instant::now() + sc.file.scenario.timeout.0,
             figures: Vec::new(),
             seed,
-            rng: StdRng::seed_from_u64(seed),
+            rng: ChaCha8Rng::seed_from_u64(seed),
             windows: Vec::new(),
             disks,
             checks_failed: false,

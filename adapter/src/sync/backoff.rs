@@ -2,12 +2,13 @@
 //! uniformly random time in `0..=min(max, initial * 2^(n-1))`.
 //!
 //! Full jitter spreads the retries of many adapters that lost the OFD at the same moment, so they
-//! do not come back in lockstep. The random source is a seeded `StdRng`, injectable for tests.
+//! do not come back in lockstep. The random source is a `ChaCha8Rng` (the workspace's one seeded
+//! generator), seeded from the thread generator in service and injectable, seeded, for tests.
 
 use std::time::Duration;
 
-use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 use tokio::time::Instant;
 
 /// The backoff state of the relay: how many failures in a row and when the next attempt is due.
@@ -17,17 +18,18 @@ pub struct Backoff {
     max: Duration,
     failures: u32,
     next_at: Option<Instant>,
-    jitter: Option<StdRng>,
+    jitter: Option<ChaCha8Rng>,
 }
 
 impl Backoff {
-    /// A backoff with full jitter seeded from the operating system.
+    /// A backoff with full jitter from a fresh seed (drawn from the thread generator, which the
+    /// operating system seeds).
     pub fn new(initial: Duration, max: Duration) -> Backoff {
-        Backoff::with_rng(initial, max, StdRng::from_os_rng())
+        Backoff::with_rng(initial, max, ChaCha8Rng::from_rng(&mut rand::rng()))
     }
 
     /// A backoff with full jitter from the given generator (tests pass a seeded one).
-    pub fn with_rng(initial: Duration, max: Duration, rng: StdRng) -> Backoff {
+    pub fn with_rng(initial: Duration, max: Duration, rng: ChaCha8Rng) -> Backoff {
         Backoff {
             initial: initial.max(Duration::from_millis(1)),
             max: max.max(initial),
@@ -41,7 +43,7 @@ impl Backoff {
     pub fn without_jitter(initial: Duration, max: Duration) -> Backoff {
         Backoff {
             jitter: None,
-            ..Backoff::with_rng(initial, max, StdRng::seed_from_u64(0))
+            ..Backoff::with_rng(initial, max, ChaCha8Rng::seed_from_u64(0))
         }
     }
 
@@ -123,8 +125,8 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn full_jitter_stays_within_the_ceiling_and_is_reproducible_by_seed() {
-        let mut a = Backoff::with_rng(S, 60 * S, StdRng::seed_from_u64(42));
-        let mut b = Backoff::with_rng(S, 60 * S, StdRng::seed_from_u64(42));
+        let mut a = Backoff::with_rng(S, 60 * S, ChaCha8Rng::seed_from_u64(42));
+        let mut b = Backoff::with_rng(S, 60 * S, ChaCha8Rng::seed_from_u64(42));
         let mut waits = Vec::new();
         for (i, secs) in schedule_secs().into_iter().enumerate() {
             let now = Instant::now();
@@ -143,6 +145,14 @@ mod tests {
             .map(|s| Duration::from_secs(*s))
             .collect();
         assert_ne!(waits, ceilings);
+        // Another seed draws another schedule.
+        let mut c = Backoff::with_rng(S, 60 * S, ChaCha8Rng::seed_from_u64(43));
+        let now = Instant::now();
+        let other: Vec<_> = schedule_secs()
+            .iter()
+            .map(|_| c.on_failure(now) - now)
+            .collect();
+        assert_ne!(waits, other);
     }
 
     #[tokio::test(start_paused = true)]

@@ -493,3 +493,88 @@ fn adapter_layers_point_one_way() {
         "these modules reach across a layer (module, target); go through the service: {found:?}"
     );
 }
+
+/// Names of seeded generators other than the workspace's one (rand_chacha's `ChaCha8Rng`): rand's
+/// standard and small generators, whose streams rand does not promise to keep across versions, and
+/// hand-written SplitMix types. Spelled in halves so that this file does not name them itself.
+const OTHER_GENERATORS: &[&str] = &[concat!("Std", "Rng"), concat!("Small", "Rng")];
+const SPLITMIX: &str = concat!("Split", "Mix");
+/// SplitMix's increment (the 64-bit golden ratio), lower case without separators: the mark of a
+/// hand-written generator whatever it is called.
+const SPLITMIX_INCREMENT: &str = concat!("9e3779b9", "7f4a7c15");
+
+/// Every line of `text` that names another seeded generator, defines a SplitMix type or carries
+/// SplitMix's increment, as `line N: text`.
+fn other_generators(text: &str) -> Vec<String> {
+    let defines_splitmix = |line: &str| {
+        ["struct ", "enum ", "type ", "trait "]
+            .iter()
+            .any(|kw| line.contains(&format!("{kw}{SPLITMIX}")))
+    };
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| {
+            OTHER_GENERATORS.iter().any(|name| line.contains(name))
+                || defines_splitmix(line)
+                || line
+                    .replace('_', "")
+                    .to_ascii_lowercase()
+                    .contains(SPLITMIX_INCREMENT)
+        })
+        .map(|(n, line)| format!("line {}: {}", n + 1, line.trim()))
+        .collect()
+}
+
+#[test]
+fn the_generator_rule_catches_each_kind_of_violation() {
+    let bad = [
+        format!("let rng = {}::seed_from_u64(7);", OTHER_GENERATORS[0]),
+        format!("    noise: rand::rngs::{},", OTHER_GENERATORS[1]),
+        format!("pub(crate) struct {SPLITMIX}64(u64);"),
+        format!("z = z.wrapping_add(0x{}_{});", "9E37_79B9", "7F4A_7C15"),
+    ];
+    for line in &bad {
+        let text = format!("//! A module.\n\nfn f() {{}}\n{line}\n");
+        assert_eq!(
+            other_generators(&text),
+            vec![format!("line 4: {}", line.trim())],
+            "{line}"
+        );
+    }
+    let good = "use rand_chacha::ChaCha8Rng;\nlet rng = ChaCha8Rng::seed_from_u64(7);\n";
+    assert!(other_generators(good).is_empty());
+}
+
+#[test]
+fn one_seeded_generator() {
+    let files = rust_files();
+    assert!(files.len() > 10, "the walk found too few files: {files:?}");
+    let mut naming_chacha = 0;
+    let mut offenders = Vec::new();
+    for f in &files {
+        let text = std::fs::read_to_string(f).unwrap();
+        naming_chacha += usize::from(text.contains("ChaCha8Rng"));
+        let rel = f
+            .strip_prefix(workspace_root())
+            .unwrap()
+            .display()
+            .to_string();
+        offenders.extend(
+            other_generators(&text)
+                .into_iter()
+                .map(|l| format!("{rel}: {l}")),
+        );
+    }
+    // The walk reaches the crates that draw seeded numbers (ofd-mock, powercut-fs, uat, the
+    // emulator, the adapter's backoff).
+    assert!(
+        naming_chacha >= 5,
+        "only {naming_chacha} files name ChaCha8Rng: the walk misses the seeded code"
+    );
+    assert!(
+        offenders.is_empty(),
+        "a seeded stream must come from rand_chacha::ChaCha8Rng, whose stream is portable and \
+         stable, so a seed replays the same run after an upgrade:\n{}",
+        offenders.join("\n")
+    );
+}

@@ -3,11 +3,14 @@
 
 use std::path::Path;
 
+use rand_chacha::ChaCha8Rng;
+
 use super::{Core, Live};
 use crate::Error;
 use crate::entries;
-use crate::faults::{ActiveRule, CutMode, CutReport, FailOp, FailRule, FailTrigger, SplitMix64};
+use crate::faults::{ActiveRule, CutMode, CutReport, FailOp, FailRule, FailTrigger};
 use crate::faults::{Stats, TornReport};
+use crate::faults::{below, seeded, unit};
 
 /// Control actions: power cuts, fault rules, remount bookkeeping and statistics.
 impl Core {
@@ -25,15 +28,15 @@ impl Core {
         match mode {
             CutMode::DropAll => {}
             CutMode::Writeback { seed, fraction } => {
-                let mut rng = SplitMix64::new(*seed);
+                let mut rng = seeded(*seed);
                 report.persisted_pages = self.writeback(&mut rng, *fraction);
                 // Journaling filesystems commit directory changes in order: keep a prefix.
-                while undo_from < changes.len() && rng.next_f64() < *fraction {
+                while undo_from < changes.len() && unit(&mut rng) < *fraction {
                     undo_from += 1;
                 }
             }
             CutMode::TornWrite { file, seed } => {
-                report.torn = self.tear(file, &mut SplitMix64::new(*seed));
+                report.torn = self.tear(file, &mut seeded(*seed));
             }
         }
         for change in &changes[..undo_from] {
@@ -59,7 +62,7 @@ impl Core {
     }
 
     /// Persists each dirty page (and each pending truncate) with probability `fraction`.
-    fn writeback(&mut self, rng: &mut SplitMix64, fraction: f64) -> u64 {
+    fn writeback(&mut self, rng: &mut ChaCha8Rng, fraction: f64) -> u64 {
         let mut inos: Vec<u64> = self.live.files.keys().copied().collect();
         inos.sort_unstable();
         let mut persisted = 0;
@@ -68,13 +71,13 @@ impl Core {
             else {
                 continue;
             };
-            if rng.next_f64() < fraction
+            if unit(rng) < fraction
                 && let Err(e) = dirty.persist_floor(fd)
             {
                 eprintln!("powercut-fs: writeback truncate: {e}");
             }
             for idx in dirty.page_indexes() {
-                if rng.next_f64() < fraction {
+                if unit(rng) < fraction {
                     match dirty.persist_page(fd, idx) {
                         Ok(_) => persisted += 1,
                         Err(e) => eprintln!("powercut-fs: writeback page: {e}"),
@@ -87,14 +90,14 @@ impl Core {
 
     /// Persists a seeded prefix (whole 512-byte sectors when possible) of the last unsynced
     /// write to `file`.
-    fn tear(&mut self, file: &Path, rng: &mut SplitMix64) -> Option<TornReport> {
+    fn tear(&mut self, file: &Path, rng: &mut ChaCha8Rng) -> Option<TornReport> {
         let ino = self.live.inodes.find(file)?;
         let (dirty, fd) = (self.live.files.get(&ino)?, self.live.fds.get(&ino)?);
         let (offset, len) = dirty.last_write()?;
         let kept = if len >= 1024 {
-            rng.below(len / 512) * 512
+            below(rng, len / 512) * 512
         } else {
-            rng.below(len)
+            below(rng, len)
         };
         if let Err(e) = dirty.persist_range(fd, offset, kept) {
             eprintln!("powercut-fs: torn write: {e}");
