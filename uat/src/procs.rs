@@ -454,17 +454,7 @@ pub fn stop_group(pg: i32, limit: Duration) -> Result<String, String> {
 fn group_threads(pg: i32) -> (usize, Vec<i32>) {
     let mut stopped = 0;
     let mut running = Vec::new();
-    let Ok(procs) = std::fs::read_dir("/proc") else {
-        return (0, running);
-    };
-    for entry in procs.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|n| n.parse::<i32>().ok())
-        else {
-            continue;
-        };
+    for pid in numeric_entries("/proc") {
         let in_group = std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .ok()
             .and_then(|s| stat_field(&s, 5))
@@ -472,17 +462,7 @@ fn group_threads(pg: i32) -> (usize, Vec<i32>) {
         if !in_group {
             continue;
         }
-        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
-            continue;
-        };
-        for task in tasks.flatten() {
-            let Some(tid) = task
-                .file_name()
-                .to_str()
-                .and_then(|n| n.parse::<i32>().ok())
-            else {
-                continue;
-            };
+        for tid in numeric_entries(&format!("/proc/{pid}/task")) {
             // A thread that exited meanwhile has no stat: it cannot run either.
             let state = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat"))
                 .ok()
@@ -494,6 +474,18 @@ fn group_threads(pg: i32) -> (usize, Vec<i32>) {
         }
     }
     (stopped, running)
+}
+
+/// The entries of `dir` named by a number (the processes in `/proc`, the threads in
+/// `/proc/PID/task`); none when `dir` cannot be read (a process that exited meanwhile).
+fn numeric_entries(dir: &str) -> Vec<i32> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse().ok())
+        .collect()
 }
 
 /// Field `n` (1-based, as in proc(5)) of a `/proc/.../stat` line; the command name in field 2 may
@@ -518,6 +510,16 @@ mod tests {
         assert_eq!(stat_field(stat, 2).as_deref(), Some("a) b (c)"));
         assert_eq!(stat_field(stat, 3).as_deref(), Some("S"));
         assert_eq!(stat_field(stat, 5).as_deref(), Some("4240"));
+    }
+
+    #[test]
+    fn numeric_entries_are_the_processes_and_threads() {
+        let pid = std::process::id() as i32;
+        assert!(numeric_entries("/proc").contains(&pid));
+        // `self` and the other named entries are skipped.
+        assert!(numeric_entries("/proc").iter().all(|p| *p > 0));
+        assert!(numeric_entries(&format!("/proc/{pid}/task")).contains(&pid));
+        assert!(numeric_entries("/proc/0/no-such-dir").is_empty());
     }
 
     #[test]

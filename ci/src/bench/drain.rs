@@ -9,8 +9,9 @@ use anyhow::bail;
 
 use super::Plan;
 use super::figure::Samples;
-use super::load::{self, wire_limit};
+use super::load;
 use super::procs::{BAUD, Bins, Peaks, Stack};
+use super::split::{Split, push_split};
 
 /// Clients selling the backlog: enough to keep the one register busy.
 const BACKLOG_CONCURRENCY: usize = 8;
@@ -156,39 +157,22 @@ async fn drain(stack: &Stack, rep: usize, pace: &str, out: &mut Samples) -> anyh
         (first - switched).as_secs_f64()
     );
     out.push(&format!("drain.{pace}_rate"), "/s", rate);
-    let docs = pending as f64;
     let emu = stack.emu_counters().await?;
-    let wire_ms = emu.wire_time_us as f64 / 1e3 / docs;
-    let device_ms = emu.command_time_us as f64 / 1e3 / docs;
+    let commits = stack.journal_commits().await? - commits;
+    let split = Split::new(&emu, commits, pending as f64);
     if pace == "paced" {
-        out.push("drain.paced_device_ms", "ms", device_ms);
-        out.push("drain.paced_wire_ms", "ms", wire_ms);
+        out.push("drain.paced_device_ms", "ms", split.device_ms);
+        out.push("drain.paced_wire_ms", "ms", split.wire_ms);
         return Ok(());
     }
     let mock = stack.mock_counters().await?;
-    let commits = stack.journal_commits().await? - commits;
-    let to_kkt = emu.bytes_from_host as f64 / docs;
-    let from_kkt = emu.bytes_to_host as f64 / docs;
     let ofd_ms = mock.handling_time_us as f64 / 1e3 / mock.messages.max(1) as f64;
-    out.push("drain.journal_commits", "commits", commits / docs);
-    out.push(
-        "drain.kkt_round_trips",
-        "commands",
-        emu.commands as f64 / docs,
-    );
-    out.push("drain.bytes_to_kkt", "B", to_kkt);
-    out.push("drain.bytes_from_kkt", "B", from_kkt);
-    out.push("drain.device_ms", "ms", device_ms);
-    out.push("drain.ofd_ms", "ms", ofd_ms);
-    out.push(
-        "drain.adapter_ms",
-        "ms",
-        1e3 / rate - device_ms - wire_ms - ofd_ms,
-    );
-    out.push(
-        "drain.wire_limit_115200",
-        "/s",
-        wire_limit(BAUD, to_kkt + from_kkt),
+    let adapter_ms = 1e3 / rate - split.device_ms - split.wire_ms - ofd_ms;
+    push_split(
+        out,
+        "drain",
+        &split,
+        &[("ofd_ms", "ms", ofd_ms), ("adapter_ms", "ms", adapter_ms)],
     );
     Ok(())
 }

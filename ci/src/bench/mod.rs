@@ -22,6 +22,7 @@ mod load;
 mod procs;
 mod runner;
 mod sales;
+mod split;
 mod stack;
 
 use std::path::{Path, PathBuf};

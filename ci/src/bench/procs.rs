@@ -9,6 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
+use reqwest::Method;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -376,31 +377,32 @@ impl Stack {
         &self.http
     }
 
-    async fn get(&self, url: String) -> anyhow::Result<Value> {
-        let answer = self
-            .http
-            .get(&url)
+    /// One control call: `method url`, with `body` as JSON when given. A non-2xx answer is an
+    /// error naming the call; the answer's body comes back as text.
+    async fn call(&self, method: Method, url: &str, body: Option<Value>) -> anyhow::Result<String> {
+        let mut request = self.http.request(method.clone(), url);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let answer = request
             .send()
             .await
-            .with_context(|| format!("GET {url}"))?;
+            .with_context(|| format!("{method} {url}"))?;
         let status = answer.status();
         let text = answer.text().await?;
-        anyhow::ensure!(status.is_success(), "GET {url}: {status} {text}");
+        anyhow::ensure!(status.is_success(), "{method} {url}: {status} {text}");
+        Ok(text)
+    }
+
+    /// `GET url`, its answer decoded as JSON.
+    async fn get(&self, url: String) -> anyhow::Result<Value> {
+        let text = self.call(Method::GET, &url, None).await?;
         serde_json::from_str(&text).with_context(|| format!("GET {url}: not JSON: {text}"))
     }
 
-    async fn post(&self, url: String, body: Value) -> anyhow::Result<Value> {
-        let answer = self
-            .http
-            .post(&url)
-            .json(&body)
-            .send()
-            .await
-            .with_context(|| format!("POST {url}"))?;
-        let status = answer.status();
-        let text = answer.text().await?;
-        anyhow::ensure!(status.is_success(), "POST {url}: {status} {text}");
-        Ok(serde_json::from_str(&text).unwrap_or(Value::Null))
+    /// `POST url` with a JSON body, for its effect: the answer is not read.
+    async fn post(&self, url: String, body: Value) -> anyhow::Result<()> {
+        self.call(Method::POST, &url, Some(body)).await.map(|_| ())
     }
 
     /// Sets the mock's mode (`online`, `offline`); the call answers once the mode is in effect.
@@ -410,7 +412,6 @@ impl Stack {
             json!({"mode": mode}),
         )
         .await
-        .map(|_| ())
     }
 
     /// Documents the mock has received (stored, duplicates included).
@@ -434,7 +435,6 @@ impl Stack {
             Value::Null,
         )
         .await
-        .map(|_| ())
     }
 
     /// One message the mock received, as sent (`GET /_mock/last_message_raw`).
@@ -456,24 +456,12 @@ impl Stack {
     pub async fn reset_emu_counters(&self) -> anyhow::Result<()> {
         self.post(format!("{}/_emu/counters/reset", self.emu_url), Value::Null)
             .await
-            .map(|_| ())
     }
 
     /// Journal group commits so far (`adapter_journal_commit_duration_seconds_count` in /metrics).
     pub async fn journal_commits(&self) -> anyhow::Result<f64> {
         let url = format!("{}/metrics", self.adapter_url);
-        let answer = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .with_context(|| format!("GET {url}"))?;
-        anyhow::ensure!(
-            answer.status().is_success(),
-            "GET {url}: {}",
-            answer.status()
-        );
-        let text = answer.text().await?;
+        let text = self.call(Method::GET, &url, None).await?;
         super::load::metric(&text, "adapter_journal_commit_duration_seconds_count")
             .with_context(|| format!("no journal commit count in {url}"))
     }

@@ -9,8 +9,9 @@ use std::time::Duration;
 
 use super::Plan;
 use super::figure::Samples;
-use super::load::{self, wire_limit};
+use super::load;
 use super::procs::{BAUD, Bins, Peaks, Stack};
+use super::split::{Split, push_split};
 
 /// Sales before the measured runs: the first opens the shift and trips the breaker.
 const WARMUP_SALES: usize = 3;
@@ -98,36 +99,18 @@ async fn split(
 ) -> anyhow::Result<()> {
     let emu = stack.emu_counters().await?;
     let commits = stack.journal_commits().await? - before.commits;
-    let device_ms = emu.command_time_us as f64 / 1e3 / sales;
-    let wire_ms = emu.wire_time_us as f64 / 1e3 / sales;
-    let adapter_ms = p50_ms - device_ms - wire_ms;
+    let split = Split::new(&emu, commits, sales);
+    let adapter_ms = p50_ms - split.device_ms - split.wire_ms;
     if paced {
-        out.push("sale.paced_device_ms", "ms", device_ms);
-        out.push("sale.paced_wire_ms", "ms", wire_ms);
+        out.push("sale.paced_device_ms", "ms", split.device_ms);
+        out.push("sale.paced_wire_ms", "ms", split.wire_ms);
         out.push("sale.paced_adapter_ms", "ms", adapter_ms);
         return Ok(());
     }
-    let to_kkt = emu.bytes_from_host as f64 / sales;
-    let from_kkt = emu.bytes_to_host as f64 / sales;
     eprintln!(
-        "    per sale: {:.2} commits, {:.1} commands, {to_kkt:.0} B to and {from_kkt:.0} B from the KKT, device {device_ms:.2} ms",
-        commits / sales,
-        emu.commands as f64 / sales
+        "    per sale: {:.2} commits, {:.1} commands, {:.0} B to and {:.0} B from the KKT, device {:.2} ms",
+        split.commits, split.commands, split.to_kkt, split.from_kkt, split.device_ms
     );
-    out.push("sale.journal_commits", "commits", commits / sales);
-    out.push(
-        "sale.kkt_round_trips",
-        "commands",
-        emu.commands as f64 / sales,
-    );
-    out.push("sale.bytes_to_kkt", "B", to_kkt);
-    out.push("sale.bytes_from_kkt", "B", from_kkt);
-    out.push("sale.device_ms", "ms", device_ms);
-    out.push("sale.adapter_ms", "ms", adapter_ms);
-    out.push(
-        "sale.wire_limit_115200",
-        "/s",
-        wire_limit(BAUD, to_kkt + from_kkt),
-    );
+    push_split(out, "sale", &split, &[("adapter_ms", "ms", adapter_ms)]);
     Ok(())
 }
