@@ -10,8 +10,10 @@ use std::time::Duration;
 use clap::Parser;
 use serde::Deserialize;
 
+mod registers;
 mod tokens;
 
+pub use registers::{KKT_ID_CHARS_MAX, KktSetting, KktSpec};
 pub use tokens::{AuthToken, Role};
 
 /// Command line and environment. Every field is optional so that the file and the defaults can
@@ -40,10 +42,17 @@ pub struct FileSettings {
     /// Journal database file [default: ./data/buffer.db].
     #[arg(long, env = "ADAPTER_DB")]
     pub db: Option<PathBuf>,
-    /// Serial port of the KKT [default: ./kkt.tty, the emulator's default link].
+    /// A register `ID=PORT[,baud=N][,password=N][,auto_open_shift=BOOL]`; repeat the flag for
+    /// several registers behind one adapter, or separate them with `;` in the variable. In the file:
+    /// `[[kkt]]` tables with `id`, `port`, `baud`, `password`, `auto_open_shift`.
+    #[arg(long = "kkt", env = "ADAPTER_KKT", value_delimiter = ';')]
+    #[serde(default)]
+    pub kkt: Option<Vec<KktSetting>>,
+    /// Serial port of the one KKT, the shorthand for `--kkt default=PORT` [default: ./kkt.tty, the
+    /// emulator's default link].
     #[arg(long, env = "ADAPTER_KKT_PORT")]
     pub kkt_port: Option<PathBuf>,
-    /// Serial line speed [default: 115200].
+    /// Serial line speed of every register that sets none [default: 115200].
     #[arg(long, env = "ADAPTER_KKT_BAUD")]
     pub kkt_baud: Option<u32>,
     /// Operator password used for KKT commands [default: 30, the system administrator].
@@ -192,10 +201,8 @@ pub struct FileSettings {
 pub struct Config {
     pub listen: SocketAddr,
     pub db: PathBuf,
-    pub kkt_port: PathBuf,
-    pub kkt_baud: u32,
-    pub kkt_password: u32,
-    pub auto_open_shift: bool,
+    /// The registers, in the order configured; never empty.
+    pub kkts: Vec<KktSpec>,
     pub capacity: u64,
     pub wal_autocheckpoint: u32,
     pub unsafe_synchronous_normal: bool,
@@ -291,12 +298,19 @@ impl FileSettings {
             }
             (mine, theirs) => mine.or(theirs),
         };
+        // The register list is one setting: a higher source that names registers (either way)
+        // replaces the lower one's, so a file's `kkt_port` never clashes with a flag's `--kkt`.
+        let (kkt, kkt_port) = match (self.kkt.take(), self.kkt_port.take()) {
+            (None, None) => (lower.kkt.take(), lower.kkt_port.take()),
+            mine => mine,
+        };
         macro_rules! pick {
             ($($f:ident),*) => { FileSettings { $($f: self.$f.or(lower.$f)),* } };
         }
         let merged = pick!(
             listen,
             db,
+            kkt,
             kkt_port,
             kkt_baud,
             kkt_password,
@@ -338,6 +352,8 @@ impl FileSettings {
         );
         FileSettings {
             auth_token,
+            kkt,
+            kkt_port,
             ..merged
         }
     }
@@ -406,10 +422,13 @@ impl Config {
                 .listen
                 .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 8000))),
             db: s.db.unwrap_or_else(|| PathBuf::from("./data/buffer.db")),
-            kkt_port: s.kkt_port.unwrap_or_else(|| PathBuf::from("./kkt.tty")),
-            kkt_baud: count("kkt_baud", s.kkt_baud, 115_200)?,
-            kkt_password: s.kkt_password.unwrap_or(30),
-            auto_open_shift: s.auto_open_shift.unwrap_or(true),
+            kkts: registers::resolve(registers::RegisterSettings {
+                kkt: s.kkt.take(),
+                kkt_port: s.kkt_port.take(),
+                kkt_baud: s.kkt_baud,
+                kkt_password: s.kkt_password,
+                auto_open_shift: s.auto_open_shift,
+            })?,
             capacity: positive("capacity", s.capacity.unwrap_or(10_000))?,
             wal_autocheckpoint: s.wal_autocheckpoint.unwrap_or(100),
             unsafe_synchronous_normal: s.unsafe_synchronous_normal.unwrap_or(false),

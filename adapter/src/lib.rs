@@ -13,6 +13,7 @@ pub mod metrics;
 pub mod retention;
 pub mod sale;
 pub mod service;
+pub mod shop;
 pub mod signals;
 pub mod sync;
 
@@ -134,46 +135,68 @@ pub async fn run(config: Config) -> Result<(), RunError> {
             path: path.clone(),
             source,
         })?;
-    let kkt = KktHandle::spawn(KktConfig {
-        port: config.kkt_port.clone(),
-        baud: config.kkt_baud,
-        password: config.kkt_password,
-        // The vendor drivers' timing: 100 ms byte, 1 s control byte, 2 s answer (5 s FF45, 15 s FF0B).
-        link: kkt_proto::LinkConfig::default(),
-    });
-    let fiscalizer = Fiscalizer::new(
-        journal::DEFAULT_KKT_ID.to_owned(),
-        journal.clone(),
-        kkt.clone(),
-        config.auto_open_shift,
-        http::decode_legacy_journaled_sale,
-        service::ReconcilePolicy {
-            retry: config.reconcile_retry,
-            stuck_after: config.reconcile_stuck_after,
-            stuck_attempts: config.reconcile_stuck_attempts,
-        },
-    );
-    if let Err(e) = fiscalizer.reconcile().await {
-        tracing::warn!(error = %e, "start-up reconciliation not finished; retrying in the background");
+    // One owner thread, service and relay per register; the journal and the OFD endpoint's
+    // breaker are shared.
+    let breaker = sync::SyncHandle::breaker_for(&config);
+    let mut registers = Vec::with_capacity(config.kkts.len());
+    for spec in &config.kkts {
+        let kkt = KktHandle::spawn(KktConfig {
+            port: spec.port.clone(),
+            baud: spec.baud,
+            password: spec.password,
+            // The vendor drivers' timing: 100 ms byte, 1 s control byte, 2 s answer (5 s FF45, 15 s FF0B).
+            link: kkt_proto::LinkConfig::default(),
+        });
+        let fiscalizer = Fiscalizer::new(
+            spec.id.clone(),
+            journal.clone(),
+            kkt.clone(),
+            spec.auto_open_shift,
+            http::decode_legacy_journaled_sale,
+            service::ReconcilePolicy {
+                retry: config.reconcile_retry,
+                stuck_after: config.reconcile_stuck_after,
+                stuck_attempts: config.reconcile_stuck_attempts,
+            },
+        );
+        let sync =
+            sync::SyncHandle::from_config(&config, journal.clone(), kkt, &spec.id, breaker.clone())
+                .map_err(|e| RunError::Sync(e.to_string()))?;
+        registers.push(shop::Register { fiscalizer, sync });
     }
-    let reconciler = fiscalizer.spawn_reconciler();
-    let sync = sync::SyncHandle::from_config(&config, journal.clone(), kkt.clone())
-        .map_err(|e| RunError::Sync(e.to_string()))?;
-    let sync_task = sync.start();
-    let retention = retention::spawn(journal.clone(), config.retention);
-    let forward = {
-        let (f, s) = (fiscalizer.clone(), sync.clone());
-        tokio::spawn(async move {
+    let shop = shop::Shop::new(registers);
+    // Start-up reconciliation of every register at once: one slow register delays no other.
+    let startup: Vec<_> = shop
+        .all()
+        .iter()
+        .map(|r| {
+            let (f, id) = (r.fiscalizer.clone(), r.id().to_owned());
+            tokio::spawn(async move {
+                if let Err(e) = f.reconcile().await {
+                    tracing::warn!(kkt_id = %id, error = %e, "start-up reconciliation not finished; retrying in the background");
+                }
+            })
+        })
+        .collect();
+    for task in startup {
+        let _ = task.await;
+    }
+    let mut background = Vec::new();
+    for r in shop.all() {
+        background.push(r.fiscalizer.spawn_reconciler());
+        let (f, s) = (r.fiscalizer.clone(), r.sync.clone());
+        background.push(tokio::spawn(async move {
             loop {
                 f.fiscalized_signal().notified().await;
                 s.notify_fiscalized();
             }
-        })
-    };
+        }));
+    }
+    let sync_tasks: Vec<_> = shop.all().iter().map(|r| r.sync.start()).collect();
+    let retention = retention::spawn(journal.clone(), config.retention);
     let state = Arc::new(http::AppState {
         config: config.clone(),
-        fiscalizer: fiscalizer.clone(),
-        sync: sync.clone(),
+        shop: shop.clone(),
         started: Instant::now(),
     });
     let listener = tokio::net::TcpListener::bind(config.listen)
@@ -184,7 +207,12 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         })?;
     let addr = listener.local_addr().map_err(RunError::Serve)?;
     println!("adapter listening on http://{addr}");
-    tracing::info!(%addr, db = %config.db.display(), kkt = %config.kkt_port.display(), ofd = %config.ofd_addr, "adapter started");
+    let kkts: Vec<String> = config
+        .kkts
+        .iter()
+        .map(|k| format!("{}={}", k.id, k.port.display()))
+        .collect();
+    tracing::info!(%addr, db = %config.db.display(), kkt = %kkts.join(","), ofd = %config.ofd_addr, "adapter started");
     http::serve(
         listener,
         http::app(state),
@@ -198,13 +226,16 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     )
     .await;
     tracing::info!("stopping: finishing the device operation in progress");
-    reconciler.abort();
-    forward.abort();
+    background.iter().for_each(|t| t.abort());
     retention.iter().for_each(|t| t.abort());
-    sync.stop();
-    let _ = sync_task.await;
-    // Waiting for the fiscal lock lets a sale already at the KKT finish and be journaled.
-    fiscalizer.quiesce().await;
+    shop.all().iter().for_each(|r| r.sync.stop());
+    for task in sync_tasks {
+        let _ = task.await;
+    }
+    // Waiting for each fiscal lock lets a sale already at a KKT finish and be journaled.
+    for r in shop.all() {
+        r.fiscalizer.quiesce().await;
+    }
     match journal.checkpoint().await {
         Ok(info) => tracing::info!(?info, "journal checkpointed"),
         Err(e) => {

@@ -20,6 +20,26 @@ pub struct ShiftResponse {
     pub datetime: String,
 }
 
+/// `GET /v1/kkt/devices` answer: every register behind the adapter, in the configured order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Devices {
+    pub devices: Vec<Device>,
+}
+
+/// One register as the adapter last saw it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct Device {
+    /// Its id: `kkt_id` of a sale, `{kkt_id}` of the device routes.
+    pub kkt_id: String,
+    /// Its last exchange got an answer (a refusal such as paper out counts: the device is there).
+    pub link_ok: bool,
+    pub last_error: Option<String>,
+    /// A receipt of this register is still being reconciled; its new sales wait.
+    pub unresolved_receipts: bool,
+    /// The OFD refused the document at the head of its FN's queue: its delivery stands still.
+    pub delivery_stuck: bool,
+}
+
 /// `GET /v1/kkt/status` answer: the device's mode and its FN.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct KktStatus {

@@ -83,12 +83,16 @@ pub enum ErrorCode {
     /// The adapter is at its bound of connections or concurrent requests; nothing was done.
     /// Retry after the seconds in the `Retry-After` header.
     Overloaded,
+    /// No register has the `kkt_id` the request names.
+    KktNotFound,
+    /// The adapter drives several registers and the request named none (`kkt_id`).
+    KktIdRequired,
     /// Unexpected internal failure; details are in the adapter's log.
     Internal,
 }
 
 impl ErrorCode {
-    pub const ALL: [ErrorCode; 28] = [
+    pub const ALL: [ErrorCode; 30] = [
         ErrorCode::MalformedBody,
         ErrorCode::InvalidField,
         ErrorCode::IdempotencyKeyMissing,
@@ -116,6 +120,8 @@ impl ErrorCode {
         ErrorCode::RequestTimeout,
         ErrorCode::RateLimited,
         ErrorCode::Overloaded,
+        ErrorCode::KktNotFound,
+        ErrorCode::KktIdRequired,
         ErrorCode::Internal,
     ];
 
@@ -149,6 +155,8 @@ impl ErrorCode {
             ErrorCode::RequestTimeout => "request_timeout",
             ErrorCode::RateLimited => "rate_limited",
             ErrorCode::Overloaded => "overloaded",
+            ErrorCode::KktNotFound => "kkt_not_found",
+            ErrorCode::KktIdRequired => "kkt_id_required",
             ErrorCode::Internal => "internal",
         }
     }
@@ -159,10 +167,11 @@ impl ErrorCode {
             ErrorCode::MalformedBody
             | ErrorCode::InvalidField
             | ErrorCode::IdempotencyKeyMissing
-            | ErrorCode::InvalidQuery => 400,
+            | ErrorCode::InvalidQuery
+            | ErrorCode::KktIdRequired => 400,
             ErrorCode::Unauthorized => 401,
             ErrorCode::Forbidden => 403,
-            ErrorCode::NotFound => 404,
+            ErrorCode::NotFound | ErrorCode::KktNotFound => 404,
             ErrorCode::MethodNotAllowed => 405,
             ErrorCode::RequestInProgress
             | ErrorCode::KktRefused

@@ -14,6 +14,10 @@ pub struct ReceiptRequest {
     /// Alternatively given as the `Idempotency-Key` header; one of the two is required.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub idempotency_key: Option<String>,
+    /// The register that prints it (`GET /v1/kkt/devices`); may be left out when the adapter
+    /// drives exactly one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kkt_id: Option<String>,
     #[serde(rename = "type")]
     pub kind: ReceiptType,
     pub taxation: Taxation,
@@ -132,6 +136,8 @@ pub enum PaymentType {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReceiptResponse {
     pub receipt_id: String,
+    /// The register that prints (or printed) it.
+    pub kkt_id: String,
     pub status: ReceiptStatus,
     /// `<fn>-<fd>` once fiscalized.
     pub fiscal_doc_id: Option<String>,

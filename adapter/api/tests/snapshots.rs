@@ -32,6 +32,7 @@ fn money(s: &str) -> Money {
 fn receipt() -> ReceiptResponse {
     ReceiptResponse {
         receipt_id: "01a23c6515ee0000".into(),
+        kkt_id: "till-1".into(),
         status: ReceiptStatus::Printed,
         fiscal_doc_id: Some("9999078900012345-17".into()),
         fiscal: Some(Fiscal {
@@ -251,6 +252,31 @@ fn kkt_status_and_every_mode_name() {
         },
     );
     snap("KktMode", &KktMode::wire_values());
+}
+
+#[test]
+fn devices() {
+    snap(
+        "Devices",
+        &Devices {
+            devices: vec![
+                Device {
+                    kkt_id: "till-1".into(),
+                    link_ok: true,
+                    last_error: None,
+                    unresolved_receipts: false,
+                    delivery_stuck: false,
+                },
+                Device {
+                    kkt_id: "till-2".into(),
+                    link_ok: false,
+                    last_error: Some("KKT unavailable: no answer".into()),
+                    unresolved_receipts: true,
+                    delivery_stuck: true,
+                },
+            ],
+        },
+    );
 }
 
 #[test]

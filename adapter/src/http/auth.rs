@@ -64,7 +64,11 @@ fn needed_role(route: &str) -> Option<Role> {
         | "/v1/kkt/buffer/dlq"
         | "/v1/kkt/shift/open"
         | "/v1/kkt/shift/close"
-        | "/v1/kkt/status" => Some(Role::Pos),
+        | "/v1/kkt/status"
+        | "/v1/kkt/devices"
+        | "/v1/kkt/devices/{kkt_id}/status"
+        | "/v1/kkt/devices/{kkt_id}/shift/open"
+        | "/v1/kkt/devices/{kkt_id}/shift/close" => Some(Role::Pos),
         "/metrics" => Some(Role::Admin),
         // Resolve, sync, DLQ retry, and any route not listed above (backup, ...).
         _ => Some(Role::Admin),

@@ -45,6 +45,7 @@ pub(super) async fn backup(
     let created = tokio::fs::create_dir_all(&dir).await;
     let info = match created {
         Ok(()) => state
+            .any()
             .fiscalizer
             .backup_to(dest)
             .await

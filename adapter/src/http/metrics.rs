@@ -15,7 +15,7 @@ use crate::metrics::{Gauges, render};
 const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
-    let service = &state.fiscalizer;
+    let service = &state.any().fiscalizer;
     let counts = service.counts().await.map_err(journal_error)?;
     let oldest = service
         .oldest_undelivered_by_fn()
@@ -24,7 +24,7 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<Respon
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
-    let breaker = state.sync.breaker_snapshot();
+    let breaker = state.any().sync.breaker_snapshot();
     let t = breaker.transitions;
     let gauges = Gauges {
         backlog_documents: counts.undelivered,
@@ -36,9 +36,9 @@ pub(super) async fn metrics(State(state): State<Arc<AppState>>) -> Result<Respon
             })
             .collect(),
         dlq_documents: counts.dlq,
-        unresolved_receipts: state.fiscalizer.unresolved().len() as u64,
-        stuck_head: state.sync.network_status().dlq_head.is_some(),
-        kkt_link_up: state.fiscalizer.link_state().ok,
+        unresolved_receipts: state.unresolved().len() as u64,
+        stuck_head: state.network().dlq_head.is_some(),
+        kkt_link_up: state.link().ok,
         breaker_state: breaker.state.as_str(),
         breaker_transitions: vec![
             ("CLOSED", t.to_closed),

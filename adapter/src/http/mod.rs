@@ -32,8 +32,9 @@ pub use receipt::decode_legacy_journaled_sale;
 pub use serve::{ServeConfig, serve};
 
 use crate::config::Config;
-use crate::service::Fiscalizer;
-use crate::sync::SyncHandle;
+use crate::service::{KktLinkState, UnresolvedInfo};
+use crate::shop::{Pick, Register, Shop};
+use crate::sync::NetworkView;
 use api::ErrorCode;
 
 /// Largest request body accepted; a receipt of 100 items fits many times over.
@@ -46,9 +47,76 @@ const DLQ_LIST_MAX: u32 = 1_000;
 /// What every handler shares.
 pub struct AppState {
     pub config: Config,
-    pub fiscalizer: Fiscalizer,
-    pub sync: SyncHandle,
+    /// The registers and their relays.
+    pub shop: Shop,
     pub started: Instant,
+}
+
+impl AppState {
+    /// A register for what is the same from every one: journal-wide reads, the OFD breaker.
+    fn any(&self) -> &Register {
+        self.shop.any()
+    }
+
+    /// The register a request names (`kkt_id`), or the only one: 404 `kkt_not_found` for an
+    /// unknown id, 400 `kkt_id_required` when several registers leave the choice open.
+    fn register(&self, kkt_id: Option<&str>) -> Result<&Register, AppError> {
+        self.shop.pick(kkt_id).map_err(|e| match e {
+            Pick::Unknown(_) => AppError::definite(ErrorCode::KktNotFound, e.to_string()),
+            Pick::Ambiguous(_) => AppError::definite(ErrorCode::KktIdRequired, e.to_string()),
+        })
+    }
+
+    /// The network status over every register's relay: the breaker is the OFD endpoint's own,
+    /// and any register's stuck head makes it `degraded`.
+    fn network(&self) -> NetworkView {
+        let mut views = self.shop.all().iter().map(|r| r.sync.network_status());
+        let first = views.next().expect("a shop has a register");
+        views.fold(first, |acc, v| match (&acc.dlq_head, &v.dlq_head) {
+            (None, Some(_)) => v,
+            _ => acc,
+        })
+    }
+
+    /// The KKT links together: up when every register's is; the first failure, named by its
+    /// register when there are several.
+    fn link(&self) -> KktLinkState {
+        let several = self.shop.all().len() > 1;
+        let mut out = KktLinkState {
+            ok: true,
+            last_error: None,
+        };
+        for r in self.shop.all() {
+            let link = r.fiscalizer.link_state();
+            if !link.ok && out.ok {
+                out.ok = false;
+                out.last_error = link.last_error.map(|e| match several {
+                    true => format!("register {}: {e}", r.id()),
+                    false => e,
+                });
+            } else if out.ok && out.last_error.is_none() {
+                out.last_error = link.last_error;
+            }
+        }
+        out
+    }
+
+    /// Every register's receipts whose outcome reconciliation has not settled.
+    fn unresolved(&self) -> Vec<UnresolvedInfo> {
+        self.shop
+            .all()
+            .iter()
+            .flat_map(|r| r.fiscalizer.unresolved())
+            .collect()
+    }
+
+    /// Some register has a receipt whose outcome is not known yet.
+    fn has_unresolved(&self) -> bool {
+        self.shop
+            .all()
+            .iter()
+            .any(|r| r.fiscalizer.has_unresolved())
+    }
 }
 
 /// One route of the POS API: its method, its path pattern as `app()` declares it, its handler.
@@ -96,6 +164,22 @@ fn route_table() -> Vec<Route> {
         route(Method::POST, "/v1/kkt/shift/open", device::shift_open),
         route(Method::POST, "/v1/kkt/shift/close", device::shift_close),
         route(Method::GET, "/v1/kkt/status", device::kkt_status),
+        route(Method::GET, "/v1/kkt/devices", device::devices),
+        route(
+            Method::GET,
+            "/v1/kkt/devices/{kkt_id}/status",
+            device::device_status,
+        ),
+        route(
+            Method::POST,
+            "/v1/kkt/devices/{kkt_id}/shift/open",
+            device::device_shift_open,
+        ),
+        route(
+            Method::POST,
+            "/v1/kkt/devices/{kkt_id}/shift/close",
+            device::device_shift_close,
+        ),
         route(Method::GET, "/v1/health", status::health),
         route(Method::GET, "/v1/ready", status::ready),
         route(Method::GET, "/metrics", metrics::metrics),

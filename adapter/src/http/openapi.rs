@@ -18,9 +18,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::OnceLock;
 
 use adapter_api::{
-    BackupRequest, BackupResponse, BufferStatus, DlqList, DlqRetryOneResponse, DlqRetryRequest,
-    DlqRetryResponse, ErrorBody, ErrorCode, Health, KktStatus, Readiness, ReceiptRequest,
-    ReceiptResponse, ResolveRequest, ResolveResponse, ShiftResponse, SyncResult,
+    BackupRequest, BackupResponse, BufferStatus, Devices, DlqList, DlqRetryOneResponse,
+    DlqRetryRequest, DlqRetryResponse, ErrorBody, ErrorCode, Health, KktStatus, Readiness,
+    ReceiptRequest, ReceiptResponse, ResolveRequest, ResolveResponse, ShiftResponse, SyncResult,
 };
 use axum::http::header;
 use axum::response::IntoResponse;
@@ -73,6 +73,24 @@ const fn row(
 
 use ErrorCode as E;
 
+/// The errors of a shift command on the one register (`/v1/kkt/shift/...`).
+const SHIFT_ONE_ERRORS: &[ErrorCode] = &[
+    E::KktRefused,
+    E::KktUnavailable,
+    E::ReconciliationPending,
+    E::KktIdRequired,
+    E::Internal,
+];
+
+/// The errors of a shift command on a named register (`/v1/kkt/devices/{kkt_id}/shift/...`).
+const SHIFT_OF_ERRORS: &[ErrorCode] = &[
+    E::KktRefused,
+    E::KktUnavailable,
+    E::ReconciliationPending,
+    E::KktNotFound,
+    E::Internal,
+];
+
 /// Every operation's role and handler error codes.
 const OPERATIONS: &[OperationRow] = &[
     row(
@@ -90,6 +108,8 @@ const OPERATIONS: &[OperationRow] = &[
             E::JournalUnavailable,
             E::KktUnavailable,
             E::ReconciliationPending,
+            E::KktNotFound,
+            E::KktIdRequired,
             E::Internal,
         ],
     ),
@@ -115,6 +135,7 @@ const OPERATIONS: &[OperationRow] = &[
             E::NotFound,
             E::NotUnresolved,
             E::KktUnavailable,
+            E::KktNotFound,
             E::JournalUnavailable,
         ],
     ),
@@ -157,31 +178,41 @@ const OPERATIONS: &[OperationRow] = &[
         "post",
         "/v1/kkt/buffer/dlq/{receipt_id}/retry",
         Access::Admin,
-        &[E::NotFound, E::NotInDlq, E::Internal],
-    ),
-    row(
-        "post",
-        "/v1/kkt/shift/open",
-        Access::Pos,
         &[
-            E::KktRefused,
-            E::KktUnavailable,
-            E::ReconciliationPending,
+            E::NotFound,
+            E::NotInDlq,
+            E::KktNotFound,
+            E::JournalUnavailable,
             E::Internal,
         ],
     ),
+    row("post", "/v1/kkt/shift/open", Access::Pos, SHIFT_ONE_ERRORS),
+    row("post", "/v1/kkt/shift/close", Access::Pos, SHIFT_ONE_ERRORS),
+    row(
+        "get",
+        "/v1/kkt/status",
+        Access::Pos,
+        &[E::KktUnavailable, E::KktIdRequired],
+    ),
+    row("get", "/v1/kkt/devices", Access::Pos, &[]),
+    row(
+        "get",
+        "/v1/kkt/devices/{kkt_id}/status",
+        Access::Pos,
+        &[E::KktUnavailable, E::KktNotFound],
+    ),
     row(
         "post",
-        "/v1/kkt/shift/close",
+        "/v1/kkt/devices/{kkt_id}/shift/open",
         Access::Pos,
-        &[
-            E::KktRefused,
-            E::KktUnavailable,
-            E::ReconciliationPending,
-            E::Internal,
-        ],
+        SHIFT_OF_ERRORS,
     ),
-    row("get", "/v1/kkt/status", Access::Pos, &[E::KktUnavailable]),
+    row(
+        "post",
+        "/v1/kkt/devices/{kkt_id}/shift/close",
+        Access::Pos,
+        SHIFT_OF_ERRORS,
+    ),
     row("get", "/v1/health", Access::Open, &[E::JournalUnavailable]),
     row("get", "/v1/ready", Access::Open, &[]),
     row("get", "/metrics", Access::Admin, &[E::JournalUnavailable]),
@@ -231,6 +262,10 @@ fn layer_errors(method: &str, access: Access) -> Vec<ErrorCode> {
         shift_open,
         shift_close,
         kkt_status,
+        devices,
+        device_status,
+        device_shift_open,
+        device_shift_close,
         health,
         ready,
         metrics,
@@ -624,6 +659,53 @@ fn shift_close() {}
 )]
 #[allow(dead_code)]
 fn kkt_status() {}
+
+/// Every register behind the adapter, as it last saw each.
+#[utoipa::path(
+    get,
+    path = "/v1/kkt/devices",
+    tag = "kkt",
+    operation_id = "devices",
+    responses((status = 200, description = "In the configured order; no device is asked.", body = Devices))
+)]
+#[allow(dead_code)]
+fn devices() {}
+
+/// One register's mode and FN.
+#[utoipa::path(
+    get,
+    path = "/v1/kkt/devices/{kkt_id}/status",
+    tag = "kkt",
+    operation_id = "device_status",
+    params(("kkt_id" = String, Path, description = "The register's id.")),
+    responses((status = 200, description = "Read from that KKT now.", body = KktStatus))
+)]
+#[allow(dead_code)]
+fn device_status() {}
+
+/// Open one register's shift.
+#[utoipa::path(
+    post,
+    path = "/v1/kkt/devices/{kkt_id}/shift/open",
+    tag = "kkt",
+    operation_id = "device_shift_open",
+    params(("kkt_id" = String, Path, description = "The register's id.")),
+    responses((status = 200, description = "The shift-open report.", body = ShiftResponse))
+)]
+#[allow(dead_code)]
+fn device_shift_open() {}
+
+/// Close one register's shift.
+#[utoipa::path(
+    post,
+    path = "/v1/kkt/devices/{kkt_id}/shift/close",
+    tag = "kkt",
+    operation_id = "device_shift_close",
+    params(("kkt_id" = String, Path, description = "The register's id.")),
+    responses((status = 200, description = "The shift-close report.", body = ShiftResponse))
+)]
+#[allow(dead_code)]
+fn device_shift_close() {}
 
 /// The whole picture for support staff.
 ///

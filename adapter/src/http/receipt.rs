@@ -70,7 +70,8 @@ pub(super) async fn post_receipt(
     let canonical = serde_json::to_string(&request)
         .map_err(|e| AppError::definite(ErrorCode::MalformedBody, e.to_string()))?;
     let hash = hex::encode(Sha256::digest(canonical.as_bytes()));
-    let result = state.fiscalizer.submit(key, hash, sale).await;
+    let register = state.register(request.kkt_id.as_deref())?;
+    let result = register.fiscalizer.submit(key, hash, sale).await;
     crate::metrics::receipt(receipt_outcome(&result));
     match result {
         Ok(row) => receipt_answer(&row),
@@ -155,6 +156,7 @@ pub(super) fn receipt_response(row: &ReceiptRow) -> api::ReceiptResponse {
     });
     api::ReceiptResponse {
         receipt_id: row.receipt_id.clone(),
+        kkt_id: row.kkt_id.clone(),
         status,
         fiscal_doc_id: row.fiscal.as_ref().map(FiscalDocument::doc_id),
         fiscal,
@@ -167,6 +169,7 @@ pub(super) async fn get_receipt(
     Path(receipt_id): Path<String>,
 ) -> Result<Response, AppError> {
     let row = state
+        .any()
         .fiscalizer
         .receipt(&receipt_id)
         .await
@@ -187,6 +190,7 @@ pub(super) async fn get_receipt_by_key(
     Query(q): Query<KeyQuery>,
 ) -> Result<Response, AppError> {
     let row = state
+        .any()
         .fiscalizer
         .receipt_by_key(&q.idempotency_key)
         .await

@@ -34,7 +34,19 @@ pub(super) async fn resolve(
             format!("reason: 1 to {REASON_CHARS_MAX} printable characters saying why"),
         ));
     }
+    // The register that fiscalizes the receipt reads its own FN.
+    let owner = match state.any().fiscalizer.receipt(&receipt_id).await {
+        Ok(Some(row)) => row.kkt_id,
+        Ok(None) => {
+            return Err(AppError::definite(
+                ErrorCode::NotFound,
+                format!("no receipt {receipt_id}"),
+            ));
+        }
+        Err(e) => return Err(super::journal_error(e)),
+    };
     let resolved = state
+        .register(Some(&owner))?
         .fiscalizer
         .resolve(&receipt_id, &requester.name, &reason)
         .await

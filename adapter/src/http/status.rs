@@ -33,10 +33,10 @@ pub(super) async fn delivery(
     let oldest = counts.oldest_undelivered_ms;
     let age_ms = oldest.map(|t| u64::try_from(now.saturating_sub(t)).unwrap_or(0));
     let alarm = state.config.backlog_age_alarm;
-    let stuck = match state.sync.network_status().dlq_head {
+    let stuck = match state.network().dlq_head {
         None => None,
         Some(head) => {
-            let service = &state.fiscalizer;
+            let service = &state.any().fiscalizer;
             let row = service
                 .document(&head.fn_number, head.fd)
                 .await
@@ -69,7 +69,12 @@ pub(super) async fn delivery(
 pub(super) async fn buffer_status(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<api::BufferStatus>, AppError> {
-    let c = state.fiscalizer.counts().await.map_err(journal_error)?;
+    let c = state
+        .any()
+        .fiscalizer
+        .counts()
+        .await
+        .map_err(journal_error)?;
     let capacity = state.config.capacity;
     let percent_full = (c.undelivered as f64 * 100.0 / capacity as f64).clamp(0.0, 100.0);
     let delivery = delivery(&state, &c).await?;
@@ -84,12 +89,7 @@ pub(super) async fn buffer_status(
         failed: c.failed,
         dlq_size: c.dlq,
         in_flight: c.in_kkt,
-        unresolved_stuck: state
-            .fiscalizer
-            .unresolved()
-            .iter()
-            .filter(|u| u.stuck)
-            .count() as u64,
+        unresolved_stuck: state.unresolved().iter().filter(|u| u.stuck).count() as u64,
         oldest_undelivered_unix_ms: delivery.oldest_undelivered_unix_ms,
         oldest_undelivered_age_s: delivery.oldest_undelivered_age_s,
         delivery_stuck: delivery.stuck,
@@ -97,7 +97,7 @@ pub(super) async fn buffer_status(
 }
 
 fn network_status(state: &AppState) -> api::NetworkStatus {
-    api_network_status(state.sync.network_status().status)
+    api_network_status(state.network().status)
 }
 
 fn api_network_status(status: crate::sync::NetworkStatus) -> api::NetworkStatus {
@@ -112,6 +112,7 @@ pub(super) async fn dlq_list(
     State(state): State<Arc<AppState>>,
 ) -> Result<Json<api::DlqList>, AppError> {
     let entries = state
+        .any()
         .sync
         .dlq_list(DLQ_LIST_MAX)
         .await
@@ -156,7 +157,23 @@ pub(super) async fn dlq_retry(
     State(state): State<Arc<AppState>>,
     Path(receipt_id): Path<String>,
 ) -> Result<Json<api::DlqRetryOneResponse>, AppError> {
-    match state.sync.dlq_retry(&receipt_id).await {
+    // The register whose FN holds the document relays it again.
+    let owner = match state.any().fiscalizer.receipt(&receipt_id).await {
+        Ok(Some(row)) => row.kkt_id,
+        Ok(None) => {
+            return Err(AppError::definite(
+                ErrorCode::NotFound,
+                format!("no receipt {receipt_id}"),
+            ));
+        }
+        Err(e) => return Err(journal_error(e)),
+    };
+    match state
+        .register(Some(&owner))?
+        .sync
+        .dlq_retry(&receipt_id)
+        .await
+    {
         Ok((row, pass)) => Ok(Json(api::DlqRetryOneResponse {
             receipt: receipt_response(&row),
             sync: api::SyncCounts {
@@ -191,7 +208,12 @@ pub(super) async fn dlq_retry_many(
     let ids = match (request.all, request.receipt_ids.len()) {
         (true, 0) => {
             let limit = u32::try_from(DLQ_RETRY_MAX).unwrap_or(u32::MAX);
-            let entries = state.sync.dlq_list(limit).await.map_err(journal_error)?;
+            let entries = state
+                .any()
+                .sync
+                .dlq_list(limit)
+                .await
+                .map_err(journal_error)?;
             entries.into_iter().map(|e| e.receipt.receipt_id).collect()
         }
         (false, 1..=DLQ_RETRY_MAX) => {
@@ -209,11 +231,16 @@ pub(super) async fn dlq_retry_many(
             ));
         }
     };
-    let (answers, pass) = match state.sync.dlq_retry_many(ids.clone()).await {
+    // One journal transaction and one pass on the first register; the other registers' relays
+    // are woken to send what went back to pending on their FNs.
+    let (answers, pass) = match state.any().sync.dlq_retry_many(ids.clone()).await {
         Ok(done) => done,
         Err(SyncError::Journal(e)) => return Err(journal_error(e)),
         Err(e) => return Err(AppError::internal(e)),
     };
+    for r in state.shop.all().iter().skip(1) {
+        r.sync.notify_fiscalized();
+    }
     let results = ids
         .into_iter()
         .zip(answers)
@@ -235,7 +262,12 @@ pub(super) async fn dlq_retry_many(
             },
         })
         .collect();
-    let counts = state.fiscalizer.counts().await.map_err(journal_error)?;
+    let counts = state
+        .any()
+        .fiscalizer
+        .counts()
+        .await
+        .map_err(journal_error)?;
     Ok(Json(api::DlqRetryResponse {
         results,
         synced: u64::from(pass.synced),
@@ -247,12 +279,14 @@ pub(super) async fn dlq_retry_many(
 
 /// Health is open to every caller: a driver error that names the serial port's path (it cannot be
 /// opened) is shown without it. The log keeps the full text.
-fn without_port_path(state: &AppState, text: String) -> String {
-    let path = state.config.kkt_port.display().to_string();
-    if path.is_empty() || !text.contains(&path) {
-        return text;
+fn without_port_path(state: &AppState, mut text: String) -> String {
+    for kkt in &state.config.kkts {
+        let path = kkt.port.display().to_string();
+        if !path.is_empty() && text.contains(&path) {
+            text = text.replace(&path, "(configured)");
+        }
     }
-    text.replace(&path, "(configured)")
+    text
 }
 
 /// How long readiness waits for the journal writer to answer before it calls the journal closed.
@@ -262,12 +296,16 @@ const READY_JOURNAL_TIMEOUT: Duration = Duration::from_secs(2);
 /// It never waits for the device: while the link is down it starts a background status probe (at
 /// most one a second), so readiness comes back once the KKT does, even with no sale to prove it.
 pub(super) async fn ready(State(state): State<Arc<AppState>>) -> Response {
-    state.fiscalizer.refresh_link_if_down();
-    let journal_open =
-        tokio::time::timeout(READY_JOURNAL_TIMEOUT, state.fiscalizer.journal_settings())
-            .await
-            .is_ok_and(|r| r.is_ok());
-    let kkt_reachable = state.fiscalizer.link_state().ok;
+    for r in state.shop.all() {
+        r.fiscalizer.refresh_link_if_down();
+    }
+    let journal_open = tokio::time::timeout(
+        READY_JOURNAL_TIMEOUT,
+        state.any().fiscalizer.journal_settings(),
+    )
+    .await
+    .is_ok_and(|r| r.is_ok());
+    let kkt_reachable = state.link().ok;
     let ready = journal_open && kkt_reachable;
     let code = if ready {
         StatusCode::OK
@@ -287,6 +325,7 @@ pub(super) async fn ready(State(state): State<Arc<AppState>>) -> Response {
 /// it names no file path and no process id.
 pub(super) async fn health(State(state): State<Arc<AppState>>) -> Result<Response, AppError> {
     let settings = state
+        .any()
         .fiscalizer
         .journal_settings()
         .await
@@ -297,12 +336,16 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> Result<Respons
         "full" => 2,
         _ => 3,
     };
-    let link = state.fiscalizer.link_state();
-    let b = state.sync.breaker_snapshot();
-    let view = state.sync.network_status();
-    let counts = state.fiscalizer.counts().await.map_err(journal_error)?;
-    let unresolved: Vec<api::UnresolvedReceipt> = state
+    let link = state.link();
+    let b = state.any().sync.breaker_snapshot();
+    let view = state.network();
+    let counts = state
+        .any()
         .fiscalizer
+        .counts()
+        .await
+        .map_err(journal_error)?;
+    let unresolved: Vec<api::UnresolvedReceipt> = state
         .unresolved()
         .into_iter()
         .map(|u| api::UnresolvedReceipt {
@@ -341,7 +384,7 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> Result<Respons
         kkt: api::KktHealth {
             link_ok: link.ok,
             last_error: link.last_error.map(|e| without_port_path(&state, e)),
-            unresolved_receipts: state.fiscalizer.has_unresolved(),
+            unresolved_receipts: state.has_unresolved(),
             unresolved,
         },
         circuit_breaker: api::CircuitBreaker {
@@ -380,17 +423,36 @@ pub(super) async fn buffer_sync(
     State(state): State<Arc<AppState>>,
     Query(q): Query<SyncQuery>,
 ) -> Result<Json<api::SyncResult>, AppError> {
-    let r = state
-        .sync
-        .sync_now(q.force)
-        .await
-        .map_err(AppError::internal)?;
-    Ok(Json(api::SyncResult {
-        synced: r.synced.into(),
-        failed: r.failed.into(),
-        skipped: r.skipped.into(),
-        stopped: sync_stop(&r.stop),
-    }))
+    // Every register's relay at once; the answer adds them up and names the first reason a
+    // relay stopped short (for one register, exactly its pass).
+    let passes: Vec<_> = state
+        .shop
+        .all()
+        .iter()
+        .map(|r| {
+            let sync = r.sync.clone();
+            tokio::spawn(async move { sync.sync_now(q.force).await })
+        })
+        .collect();
+    let mut total = api::SyncResult {
+        synced: 0,
+        failed: 0,
+        skipped: 0,
+        stopped: api::SyncStop::Drained,
+    };
+    for pass in passes {
+        let r = pass
+            .await
+            .map_err(AppError::internal)?
+            .map_err(AppError::internal)?;
+        total.synced += u64::from(r.synced);
+        total.failed += u64::from(r.failed);
+        total.skipped += u64::from(r.skipped);
+        if total.stopped == api::SyncStop::Drained {
+            total.stopped = sync_stop(&r.stop);
+        }
+    }
+    Ok(Json(total))
 }
 
 /// The wire name of why a pass stopped: the name alone. The text some reasons carry (an OFD or

@@ -566,6 +566,13 @@ impl Journal {
             .await
     }
 
+    /// One FN's pending rows in FD order (each register's relay settles only its own FN's).
+    pub async fn list_pending_of_fn(&self, fn_number: &str, limit: u32) -> Result<Vec<ReceiptRow>> {
+        let fn_number = fn_number.to_string();
+        self.read(move |c| read::list_pending_of_fn(c, &fn_number, limit))
+            .await
+    }
+
     /// DLQ entries in FN/FD order with the OFD's response codes.
     pub async fn list_dlq(&self, limit: u32) -> Result<Vec<DlqEntry>> {
         self.read(move |c| read::list_dlq(c, limit)).await

@@ -175,6 +175,16 @@ pub(crate) fn list_pending(
     receipts_where(conn, cond, rusqlite::params![due_at_ms, limit])
 }
 
+/// One FN's pending rows in FD order.
+pub(crate) fn list_pending_of_fn(
+    conn: &Connection,
+    fn_number: &str,
+    limit: u32,
+) -> Result<Vec<ReceiptRow>> {
+    let cond = "status = 'pending' AND fn_number = ?1 ORDER BY fd_number LIMIT ?2";
+    receipts_where(conn, cond, rusqlite::params![fn_number, limit])
+}
+
 /// DLQ rows in FN/FD order, with the OFD's response code where it answered.
 pub(crate) fn list_dlq(conn: &Connection, limit: u32) -> Result<Vec<DlqEntry>> {
     let rows = receipts_where(

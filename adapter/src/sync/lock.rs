@@ -74,6 +74,8 @@ enum Backend {
 /// The sync lock of one adapter process.
 pub struct SyncLock {
     backend: Backend,
+    /// The lease name in the journal (one lease per register's FN relay).
+    name: String,
     owner: String,
     ttl: Duration,
 }
@@ -147,6 +149,7 @@ impl SyncLock {
     pub fn sqlite(journal: Journal, owner: String, ttl: Duration) -> SyncLock {
         SyncLock {
             backend: Backend::Sqlite(journal),
+            name: LOCK_NAME.to_owned(),
             owner,
             ttl,
         }
@@ -166,9 +169,18 @@ impl SyncLock {
                 conn: tokio::sync::Mutex::new(None),
                 key: key.to_string(),
             },
+            name: key.to_string(),
             owner,
             ttl,
         })
+    }
+
+    /// The same lock under another lease name (the SQLite backend; a Redis lock is named by its
+    /// key): each register's relay takes its own, so replicas never relay one register's FN at
+    /// once and still relay different ones in parallel.
+    pub fn named(mut self, name: String) -> SyncLock {
+        self.name = name;
+        self
     }
 
     /// The owner id this lock acquires under.
@@ -186,16 +198,16 @@ impl SyncLock {
         match &self.backend {
             Backend::Sqlite(journal) => {
                 let mut lease = journal
-                    .lease_acquire(LOCK_NAME, &self.owner, ttl_ms(self.ttl))
+                    .lease_acquire(&self.name, &self.owner, ttl_ms(self.ttl))
                     .await?;
                 if lease.is_none()
-                    && let Some(holder) = journal.lease(LOCK_NAME).await?
+                    && let Some(holder) = journal.lease(&self.name).await?
                     && holder.owner != self.owner
                     && holder_is_dead(&holder.owner)
                 {
                     tracing::warn!(dead_owner = %holder.owner, "taking over the sync lease of a process that is gone");
                     lease = journal
-                        .lease_take_over(LOCK_NAME, &holder.owner, &self.owner, ttl_ms(self.ttl))
+                        .lease_take_over(&self.name, &holder.owner, &self.owner, ttl_ms(self.ttl))
                         .await?;
                 }
                 Ok(lease.map(|lease| Held {
@@ -273,7 +285,7 @@ impl SyncLock {
     pub async fn check_fence(&self, held: &Held) -> Result<bool, LockError> {
         match &self.backend {
             Backend::Sqlite(journal) => {
-                let current = journal.lease(LOCK_NAME).await?;
+                let current = journal.lease(&self.name).await?;
                 Ok(match (current, held.lease.as_ref()) {
                     (Some(c), Some(h)) => c.owner == h.owner && c.token == h.token,
                     _ => false,

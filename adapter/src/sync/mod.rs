@@ -90,20 +90,27 @@ impl SyncSettings {
 }
 
 impl SyncLock {
-    /// The lock the configuration asks for (`sqlite` or `redis://...`), owned by a fresh id.
-    pub fn from_config(c: &Config, journal: Journal) -> Result<SyncLock, LockError> {
+    /// The lock the configuration asks for (`sqlite` or `redis://...`) over the relay of register
+    /// `kkt_id`, owned by a fresh id. The one register of `--kkt-port` keeps the name an adapter
+    /// of one register always used, so replicas of different versions still exclude each other.
+    pub fn from_config(c: &Config, journal: Journal, kkt_id: &str) -> Result<SyncLock, LockError> {
         let owner = lock::owner_id();
+        let name = match kkt_id {
+            crate::journal::DEFAULT_KKT_ID => lock::LOCK_NAME.to_owned(),
+            id => format!("{}:{id}", lock::LOCK_NAME),
+        };
         match &c.lock {
-            LockKind::Sqlite => Ok(SyncLock::sqlite(journal, owner, c.lock_ttl)),
-            LockKind::Redis(url) => SyncLock::redis(
-                url,
-                &format!("adapter:{}", lock::LOCK_NAME),
-                owner,
-                c.lock_ttl,
-            ),
+            LockKind::Sqlite => Ok(SyncLock::sqlite(journal, owner, c.lock_ttl).named(name)),
+            LockKind::Redis(url) => {
+                SyncLock::redis(url, &format!("adapter:{name}"), owner, c.lock_ttl)
+            }
         }
     }
 }
+
+/// The circuit breaker of the OFD endpoint, shared by the relays of every register: the OFD is
+/// one endpoint, so one relay's failures open it for all.
+pub type SharedBreaker = Arc<Mutex<Breaker>>;
 
 /// Why a pass ended.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -221,7 +228,7 @@ pub(crate) struct Shared {
     client: OfdClient,
     lock: SyncLock,
     settings: SyncSettings,
-    breaker: Mutex<Breaker>,
+    breaker: SharedBreaker,
     backoff: Mutex<Backoff>,
     pass: tokio::sync::Mutex<PassMemory>,
     dlq_head: Mutex<Option<StuckHead>>,
@@ -374,6 +381,18 @@ impl SyncHandle {
         lock: SyncLock,
         settings: SyncSettings,
     ) -> SyncHandle {
+        let breaker = Arc::new(Mutex::new(Breaker::new(settings.breaker)));
+        SyncHandle::sharing(journal, relay, lock, settings, breaker)
+    }
+
+    /// A worker like [`Self::new`] whose breaker is `breaker`, shared with other registers'.
+    pub fn sharing(
+        journal: Journal,
+        relay: Arc<dyn FnRelay>,
+        lock: SyncLock,
+        settings: SyncSettings,
+        breaker: SharedBreaker,
+    ) -> SyncHandle {
         let (stop, _) = watch::channel(false);
         let client = OfdClient::new(
             settings.ofd_addr.clone(),
@@ -386,7 +405,7 @@ impl SyncHandle {
                 relay,
                 client,
                 lock,
-                breaker: Mutex::new(Breaker::new(settings.breaker)),
+                breaker,
                 backoff: Mutex::new(Backoff::new(settings.backoff_initial, settings.backoff_max)),
                 settings,
                 pass: tokio::sync::Mutex::new(PassMemory::default()),
@@ -397,15 +416,31 @@ impl SyncHandle {
         }
     }
 
-    /// The worker for the adapter's configuration, relaying through the KKT driver.
+    /// The worker of register `kkt_id` for the adapter's configuration, relaying its FN through
+    /// its KKT driver, behind the OFD endpoint's shared `breaker`.
     pub fn from_config(
         config: &Config,
         journal: Journal,
         kkt: crate::kkt::KktHandle,
+        kkt_id: &str,
+        breaker: SharedBreaker,
     ) -> Result<SyncHandle, LockError> {
-        let lock = SyncLock::from_config(config, journal.clone())?;
+        let lock = SyncLock::from_config(config, journal.clone(), kkt_id)?;
         let settings = SyncSettings::from_config(config);
-        Ok(SyncHandle::new(journal, Arc::new(kkt), lock, settings))
+        Ok(SyncHandle::sharing(
+            journal,
+            Arc::new(kkt),
+            lock,
+            settings,
+            breaker,
+        ))
+    }
+
+    /// A breaker for the configuration's OFD endpoint, to share among the registers' workers.
+    pub fn breaker_for(config: &Config) -> SharedBreaker {
+        Arc::new(Mutex::new(Breaker::new(
+            SyncSettings::from_config(config).breaker,
+        )))
     }
 
     /// Spawns the background task: a pass every interval, at once after a fiscalization while

@@ -189,8 +189,7 @@ impl<'a> Pass<'a> {
     /// an explicit DLQ retry whose journaled copy must be sent again.
     async fn settle_acknowledged(&mut self) -> Result<Option<StopReason>, SyncError> {
         let batch = self.sh.settings.batch_size_max.max(1);
-        let pending = self.sh.journal.list_pending(None, batch).await?;
-        if pending.is_empty() {
+        if self.sh.journal.list_pending(None, 1).await?.is_empty() {
             return Ok(None);
         }
         let queue = match self.sh.relay.queue().await {
@@ -207,6 +206,9 @@ impl<'a> Pass<'a> {
                 Err(e) => return Ok(Some(StopReason::Kkt(e.to_string()))),
             },
         };
+        // Only this FN's rows: another register's relay settles the others, and they must not use
+        // up this pass's batch.
+        let pending = self.sh.journal.list_pending_of_fn(&fn_now, batch).await?;
         for row in pending {
             let Some(f) = row.fiscal else { continue };
             let in_queue = queue.queue_len > 0 && f.fd_number >= queue.first_fd;

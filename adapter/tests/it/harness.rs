@@ -25,6 +25,9 @@ pub struct Stack {
     log_filter: Option<String>,
     /// The adapter's open-file limit (soft and hard), set by util-linux `prlimit`, which execs it.
     open_file_limit: Option<u64>,
+    /// Registers beyond `emu`, each its own emulator with its own FN; when there are any, the
+    /// adapter is started with `--kkt till-1=<emu>` and `--kkt till-N=<...>` instead of `--kkt-port`.
+    pub more_emus: Vec<kkt_emulator::Running>,
 }
 
 impl Stack {
@@ -55,7 +58,38 @@ impl Stack {
             extra_args: Vec::new(),
             log_filter: None,
             open_file_limit: None,
+            more_emus: Vec::new(),
         }
+    }
+
+    /// `registers` emulators (`till-1` is `emu`), each with its own FN, behind one adapter.
+    pub async fn with_registers(registers: usize, args: &[&str]) -> Stack {
+        let mut s = Stack::new().await;
+        for n in 2..=registers {
+            let dir = s.dir.path().join(format!("till-{n}"));
+            std::fs::create_dir_all(&dir).expect("emulator dir");
+            let mut config = kkt_emulator::Config::in_dir(&dir);
+            config.fn_seed = n as u64;
+            let emu = kkt_emulator::serve(config).await.expect("emulator starts");
+            s.more_emus.push(emu);
+        }
+        s.extra_args = args.iter().map(|a| a.to_string()).collect();
+        s.start_adapter();
+        s
+    }
+
+    /// The control address of register `till-N` (1-based).
+    pub fn emu_of(&self, till: usize) -> std::net::SocketAddr {
+        match till {
+            1 => self.emu.control_addr,
+            n => self.more_emus[n - 2].control_addr,
+        }
+    }
+
+    /// A control call to register `till-N`'s emulator.
+    pub async fn emu_n(&self, till: usize, method: &str, path: &str, body: Option<Value>) -> Value {
+        self.control(format!("http://{}", self.emu_of(till)), method, path, body)
+            .await
     }
 
     /// Emulator, mock and adapter, with extra adapter flags.
@@ -123,6 +157,19 @@ impl Stack {
         .into_iter()
         .map(|(k, v)| (k.to_owned(), v))
         .collect();
+        if !self.more_emus.is_empty() {
+            args.retain(|(k, _)| k != "--kkt-port");
+            args.push((
+                "--kkt".to_owned(),
+                format!("till-1={}", self.emu.pty_link.display()),
+            ));
+            for (i, emu) in self.more_emus.iter().enumerate() {
+                args.push((
+                    "--kkt".to_owned(),
+                    format!("till-{}={}", i + 2, emu.pty_link.display()),
+                ));
+            }
+        }
         // A test's own flags replace the defaults of the same name.
         for pair in self.extra_args.chunks(2) {
             args.retain(|(k, _)| *k != pair[0]);

@@ -15,3 +15,4 @@ mod openapi;
 mod operations;
 mod phase1;
 mod phase2;
+mod registers;
