@@ -33,6 +33,24 @@ pub struct BufferStatus {
     /// The document the OFD refused at the head of the FN's queue, which stops all delivery.
     #[serde(default)]
     pub delivery_stuck: Option<DeliveryStuck>,
+    /// The same counts for each register, in the configured order.
+    #[serde(default)]
+    pub devices: Vec<DeviceBuffer>,
+}
+
+/// One register's part of the buffer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DeviceBuffer {
+    pub kkt_id: String,
+    pub total_receipts: u64,
+    /// Not yet delivered: in the KKT, pending or in the DLQ.
+    pub current_queued: u64,
+    pub pending: u64,
+    pub synced: u64,
+    pub dlq_size: u64,
+    /// Receipts whose KKT outcome is still being reconciled.
+    pub in_flight: u64,
+    pub oldest_undelivered_unix_ms: Option<i64>,
 }
 
 /// A document the OFD refused definitely (a non-zero response code) while it is the head of its

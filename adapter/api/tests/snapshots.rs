@@ -86,6 +86,16 @@ fn buffer_status() {
             oldest_undelivered_unix_ms: Some(1_764_756_000_000),
             oldest_undelivered_age_s: Some(3_600),
             delivery_stuck: Some(stuck()),
+            devices: vec![DeviceBuffer {
+                kkt_id: "till-1".into(),
+                total_receipts: 1_000,
+                current_queued: 42,
+                pending: 41,
+                synced: 958,
+                dlq_size: 1,
+                in_flight: 1,
+                oldest_undelivered_unix_ms: Some(1_764_756_000_000),
+            }],
         },
     );
 }

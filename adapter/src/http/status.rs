@@ -93,7 +93,40 @@ pub(super) async fn buffer_status(
         oldest_undelivered_unix_ms: delivery.oldest_undelivered_unix_ms,
         oldest_undelivered_age_s: delivery.oldest_undelivered_age_s,
         delivery_stuck: delivery.stuck,
+        devices: device_buffers(&state).await?,
     }))
+}
+
+/// Each configured register's counts (zeros for one with no rows yet), in the configured order.
+async fn device_buffers(state: &AppState) -> Result<Vec<api::DeviceBuffer>, AppError> {
+    let by_kkt = state
+        .any()
+        .fiscalizer
+        .counts_by_register()
+        .await
+        .map_err(journal_error)?;
+    Ok(state
+        .shop
+        .all()
+        .iter()
+        .map(|r| {
+            let c = by_kkt
+                .iter()
+                .find(|(id, _)| id == r.id())
+                .map(|(_, c)| *c)
+                .unwrap_or_default();
+            api::DeviceBuffer {
+                kkt_id: r.id().to_owned(),
+                total_receipts: c.total,
+                current_queued: c.undelivered,
+                pending: c.pending,
+                synced: c.synced,
+                dlq_size: c.dlq,
+                in_flight: c.in_kkt,
+                oldest_undelivered_unix_ms: c.oldest_undelivered_ms,
+            }
+        })
+        .collect())
 }
 
 fn network_status(state: &AppState) -> api::NetworkStatus {

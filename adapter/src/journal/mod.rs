@@ -583,6 +583,11 @@ impl Journal {
         self.read(read::counts).await
     }
 
+    /// [`Self::counts`] for each register that has rows, in id order.
+    pub async fn counts_by_kkt(&self) -> Result<Vec<(String, BufferCounts)>> {
+        self.read(read::counts_by_kkt).await
+    }
+
     /// When the oldest undelivered document of each FN was journaled, Unix ms (for `/metrics`).
     pub async fn oldest_undelivered_by_fn(&self) -> Result<Vec<(String, i64)>> {
         self.read(read::oldest_undelivered_by_fn).await

@@ -242,8 +242,25 @@ pub(crate) fn rejections_of(conn: &Connection, receipt_id: &str) -> Result<Vec<R
 
 /// All buffer counts in one statement (one consistent snapshot).
 pub(crate) fn counts(conn: &Connection) -> Result<BufferCounts> {
+    let sql = format!("SELECT {} FROM receipts", counts_columns());
+    Ok(conn.query_row(&sql, [], |r| buffer_counts(r, 0))?)
+}
+
+/// [`counts`] for each register that has rows, in id order.
+pub(crate) fn counts_by_kkt(conn: &Connection) -> Result<Vec<(String, BufferCounts)>> {
     let sql = format!(
-        "SELECT count(*),
+        "SELECT kkt_id, {} FROM receipts GROUP BY kkt_id ORDER BY kkt_id",
+        counts_columns()
+    );
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let rows = stmt.query_map([], |r| Ok((r.get(0)?, buffer_counts(r, 1)?)))?;
+    Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+}
+
+/// The columns [`buffer_counts`] reads, in its order.
+fn counts_columns() -> String {
+    format!(
+        "count(*),
             coalesce(sum(kkt_state IN ('received', 'kkt_in_flight')), 0),
             coalesce(sum(status = 'pending'), 0),
             coalesce(sum(status = 'synced'), 0),
@@ -251,25 +268,25 @@ pub(crate) fn counts(conn: &Connection) -> Result<BufferCounts> {
             coalesce(sum(status = 'dlq'), 0),
             coalesce(sum(kkt_state = 'rejected'), 0),
             coalesce(sum({UNDELIVERED_SQL}), 0),
-            min(CASE WHEN status IN ('pending', 'dlq') THEN created_at END)
-         FROM receipts"
-    );
-    let n = |r: &Row<'_>, i: usize| -> rusqlite::Result<u64> {
-        Ok(u64::try_from(r.get::<_, i64>(i)?).unwrap_or(0))
+            min(CASE WHEN status IN ('pending', 'dlq') THEN created_at END)"
+    )
+}
+
+fn buffer_counts(r: &Row<'_>, from: usize) -> rusqlite::Result<BufferCounts> {
+    let n = |i: usize| -> rusqlite::Result<u64> {
+        Ok(u64::try_from(r.get::<_, i64>(from + i)?).unwrap_or(0))
     };
-    Ok(conn.query_row(&sql, [], |r| {
-        Ok(BufferCounts {
-            total: n(r, 0)?,
-            in_kkt: n(r, 1)?,
-            pending: n(r, 2)?,
-            synced: n(r, 3)?,
-            failed: n(r, 4)?,
-            dlq: n(r, 5)?,
-            rejected: n(r, 6)?,
-            undelivered: n(r, 7)?,
-            oldest_undelivered_ms: r.get(8)?,
-        })
-    })?)
+    Ok(BufferCounts {
+        total: n(0)?,
+        in_kkt: n(1)?,
+        pending: n(2)?,
+        synced: n(3)?,
+        failed: n(4)?,
+        dlq: n(5)?,
+        rejected: n(6)?,
+        undelivered: n(7)?,
+        oldest_undelivered_ms: r.get(from + 8)?,
+    })
 }
 
 /// When the oldest document not yet delivered to the OFD (`pending` or `dlq`) was journaled, Unix

@@ -50,6 +50,11 @@ impl Fiscalizer {
         self.inner.journal.counts().await
     }
 
+    /// Counts of the buffer for each register that has rows, in id order.
+    pub async fn counts_by_register(&self) -> Result<Vec<(String, BufferCounts)>, JournalError> {
+        self.inner.journal.counts_by_kkt().await
+    }
+
     /// Per FN, the Unix ms of its oldest undelivered document.
     pub async fn oldest_undelivered_by_fn(&self) -> Result<Vec<(String, i64)>, JournalError> {
         self.inner.journal.oldest_undelivered_by_fn().await

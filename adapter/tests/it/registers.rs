@@ -90,6 +90,29 @@ async fn registers_sell_in_parallel_each_on_its_own_fn_and_each_document_reaches
     s.wait_buffer("pending", 0, Duration::from_secs(30)).await;
     let stats = s.mock("GET", "/_mock/stats", None).await;
     let documents = (REGISTERS * (SALES + 1)) as u64;
+    // The buffer's status breaks the totals down by register.
+    let (_, st) = s.call("GET", "/v1/kkt/buffer/status", None, &[]).await;
+    let per: Vec<(Value, Value, Value)> = st["devices"]
+        .as_array()
+        .expect("devices")
+        .iter()
+        .map(|d| {
+            (
+                d["kkt_id"].clone(),
+                d["total_receipts"].clone(),
+                d["synced"].clone(),
+            )
+        })
+        .collect();
+    let each = json!(SALES + 1);
+    assert_eq!(
+        per,
+        (1..=REGISTERS)
+            .map(|t| (json!(format!("till-{t}")), each.clone(), each.clone()))
+            .collect::<Vec<_>>(),
+        "{st}"
+    );
+    assert_eq!(st["total_receipts"], json!(documents), "{st}");
     assert_eq!(
         (stats["unique"].as_u64(), stats["duplicates"].as_u64()),
         (Some(documents), Some(0)),
