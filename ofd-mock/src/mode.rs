@@ -144,6 +144,19 @@ impl Behaviour {
         }
     }
 
+    /// Whether the behaviour acts after the document was read and parsed, so it can be limited to
+    /// one FN's documents.
+    pub fn reads_document(&self) -> bool {
+        matches!(
+            self,
+            Behaviour::Reject { .. }
+                | Behaviour::Slow { .. }
+                | Behaviour::AckLoss {}
+                | Behaviour::ResetMidFrame {}
+                | Behaviour::WrongAck { .. }
+        )
+    }
+
     fn validate(&self) -> Result<(), ModeError> {
         let range = |m: String| Err(ModeError::Range(m));
         match self {
@@ -208,6 +221,9 @@ pub struct ModeSpec {
     pub probability: f64,
     /// Seed of every random choice of this mode.
     pub seed: u64,
+    /// `fn`: only documents of this FN get the behaviour; the others are served online. Only for
+    /// behaviours that read the document first (see [`Behaviour::reads_document`]).
+    pub only_fn: Option<String>,
 }
 
 impl Default for ModeSpec {
@@ -216,6 +232,7 @@ impl Default for ModeSpec {
             behaviour: Behaviour::Online {},
             probability: 1.0,
             seed: 0,
+            only_fn: None,
         }
     }
 }
@@ -241,16 +258,37 @@ impl ModeSpec {
                 .as_u64()
                 .ok_or_else(|| ModeError::Range("seed must be an unsigned integer".into()))?,
         };
+        let only_fn = match map.remove("fn") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(f))
+                if !f.is_empty() && f.len() <= 16 && f.bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                Some(f)
+            }
+            Some(_) => {
+                return Err(ModeError::Range(
+                    "fn must be an FN number: 1 to 16 digits, as a string".into(),
+                ));
+            }
+        };
         if !map.contains_key("mode") {
             return Err(ModeError::Shape("missing field `mode`".into()));
         }
         let behaviour: Behaviour = serde_json::from_value(Value::Object(map))
             .map_err(|e| ModeError::Shape(e.to_string()))?;
         behaviour.validate()?;
+        if only_fn.is_some() && !behaviour.reads_document() {
+            return Err(ModeError::Shape(
+                "fn picks documents by their FN, so it applies only to modes that read the document \
+                 first: reject, slow, ack_loss, reset_mid_frame, wrong_ack"
+                    .into(),
+            ));
+        }
         Ok(ModeSpec {
             behaviour,
             probability,
             seed,
+            only_fn,
         })
     }
 
@@ -260,6 +298,9 @@ impl ModeSpec {
         if let Value::Object(m) = &mut v {
             m.insert("probability".into(), self.probability.into());
             m.insert("seed".into(), self.seed.into());
+            if let Some(f) = &self.only_fn {
+                m.insert("fn".into(), f.clone().into());
+            }
         }
         v
     }

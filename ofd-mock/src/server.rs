@@ -157,8 +157,12 @@ enum ReadFailure {
 }
 
 async fn handle(state: &MockState, mut stream: TcpStream, peer: SocketAddr) {
-    let action = state.decide();
+    let (action, only_fn) = state.decide();
     tracing::debug!(%peer, action = action.name(), "connection");
+    match action {
+        Action::Refuse | Action::Unavailable | Action::Blackhole => state.count_action(&action),
+        _ => {}
+    }
     match action {
         Action::Refuse => return reset(stream),
         Action::Unavailable => return drop(stream),
@@ -169,8 +173,12 @@ async fn handle(state: &MockState, mut stream: TcpStream, peer: SocketAddr) {
     let read = read_message(state, &mut stream, read_deadline).await;
     let bytes = match read {
         Ok(b) => b,
-        Err(ReadFailure::Probe) => return state.count(|c| c.probes += 1),
+        Err(ReadFailure::Probe) => {
+            state.count_action(&action);
+            return state.count(|c| c.probes += 1);
+        }
         Err(ReadFailure::UnsupportedVersion(v)) => {
+            state.count_action(&action);
             tracing::info!(%peer, version = format!("{:02x} {:02x}", v[0], v[1]), "unsupported A-protocol version; reset without an answer");
             state.count(|c| {
                 c.invalid_messages += 1;
@@ -179,6 +187,7 @@ async fn handle(state: &MockState, mut stream: TcpStream, peer: SocketAddr) {
             return reset(stream);
         }
         Err(ReadFailure::Invalid(why)) => {
+            state.count_action(&action);
             tracing::info!(%peer, why, "invalid message");
             return state.count(|c| c.invalid_messages += 1);
         }
@@ -186,16 +195,24 @@ async fn handle(state: &MockState, mut stream: TcpStream, peer: SocketAddr) {
     state.traffic.message(&bytes);
     let received_at = Instant::now();
     if let Action::Garbage { bytes } = &action {
+        state.count_action(&action);
         let _sent = write_all(state, &mut stream, bytes).await;
         return;
     }
     let request = match Request::parse(&bytes) {
         Ok(r) => r,
         Err(e) => {
+            state.count_action(&action);
             tracing::info!(%peer, error = %e, "invalid message");
             return state.count(|c| c.invalid_messages += 1);
         }
     };
+    // A mode limited to one FN serves every other FN's documents online.
+    let action = match only_fn {
+        Some(f) if request.fn_number.trim() != f => Action::Answer,
+        _ => action,
+    };
+    state.count_action(&action);
     if let Action::WrongAck { field } = action {
         let now_ms = jiff::Timestamp::now().as_millisecond();
         match request.wrong_answer(&state.config.ofd_inn, field, now_ms) {

@@ -195,14 +195,20 @@ impl MockState {
         f(&mut lock(&self.mode).engine)
     }
 
-    /// Decides the fate of a new connection and counts it under the behaviour it gets.
-    pub fn decide(&self) -> Action {
-        let action = lock(&self.mode).engine.decide(Instant::now());
+    /// Decides the fate of a new connection, with the FN the decision is limited to (a mode's
+    /// `fn`); nothing is counted until [`Self::count_action`] says what the connection got.
+    pub fn decide(&self) -> (Action, Option<String>) {
+        let mut mode = lock(&self.mode);
+        let only_fn = mode.engine.spec().only_fn.clone();
+        (mode.engine.decide(Instant::now()), only_fn)
+    }
+
+    /// Counts a connection under the behaviour it got.
+    pub fn count_action(&self, action: &Action) {
         *lock(&self.counters)
             .by_mode
             .entry(action.name().to_owned())
             .or_default() += 1;
-        action
     }
 
     /// Updates the counters.

@@ -34,6 +34,21 @@ async fn bad_control_requests_get_a_4xx_with_a_message() {
     )
     .await;
     check_refused(&mock, "/_mock/mode", r#"{"mode":"slow"}"#, "delay_ms").await;
+    // `fn` needs the document read first; an FN number is digits.
+    check_refused(
+        &mock,
+        "/_mock/mode",
+        r#"{"mode":"offline","fn":"9999078900005488"}"#,
+        "applies only to modes that read the document",
+    )
+    .await;
+    check_refused(
+        &mock,
+        "/_mock/mode",
+        r#"{"mode":"reject","fn":"99x"}"#,
+        "fn must be an FN number",
+    )
+    .await;
     check_refused(
         &mock,
         "/_mock/mode",

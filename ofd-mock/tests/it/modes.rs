@@ -126,6 +126,46 @@ async fn reject_answers_the_code_and_stores_nothing() {
     assert_eq!(mock.send(1).await.ack().response_code, 0);
 }
 
+/// A receipt message of another FN, with its FPD under the test secret.
+fn other_fn_message(fn_number: &str, fd: u32) -> Vec<u8> {
+    let (time, total) = (1_700_000_000 + fd, 500);
+    let fpd = ofd_proto::fpd(crate::SECRET, fn_number, fd, time, total, 1);
+    let doc = ofd_proto::Tlv::stlv(
+        3,
+        vec![
+            ofd_proto::Tlv::time(1012, time),
+            ofd_proto::Tlv::string(1041, fn_number),
+            ofd_proto::Tlv::u32(1040, fd),
+            ofd_proto::Tlv::byte(1054, 1),
+            ofd_proto::Tlv::vln(1020, total),
+            ofd_proto::Tlv::vln(1077, u64::from(fpd)),
+        ],
+    );
+    ofd_proto::build_message(fn_number, fd, &doc).expect("message builds")
+}
+
+#[tokio::test]
+async fn a_mode_limited_to_one_fn_serves_the_other_fns_online() {
+    let mock = Mock::start().await;
+    let other = "9999078900000002";
+    mock.mode(json!({"mode": "reject", "code": 14, "fn": FN}))
+        .await;
+    assert_eq!(mock.get("/_mock/mode").await.1["fn"], FN);
+    // The named FN's document is refused; another FN's is stored and acknowledged.
+    assert_eq!(mock.send(1).await.ack().response_code, 14);
+    let answer = mock
+        .send_bytes(&other_fn_message(other, 1), ANSWER_WAIT)
+        .await;
+    assert_eq!(answer.ack().response_code, 0);
+    let stats = mock.stats().await;
+    assert_eq!(counts(&stats, &["rejected", "unique"]), vec![1, 1]);
+    assert_eq!(
+        counts(&stats, &["by_mode.reject", "by_mode.online"]),
+        vec![1, 1],
+        "{stats}"
+    );
+}
+
 #[tokio::test]
 async fn wrong_ack_names_another_document_in_the_asked_field_and_stores_nothing() {
     let mock = Mock::start().await;
