@@ -42,13 +42,42 @@ pub async fn sell(
     count: usize,
     key_prefix: &str,
 ) -> anyhow::Result<Sales> {
+    let bodies = [SALE_BODY.to_owned()];
+    sell_bodies(http, adapter_url, &bodies, concurrency, count, key_prefix).await
+}
+
+/// Posts `count` sales like [`sell`], client `j` selling on register `kkt_ids[j % len]`, so every
+/// register has `concurrency / len` sales in progress at once.
+pub async fn sell_on(
+    http: &reqwest::Client,
+    adapter_url: &str,
+    kkt_ids: &[String],
+    concurrency: usize,
+    count: usize,
+    key_prefix: &str,
+) -> anyhow::Result<Sales> {
+    anyhow::ensure!(!kkt_ids.is_empty(), "no register to sell on");
+    let bodies: Vec<String> = kkt_ids.iter().map(|id| sale_body_on(id)).collect();
+    sell_bodies(http, adapter_url, &bodies, concurrency, count, key_prefix).await
+}
+
+/// The load loop: client `j` posts `bodies[j % len]` until `count` sales are answered in all.
+async fn sell_bodies(
+    http: &reqwest::Client,
+    adapter_url: &str,
+    bodies: &[String],
+    concurrency: usize,
+    count: usize,
+    key_prefix: &str,
+) -> anyhow::Result<Sales> {
     let next = Arc::new(AtomicUsize::new(0));
     let url = format!("{adapter_url}/v1/kkt/receipt");
     let started = Instant::now();
     let clients: Vec<_> = (0..concurrency.max(1))
-        .map(|_| {
+        .map(|j| {
             let (http, next, url) = (http.clone(), next.clone(), url.clone());
             let key_prefix = key_prefix.to_owned();
+            let body = bodies[j % bodies.len()].clone();
             tokio::spawn(async move {
                 let mut latencies = Vec::new();
                 loop {
@@ -57,7 +86,7 @@ pub async fn sell(
                         return Ok::<_, anyhow::Error>(latencies);
                     }
                     let t = Instant::now();
-                    post_sale(&http, &url, &format!("{key_prefix}-{i}")).await?;
+                    post_body(&http, &url, &format!("{key_prefix}-{i}"), &body).await?;
                     latencies.push(t.elapsed().as_secs_f64() * 1e3);
                 }
             })
@@ -72,13 +101,25 @@ pub async fn sell(
     Ok(Sales { rate, latencies_ms })
 }
 
+/// The sale body naming register `kkt_id`.
+fn sale_body_on(kkt_id: &str) -> String {
+    let mut body: serde_json::Value =
+        serde_json::from_str(SALE_BODY).expect("the sale body is JSON");
+    body["kkt_id"] = serde_json::Value::String(kkt_id.to_owned());
+    body.to_string()
+}
+
 /// One sale; an answer other than 2xx is an error with the adapter's body.
 async fn post_sale(http: &reqwest::Client, url: &str, key: &str) -> anyhow::Result<()> {
+    post_body(http, url, key, SALE_BODY).await
+}
+
+async fn post_body(http: &reqwest::Client, url: &str, key: &str, body: &str) -> anyhow::Result<()> {
     let answer = http
         .post(url)
         .header("content-type", "application/json")
         .header("idempotency-key", key)
-        .body(SALE_BODY)
+        .body(body.to_owned())
         .send()
         .await
         .with_context(|| format!("sale {key}"))?;

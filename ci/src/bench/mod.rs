@@ -20,6 +20,7 @@ mod drain;
 pub mod figure;
 mod load;
 mod procs;
+mod registers;
 mod runner;
 mod sales;
 mod split;
@@ -113,6 +114,7 @@ const RATIOS: &[(&str, &str)] = &[
     ("drain.paced_rate", "drain.design_ceiling"),
     ("drain.paced_rate", "drain.wire_limit_115200"),
     ("drain.paced_rate", "ceiling.ofd_bare_client"),
+    ("registers.unpaced_n8_rate", "reference.sales_c64"),
     ("runner.uat08_uat10c_s", "runner.uat08_uat10c_target_s"),
     ("runner.ci_set_s", "runner.ci_set_target_s"),
 ];
@@ -154,6 +156,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         Ok(())
     }
     .and_then(|()| stack::all(&plan, &wanted, &mut figures))
+    .and_then(|()| registers::all(&plan, &wanted, &mut figures))
     .and_then(|()| runner::all(&plan, &wanted, &mut figures));
     match &result {
         Ok(()) => {

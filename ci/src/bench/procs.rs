@@ -190,7 +190,7 @@ pub fn tail(path: &Path) -> String {
 }
 
 /// `key=value` out of a start line such as `ofd-mock listening ofd=127.0.0.1:1 control=127.0.0.1:2`.
-fn field<'a>(line: &'a str, key: &str) -> anyhow::Result<&'a str> {
+pub(super) fn field<'a>(line: &'a str, key: &str) -> anyhow::Result<&'a str> {
     line.split_whitespace()
         .find_map(|w| w.strip_prefix(key)?.strip_prefix('='))
         .with_context(|| format!("no {key}= in start line {line:?}"))
