@@ -524,9 +524,17 @@ mod tests {
 
     #[test]
     fn stop_group_answers_only_when_every_busy_thread_is_stopped() {
+        // The interpreter itself, not a `python3` launcher script (pyenv's shim is one): a launcher's
+        // helper processes would share the group and be counted until it execs the interpreter.
+        let resolved = Command::new("python3")
+            .args(["-c", "import sys; print(sys.executable)"])
+            .output()
+            .expect("python3 runs");
+        let python = String::from_utf8_lossy(&resolved.stdout).trim().to_owned();
+        assert!(!python.is_empty(), "python3 names its interpreter");
         // Five threads spinning in user space: the ones kill(2) does not pick keep running until
         // the picked one starts the group stop.
-        let mut child = Command::new("python3")
+        let child = Command::new(&python)
             .args([
                 "-c",
                 "import threading\nfor _ in range(4): threading.Thread(target=lambda: [0 for _ in iter(int, 1)]).start()\n[0 for _ in iter(int, 1)]",
@@ -535,6 +543,15 @@ mod tests {
             .spawn()
             .expect("python3 starts");
         let pg = child.id() as i32;
+        // The spinning group is killed however the test ends, a failed assertion included.
+        struct KillGroup(i32, std::process::Child);
+        impl Drop for KillGroup {
+            fn drop(&mut self) {
+                let _ = killpg(Pid::from_raw(self.0), Signal::SIGKILL);
+                let _ = self.1.wait();
+            }
+        }
+        let group = KillGroup(pg, child);
         // Wait until the threads exist, so the stop has several to catch.
         let end = Instant::now() + Duration::from_secs(10);
         while group_threads(pg).1.len() < 5 && Instant::now() < end {
@@ -543,8 +560,7 @@ mod tests {
         assert_eq!(group_threads(pg).1.len(), 5, "python3 runs 5 threads");
         let note = stop_group(pg, STOP_LIMIT);
         let (stopped, running) = group_threads(pg);
-        let _ = killpg(Pid::from_raw(pg), Signal::SIGKILL);
-        let _ = child.wait();
+        drop(group);
         assert_eq!(note.as_deref(), Ok("5 threads stopped"));
         assert_eq!((stopped, running), (5, Vec::new()));
     }
