@@ -34,6 +34,9 @@ pub enum OfdStatus {
 macro_rules! sql_enum {
     ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
         impl $ty {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
             /// The text stored in the journal.
             pub fn as_str(self) -> &'static str {
                 match self { $($ty::$variant => $text),+ }
@@ -334,27 +337,14 @@ pub struct AuditEntry {
 
 #[cfg(test)]
 mod tests {
-    use super::RejectCode::{self, *};
+    use super::RejectCode;
 
     #[test]
     fn every_reject_code_reads_back_from_its_stored_text() {
-        let all = [
-            KktPrinter,
-            KktShift,
-            KktDocumentState,
-            KktParameters,
-            KktBusy,
-            KktFiscalStorage,
-            KktDeviceError,
-            KktUnavailable,
-            JournalUnavailable,
-            Interrupted,
-            InvalidJournalBody,
-            ResolvedAbsent,
-        ];
+        let all = RejectCode::ALL;
         let texts: std::collections::BTreeSet<&str> = all.iter().map(|c| c.as_str()).collect();
         assert_eq!(texts.len(), all.len(), "two codes share a text");
-        for code in all {
+        for &code in all {
             assert_eq!(RejectCode::parse(code.as_str()), Some(code));
         }
         // An OFD code in the same column is not a rejection of the receipt.

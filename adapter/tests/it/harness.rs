@@ -137,6 +137,31 @@ impl Stack {
         s
     }
 
+    /// Journals a sale as an adapter that stopped after journaling it in flight, before sending it,
+    /// would have left it: written through the journal's own API while the adapter is down.
+    /// Returns its receipt id.
+    pub async fn journal_in_flight(&self, key: &str, request_hash: &str, body: &str) -> String {
+        let journal =
+            adapter::journal::Journal::open(adapter::journal::JournalConfig::new(self.db_path()))
+                .expect("journal opens");
+        let new = adapter::journal::NewReceipt {
+            kkt_id: adapter::journal::DEFAULT_KKT_ID.into(),
+            idempotency_key: key.into(),
+            request_hash: request_hash.into(),
+            request_body: body.into(),
+        };
+        let row = match journal.insert_received(new).await.expect("insert") {
+            adapter::journal::InsertOutcome::Inserted(row) => row,
+            other => panic!("{other:?}"),
+        };
+        journal
+            .mark_in_flight(&row.receipt_id)
+            .await
+            .expect("in flight");
+        journal.close().await.expect("journal closes");
+        row.receipt_id
+    }
+
     pub fn db_path(&self) -> PathBuf {
         self.dir.path().join("data/buffer.db")
     }

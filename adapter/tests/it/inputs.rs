@@ -348,27 +348,9 @@ async fn resolve_rejects_a_receipt_the_fn_proves_absent() {
     // The adapter stops after journaling a sale in flight and before sending it: written here
     // through the journal's own API while the adapter is down.
     s.kill_adapter();
-    let id = {
-        let journal =
-            adapter::journal::Journal::open(adapter::journal::JournalConfig::new(s.db_path()))
-                .expect("journal opens");
-        let new = adapter::journal::NewReceipt {
-            kkt_id: adapter::journal::DEFAULT_KKT_ID.into(),
-            idempotency_key: "never-sent".into(),
-            request_hash: "h".into(),
-            request_body: ten("never-sent").to_string(),
-        };
-        let row = match journal.insert_received(new).await.expect("insert") {
-            adapter::journal::InsertOutcome::Inserted(row) => row,
-            other => panic!("{other:?}"),
-        };
-        journal
-            .mark_in_flight(&row.receipt_id)
-            .await
-            .expect("in flight");
-        journal.close().await.expect("journal closes");
-        row.receipt_id
-    };
+    let id = s
+        .journal_in_flight("never-sent", "h", &ten("never-sent").to_string())
+        .await;
     // The KKT answers no status at start-up, so start-up reconciliation cannot finish.
     s.emu(
         "POST",

@@ -395,27 +395,9 @@ async fn a_receipt_journaled_by_an_older_version_is_fiscalized_afresh_from_its_r
     s.call("POST", "/v1/kkt/shift/open", None, &[]).await;
     s.kill_adapter();
     let request = lenses("from-an-older-version");
-    let id = {
-        let journal =
-            adapter::journal::Journal::open(adapter::journal::JournalConfig::new(s.db_path()))
-                .expect("journal opens");
-        let new = adapter::journal::NewReceipt {
-            kkt_id: adapter::journal::DEFAULT_KKT_ID.into(),
-            idempotency_key: "from-an-older-version".into(),
-            request_hash: "older".into(),
-            request_body: request.to_string(),
-        };
-        let row = match journal.insert_received(new).await.expect("insert") {
-            adapter::journal::InsertOutcome::Inserted(row) => row,
-            other => panic!("{other:?}"),
-        };
-        journal
-            .mark_in_flight(&row.receipt_id)
-            .await
-            .expect("in flight");
-        journal.close().await.expect("journal closes");
-        row.receipt_id
-    };
+    let id = s
+        .journal_in_flight("from-an-older-version", "older", &request.to_string())
+        .await;
     s.start_adapter();
     let done = s
         .wait_receipt_status(&id, "printed", Duration::from_secs(20))
@@ -432,27 +414,9 @@ async fn a_receipt_journaled_by_an_older_version_is_fiscalized_afresh_from_its_r
 async fn a_journaled_sale_of_a_newer_version_is_refused_by_name_never_guessed() {
     let mut s = Stack::with_adapter(&[]).await;
     s.kill_adapter();
-    let id = {
-        let journal =
-            adapter::journal::Journal::open(adapter::journal::JournalConfig::new(s.db_path()))
-                .expect("journal opens");
-        let new = adapter::journal::NewReceipt {
-            kkt_id: adapter::journal::DEFAULT_KKT_ID.into(),
-            idempotency_key: "from-a-newer-version".into(),
-            request_hash: "newer".into(),
-            request_body: r#"{"v":2,"lines":[]}"#.into(),
-        };
-        let row = match journal.insert_received(new).await.expect("insert") {
-            adapter::journal::InsertOutcome::Inserted(row) => row,
-            other => panic!("{other:?}"),
-        };
-        journal
-            .mark_in_flight(&row.receipt_id)
-            .await
-            .expect("in flight");
-        journal.close().await.expect("journal closes");
-        row.receipt_id
-    };
+    let id = s
+        .journal_in_flight("from-a-newer-version", "newer", r#"{"v":2,"lines":[]}"#)
+        .await;
     s.start_adapter();
     // Proven absent from the FN and unreadable: refused for good, and nothing printed.
     s.wait_receipt_status(&id, "rejected", Duration::from_secs(20))
