@@ -604,11 +604,22 @@ impl<'a> Runner<'a> {
 
     fn http(&mut self, h: &HttpStep) -> StepResult {
         let cap = self.remaining();
+        let begun = Instant::now();
         http_exchange(&self.client, &mut self.vars, h, cap).map_err(|mut f| {
             if let Some(port) = &f.unanswered
                 && let Some(w) = self.windows.iter().find(|w| w.covers(port))
             {
                 f.tolerated = true;
+                if f.outcome == Outcome::Indeterminate && w.dealt_before(begun) {
+                    // Connected to a listening socket the killed process had not yet closed.
+                    f.outcome = Outcome::Fail;
+                    f.items.clear();
+                    f.msg = format!(
+                        "{} (sent after the runner's kill of `{}`: not taken effect)",
+                        f.msg, w.process
+                    );
+                    return f;
+                }
                 f.msg = if f.outcome == Outcome::Indeterminate {
                     format!(
                         "{} (cut off by the runner's kill of `{}`)",

@@ -3,9 +3,9 @@
 //! not failures.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError};
+use std::sync::{Arc, OnceLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -29,12 +29,22 @@ pub(super) struct Window {
     /// Port names in the process's command, args, env and readiness probe.
     ports: BTreeSet<String>,
     fired: Arc<AtomicBool>,
+    /// When the fault had been dealt (the SIGKILL sent, the disk cut): a request begun after it
+    /// cannot have taken effect, since the process can no longer run a line of its own code.
+    dealt: Arc<OnceLock<Instant>>,
 }
 
 impl Window {
     /// A request to `port` that got no answer was cut off by this kill.
     pub(super) fn covers(&self, port: &str) -> bool {
         self.fired.load(Ordering::SeqCst) && self.ports.contains(port)
+    }
+
+    /// The process was already killed when a request began at `begun`: the connection that
+    /// broke was one the dying process never served (a listening socket not yet closed), so
+    /// the request certainly did not take effect.
+    pub(super) fn dealt_before(&self, begun: Instant) -> bool {
+        self.dealt.get().is_some_and(|d| *d <= begun)
     }
 }
 
@@ -185,10 +195,12 @@ impl Runner<'_> {
             return Err(at_step(msg));
         }
         let fired = Arc::new(AtomicBool::new(false));
+        let dealt = Arc::new(OnceLock::new());
         self.windows.push(Window {
             process: process.clone(),
             ports: self.ports_of(&process),
             fired: Arc::clone(&fired),
+            dealt: Arc::clone(&dealt),
         });
         let (step_done, done_rx) = mpsc::channel::<()>();
         let hist = Arc::clone(&self.hist);
@@ -202,6 +214,10 @@ impl Runner<'_> {
             // Set before the signal, so every request the signal cuts off sees it.
             fired.store(true, Ordering::SeqCst);
             let r = fire.fire(&name, pid);
+            if r.is_ok() && reap {
+                // Only a fault that ends the process: a SIGTERM leaves it running its own code.
+                let _ = dealt.set(Instant::now());
+            }
             let ms = started.elapsed().as_millis();
             match r {
                 Ok(d) => {

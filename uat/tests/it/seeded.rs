@@ -146,7 +146,8 @@ fn requests_cut_off_by_a_random_kill_are_indeterminate_and_the_seed_fixes_the_de
         .iter()
         .filter(|e| e.outcome == Some(Outcome::Indeterminate))
         .count();
-    assert!(cut <= 1, "{cut}");
+    let said: Vec<&str> = not_ok.iter().map(|e| e.detail.as_str()).collect();
+    assert!(cut <= 1, "{cut} cut off: {said:#?}");
     for e in &not_ok {
         assert!(
             e.detail.contains("the runner's kill of `store`"),
