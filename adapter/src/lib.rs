@@ -159,9 +159,8 @@ pub async fn run(config: Config) -> Result<(), RunError> {
                 stuck_attempts: config.reconcile_stuck_attempts,
             },
         );
-        let sync =
-            sync::SyncHandle::from_config(&config, journal.clone(), kkt, &spec.id, breaker.clone())
-                .map_err(|e| RunError::Sync(e.to_string()))?;
+        let sync = sync::SyncHandle::from_config(&config, journal.clone(), kkt, breaker.clone())
+            .map_err(|e| RunError::Sync(e.to_string()))?;
         registers.push(shop::Register { fiscalizer, sync });
     }
     let shop = shop::Shop::new(registers);

@@ -1,4 +1,6 @@
-//! The sync lock: only one relay pass per journal at a time, across tasks and processes.
+//! The sync lock: only one relay pass per FN at a time, across tasks and processes. Each FN has
+//! its own lock, named by its number ([`lease_name`]), so two replicas never relay one FN at once
+//! whatever they call its register, and relay different FNs in parallel.
 //!
 //! Two backends. The default is a lease row in the journal itself (`journal.lease_*`), whose
 //! fencing token the journal checks inside the same transaction that records an acknowledgement.
@@ -17,8 +19,14 @@ use tokio::time::{Instant, timeout};
 
 use crate::journal::{Journal, JournalError, Lease};
 
-/// The lease name used in the journal and the default Redis key.
+/// The stem of every FN's lease name in the journal (and of its Redis key).
 pub const LOCK_NAME: &str = "ofd_sync";
+
+/// The lease name of the relay of FN `fn_number`: `ofd_sync:fn:<FN>`. (Adapters before several
+/// registers took one `ofd_sync` for the whole journal; replicas sharing a journal run one version.)
+pub fn lease_name(fn_number: &str) -> String {
+    format!("{LOCK_NAME}:fn:{fn_number}")
+}
 
 /// Bound on every Redis round trip.
 const REDIS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -50,6 +58,8 @@ fn redis_err(e: redis::RedisError) -> LockError {
 pub struct Held {
     /// Fencing token: strictly increases with every acquisition.
     pub token: i64,
+    /// The lease name (SQLite) or key (Redis) of the FN this lock is held for.
+    name: String,
     lease: Option<Lease>,
     value: String,
     renewed_at: Instant,
@@ -67,15 +77,14 @@ enum Backend {
     Redis {
         client: redis::Client,
         conn: tokio::sync::Mutex<Option<MultiplexedConnection>>,
-        key: String,
     },
 }
 
 /// The sync lock of one adapter process.
 pub struct SyncLock {
     backend: Backend,
-    /// The lease name in the journal (one lease per register's FN relay).
-    name: String,
+    /// What an FN's lease name is prefixed with: nothing in the journal, the key prefix in Redis.
+    prefix: String,
     owner: String,
     ttl: Duration,
 }
@@ -149,16 +158,17 @@ impl SyncLock {
     pub fn sqlite(journal: Journal, owner: String, ttl: Duration) -> SyncLock {
         SyncLock {
             backend: Backend::Sqlite(journal),
-            name: LOCK_NAME.to_owned(),
+            prefix: String::new(),
             owner,
             ttl,
         }
     }
 
-    /// A Redis lock at `url` (`redis://HOST:PORT`) on `key`. Connects lazily.
+    /// A Redis lock at `url` (`redis://HOST:PORT`); an FN's key is `prefix` followed by its lease
+    /// name (`adapter:ofd_sync:fn:<FN>` with prefix `adapter:`). Connects lazily.
     pub fn redis(
         url: &str,
-        key: &str,
+        prefix: &str,
         owner: String,
         ttl: Duration,
     ) -> Result<SyncLock, LockError> {
@@ -167,20 +177,11 @@ impl SyncLock {
             backend: Backend::Redis {
                 client,
                 conn: tokio::sync::Mutex::new(None),
-                key: key.to_string(),
             },
-            name: key.to_string(),
+            prefix: prefix.to_string(),
             owner,
             ttl,
         })
-    }
-
-    /// The same lock under another lease name (the SQLite backend; a Redis lock is named by its
-    /// key): each register's relay takes its own, so replicas never relay one register's FN at
-    /// once and still relay different ones in parallel.
-    pub fn named(mut self, name: String) -> SyncLock {
-        self.name = name;
-        self
     }
 
     /// The owner id this lock acquires under.
@@ -193,37 +194,44 @@ impl SyncLock {
         self.ttl
     }
 
-    /// Takes the lock; `Ok(None)` while someone else holds it.
-    pub async fn acquire(&self) -> Result<Option<Held>, LockError> {
+    /// The lease name or Redis key of FN `fn_number`'s lock.
+    pub fn name_for(&self, fn_number: &str) -> String {
+        format!("{}{}", self.prefix, lease_name(fn_number))
+    }
+
+    /// Takes the lock of FN `fn_number`; `Ok(None)` while someone else holds it.
+    pub async fn acquire(&self, fn_number: &str) -> Result<Option<Held>, LockError> {
+        let name = self.name_for(fn_number);
         match &self.backend {
             Backend::Sqlite(journal) => {
                 let mut lease = journal
-                    .lease_acquire(&self.name, &self.owner, ttl_ms(self.ttl))
+                    .lease_acquire(&name, &self.owner, ttl_ms(self.ttl))
                     .await?;
                 if lease.is_none()
-                    && let Some(holder) = journal.lease(&self.name).await?
+                    && let Some(holder) = journal.lease(&name).await?
                     && holder.owner != self.owner
                     && holder_is_dead(&holder.owner)
                 {
                     tracing::warn!(dead_owner = %holder.owner, "taking over the sync lease of a process that is gone");
                     lease = journal
-                        .lease_take_over(&self.name, &holder.owner, &self.owner, ttl_ms(self.ttl))
+                        .lease_take_over(&name, &holder.owner, &self.owner, ttl_ms(self.ttl))
                         .await?;
                 }
                 Ok(lease.map(|lease| Held {
                     token: lease.token,
+                    name,
                     value: format!("{}:{}", self.owner, lease.token),
                     lease: Some(lease),
                     renewed_at: Instant::now(),
                 }))
             }
-            Backend::Redis { key, .. } => {
+            Backend::Redis { .. } => {
                 let token: i64 = self
-                    .redis_query(redis::cmd("INCR").arg(format!("{key}:fence")))
+                    .redis_query(redis::cmd("INCR").arg(format!("{name}:fence")))
                     .await?;
                 let value = format!("{}:{}", self.owner, token);
                 let mut set = redis::cmd("SET");
-                set.arg(key)
+                set.arg(&name)
                     .arg(&value)
                     .arg("NX")
                     .arg("PX")
@@ -231,6 +239,7 @@ impl SyncLock {
                 let ok: Option<String> = self.redis_query(&set).await?;
                 Ok(ok.map(|_| Held {
                     token,
+                    name,
                     lease: None,
                     value,
                     renewed_at: Instant::now(),
@@ -263,11 +272,11 @@ impl SyncLock {
                     None => false,
                 }
             }
-            Backend::Redis { key, .. } => {
+            Backend::Redis { .. } => {
                 let mut eval = redis::cmd("EVAL");
                 eval.arg(RENEW_SCRIPT)
                     .arg(1)
-                    .arg(key)
+                    .arg(&held.name)
                     .arg(&held.value)
                     .arg(ttl_ms(self.ttl));
                 let n: i64 = self.redis_query(&eval).await?;
@@ -285,14 +294,15 @@ impl SyncLock {
     pub async fn check_fence(&self, held: &Held) -> Result<bool, LockError> {
         match &self.backend {
             Backend::Sqlite(journal) => {
-                let current = journal.lease(&self.name).await?;
+                let current = journal.lease(&held.name).await?;
                 Ok(match (current, held.lease.as_ref()) {
                     (Some(c), Some(h)) => c.owner == h.owner && c.token == h.token,
                     _ => false,
                 })
             }
-            Backend::Redis { key, .. } => {
-                let value: Option<String> = self.redis_query(redis::cmd("GET").arg(key)).await?;
+            Backend::Redis { .. } => {
+                let value: Option<String> =
+                    self.redis_query(redis::cmd("GET").arg(&held.name)).await?;
                 Ok(value.as_deref() == Some(held.value.as_str()))
             }
         }
@@ -305,9 +315,12 @@ impl SyncLock {
                 Some(lease) => Ok(journal.lease_release(lease).await?),
                 None => Ok(false),
             },
-            Backend::Redis { key, .. } => {
+            Backend::Redis { .. } => {
                 let mut eval = redis::cmd("EVAL");
-                eval.arg(RELEASE_SCRIPT).arg(1).arg(key).arg(&held.value);
+                eval.arg(RELEASE_SCRIPT)
+                    .arg(1)
+                    .arg(&held.name)
+                    .arg(&held.value);
                 let n: i64 = self.redis_query(&eval).await?;
                 Ok(n == 1)
             }
@@ -319,7 +332,7 @@ impl SyncLock {
         &self,
         cmd: &redis::Cmd,
     ) -> Result<T, LockError> {
-        let Backend::Redis { client, conn, .. } = &self.backend else {
+        let Backend::Redis { client, conn } = &self.backend else {
             return Err(LockError::Redis("not a redis lock".into()));
         };
         let mut slot = conn.lock().await;

@@ -90,20 +90,13 @@ impl SyncSettings {
 }
 
 impl SyncLock {
-    /// The lock the configuration asks for (`sqlite` or `redis://...`) over the relay of register
-    /// `kkt_id`, owned by a fresh id. The one register of `--kkt-port` keeps the name an adapter
-    /// of one register always used, so replicas of different versions still exclude each other.
-    pub fn from_config(c: &Config, journal: Journal, kkt_id: &str) -> Result<SyncLock, LockError> {
+    /// The lock the configuration asks for (`sqlite` or `redis://...`), owned by a fresh id and
+    /// taken per FN (see [`lock::lease_name`]).
+    pub fn from_config(c: &Config, journal: Journal) -> Result<SyncLock, LockError> {
         let owner = lock::owner_id();
-        let name = match kkt_id {
-            crate::journal::DEFAULT_KKT_ID => lock::LOCK_NAME.to_owned(),
-            id => format!("{}:{id}", lock::LOCK_NAME),
-        };
         match &c.lock {
-            LockKind::Sqlite => Ok(SyncLock::sqlite(journal, owner, c.lock_ttl).named(name)),
-            LockKind::Redis(url) => {
-                SyncLock::redis(url, &format!("adapter:{name}"), owner, c.lock_ttl)
-            }
+            LockKind::Sqlite => Ok(SyncLock::sqlite(journal, owner, c.lock_ttl)),
+            LockKind::Redis(url) => SyncLock::redis(url, "adapter:", owner, c.lock_ttl),
         }
     }
 }
@@ -303,6 +296,20 @@ impl Shared {
             stop,
             ..SyncResult::default()
         };
+        // The lock is the FN's, so the FN's number comes first: read once from the device.
+        let fn_number = match mem.fn_number.clone() {
+            Some(n) => n,
+            None => match self.relay.fn_number().await {
+                Ok(n) => {
+                    mem.fn_number = Some(n.clone());
+                    n
+                }
+                Err(e) => {
+                    let stop = StopReason::Kkt(format!("reading the FN number: {e}"));
+                    return Ok(stopped(stop, self.pending().await?));
+                }
+            },
+        };
         if kind != (PassKind::Manual { force: true }) {
             if !self.breaker_lock().try_acquire(now) {
                 return Ok(stopped(StopReason::BreakerOpen, self.pending().await?));
@@ -311,10 +318,10 @@ impl Shared {
                 return Ok(stopped(StopReason::BackingOff, self.pending().await?));
             }
         }
-        let Some(held) = self.lock.acquire().await? else {
+        let Some(held) = self.lock.acquire(&fn_number).await? else {
             return Ok(stopped(StopReason::LockBusy, self.pending().await?));
         };
-        let (held, result) = Pass::new(self, &mut mem, held, kind).run().await;
+        let (held, result) = Pass::new(self, &mut mem, fn_number, held, kind).run().await;
         if let Err(e) = self.lock.release(held).await {
             tracing::warn!(error = %e, "releasing the sync lock failed; it expires by itself");
         }
@@ -416,16 +423,15 @@ impl SyncHandle {
         }
     }
 
-    /// The worker of register `kkt_id` for the adapter's configuration, relaying its FN through
-    /// its KKT driver, behind the OFD endpoint's shared `breaker`.
+    /// The worker of a register for the adapter's configuration, relaying its FN through its KKT
+    /// driver, behind the OFD endpoint's shared `breaker`.
     pub fn from_config(
         config: &Config,
         journal: Journal,
         kkt: crate::kkt::KktHandle,
-        kkt_id: &str,
         breaker: SharedBreaker,
     ) -> Result<SyncHandle, LockError> {
-        let lock = SyncLock::from_config(config, journal.clone(), kkt_id)?;
+        let lock = SyncLock::from_config(config, journal.clone())?;
         let settings = SyncSettings::from_config(config);
         Ok(SyncHandle::sharing(
             journal,

@@ -85,6 +85,8 @@ pub(crate) struct Pass<'a> {
     pub mem: &'a mut PassMemory,
     pub held: Held,
     pub kind: PassKind,
+    /// The FN this relay serves: `held` is its lock.
+    fn_number: String,
     result: SyncResult,
     /// Sends attempted in this pass (an idle probe is made only when there were none).
     attempts: u32,
@@ -94,12 +96,19 @@ pub(crate) struct Pass<'a> {
 }
 
 impl<'a> Pass<'a> {
-    pub fn new(sh: &'a Shared, mem: &'a mut PassMemory, held: Held, kind: PassKind) -> Self {
+    pub fn new(
+        sh: &'a Shared,
+        mem: &'a mut PassMemory,
+        fn_number: String,
+        held: Held,
+        kind: PassKind,
+    ) -> Self {
         Pass {
             sh,
             mem,
             held,
             kind,
+            fn_number,
             result: SyncResult::default(),
             attempts: 0,
             last_queue: None,
@@ -196,16 +205,7 @@ impl<'a> Pass<'a> {
             Ok(q) => q,
             Err(e) => return Ok(Some(StopReason::Kkt(e.to_string()))),
         };
-        let fn_now = match self.mem.fn_number.clone() {
-            Some(n) => n,
-            None => match self.sh.relay.fn_number().await {
-                Ok(n) => {
-                    self.mem.fn_number = Some(n.clone());
-                    n
-                }
-                Err(e) => return Ok(Some(StopReason::Kkt(e.to_string()))),
-            },
-        };
+        let fn_now = self.fn_number.clone();
         // Only this FN's rows: another register's relay settles the others, and they must not use
         // up this pass's batch.
         let pending = self.sh.journal.list_pending_of_fn(&fn_now, batch).await?;
@@ -289,7 +289,16 @@ impl<'a> Pass<'a> {
             );
             return Ok(Step::Stop(StopReason::Kkt(why)));
         }
-        self.mem.fn_number.get_or_insert_with(|| fn_number.clone());
+        if fn_number != self.fn_number {
+            // The register's FN was replaced since its number was read: this pass holds the old
+            // FN's lock, so it relays nothing; the next one reads the number again.
+            self.mem.fn_number = None;
+            let why = format!(
+                "the FN's message names FN {fn_number}, but this relay holds the lock of FN {}",
+                self.fn_number
+            );
+            return Ok(Step::Stop(StopReason::Kkt(why)));
+        }
         let behind = u32::from(queue.queue_len).saturating_sub(1);
         let journal = &self.sh.journal;
         if let Some(row) = journal.get_by_fiscal(&fn_number, fd).await?

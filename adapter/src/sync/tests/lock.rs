@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use super::Shop;
 use crate::journal::{JournalError, OfdReply};
-use crate::sync::lock::{LOCK_NAME, SyncLock};
+use crate::sync::lock::{SyncLock, lease_name};
+
+/// The FN whose lock the tests take.
+const FN: &str = "9999078900000001";
 
 /// A `redis-server` on a free loopback port, killed (by its own pid) when dropped.
 pub(super) struct Redis {
@@ -63,7 +66,7 @@ impl Redis {
     }
 
     pub(super) fn lock(&self, owner: &str, ttl: Duration) -> SyncLock {
-        SyncLock::redis(&self.url, "adapter:ofd_sync", owner.to_string(), ttl).unwrap()
+        SyncLock::redis(&self.url, "adapter:", owner.to_string(), ttl).unwrap()
     }
 }
 
@@ -81,19 +84,23 @@ async fn redis_lock_acquire_renew_fence_and_release() {
     let a = redis.lock("a", ttl);
     let b = redis.lock("b", ttl);
 
-    let mut held_a = a.acquire().await.unwrap().expect("a takes the free lock");
-    assert_eq!(b.acquire().await.unwrap(), None, "b waits while a holds it");
+    let mut held_a = a.acquire(FN).await.unwrap().expect("a takes the free lock");
+    assert_eq!(
+        b.acquire(FN).await.unwrap(),
+        None,
+        "b waits while a holds it"
+    );
     assert!(a.check_fence(&held_a).await.unwrap());
 
     // Renewing keeps it past the original TTL.
     tokio::time::sleep(Duration::from_millis(250)).await;
     assert!(a.renew(&mut held_a).await.unwrap());
     tokio::time::sleep(Duration::from_millis(250)).await;
-    assert_eq!(b.acquire().await.unwrap(), None, "renewed: still a's");
+    assert_eq!(b.acquire(FN).await.unwrap(), None, "renewed: still a's");
 
     // a stalls past its TTL; b takes over with a larger fencing token.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let held_b = b.acquire().await.unwrap().expect("a's lock expired");
+    let held_b = b.acquire(FN).await.unwrap().expect("a's lock expired");
     assert!(held_b.token > held_a.token);
     assert!(!a.check_fence(&held_a).await.unwrap(), "a is fenced off");
     assert!(
@@ -107,7 +114,7 @@ async fn redis_lock_acquire_renew_fence_and_release() {
     assert!(b.check_fence(&held_b).await.unwrap());
 
     assert!(b.release(held_b).await.unwrap());
-    let held = a.acquire().await.unwrap().expect("free after release");
+    let held = a.acquire(FN).await.unwrap().expect("free after release");
     assert!(a.release(held).await.unwrap());
 }
 
@@ -125,7 +132,7 @@ async fn redis_down_is_an_error_not_a_lock() {
         Duration::from_secs(1),
     )
     .unwrap();
-    assert!(lock.acquire().await.is_err());
+    assert!(lock.acquire(FN).await.is_err());
 }
 
 #[tokio::test]
@@ -136,13 +143,13 @@ async fn journal_lease_excludes_a_second_process_and_fences_the_first() {
     let a = SyncLock::sqlite(shop.journal.clone(), "a".into(), ttl);
     let b = SyncLock::sqlite(other.clone(), "b".into(), ttl);
 
-    let mut held_a = a.acquire().await.unwrap().expect("a takes it");
-    assert_eq!(b.acquire().await.unwrap(), None);
+    let mut held_a = a.acquire(FN).await.unwrap().expect("a takes it");
+    assert_eq!(b.acquire(FN).await.unwrap(), None);
     assert!(a.renew(&mut held_a).await.unwrap());
     assert!(a.check_fence(&held_a).await.unwrap());
 
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let held_b = b.acquire().await.unwrap().expect("a's lease lapsed");
+    let held_b = b.acquire(FN).await.unwrap().expect("a's lease lapsed");
     assert!(held_b.token > held_a.token);
     assert!(!a.check_fence(&held_a).await.unwrap());
 
@@ -166,8 +173,45 @@ async fn journal_lease_excludes_a_second_process_and_fences_the_first() {
     );
     assert!(!a.release(held_a).await.unwrap());
     assert_eq!(
-        other.lease(LOCK_NAME).await.unwrap().map(|l| l.owner),
+        other.lease(&lease_name(FN)).await.unwrap().map(|l| l.owner),
         Some("b".into())
     );
     assert!(b.release(held_b).await.unwrap());
+}
+
+/// Each FN has its own lock in both backends: holding one FN's never holds back another's, and the
+/// Redis key and the journal lease are named by the FN number.
+#[tokio::test]
+async fn each_fn_has_its_own_lock() {
+    const OTHER_FN: &str = "9999078900000002";
+    let redis = Redis::start().await;
+    let shop = Shop::open().await;
+    let ttl = Duration::from_secs(30);
+    let locks = [
+        (
+            redis.lock("a", ttl),
+            redis.lock("b", ttl),
+            format!("adapter:ofd_sync:fn:{FN}"),
+        ),
+        (
+            SyncLock::sqlite(shop.journal.clone(), "a".into(), ttl),
+            SyncLock::sqlite(shop.journal.clone(), "b".into(), ttl),
+            format!("ofd_sync:fn:{FN}"),
+        ),
+    ];
+    for (a, b, name) in locks {
+        assert_eq!(a.name_for(FN), name);
+        let held_a = a.acquire(FN).await.unwrap().expect("a takes FN 1");
+        assert_eq!(b.acquire(FN).await.unwrap(), None, "{name}: FN 1 is a's");
+        let held_b = b.acquire(OTHER_FN).await.unwrap().expect("FN 2 is free");
+        assert!(a.check_fence(&held_a).await.unwrap());
+        assert!(b.check_fence(&held_b).await.unwrap());
+        assert!(a.release(held_a).await.unwrap());
+        assert!(b.release(held_b).await.unwrap());
+    }
+    assert_eq!(
+        shop.journal.lease(&lease_name(OTHER_FN)).await.unwrap(),
+        None,
+        "released"
+    );
 }

@@ -8,6 +8,7 @@ use serde_json::json;
 
 use super::{Mock, Shop, count, settings};
 use crate::journal::OfdReply;
+use crate::sync::lock::lease_name;
 use crate::sync::ofd_client::OfdClient;
 use crate::sync::relay::FnRelay;
 use crate::sync::{BreakerState, NetworkStatus, StopReason, SyncHandle};
@@ -317,4 +318,42 @@ async fn an_idle_worker_probes_so_an_outage_opens_the_breaker_before_the_first_s
     assert!(count(&mock.stats().await, "probes") >= 2);
     worker.stop();
     task.await.unwrap();
+}
+
+/// The lock is the FN's, not the register's: a replica that holds another FN's lease (whatever it
+/// calls its register) leaves this FN's relay alone, and one that holds this FN's lease stops it.
+#[tokio::test]
+async fn the_sync_lease_is_keyed_by_the_fn_number() {
+    let shop = Shop::open().await;
+    let mock = Mock::start().await;
+    let fn_number = shop.emu.shared.state_view().fn_serial;
+    let worker = shop.worker(shop.journal.clone(), &mock.addr());
+    let other_fn = lease_name("9999000000000042");
+    assert_ne!(other_fn, lease_name(&fn_number));
+    let other = shop
+        .journal
+        .lease_acquire(&other_fn, "replica-2", 60_000)
+        .await
+        .unwrap()
+        .expect("another FN's lease is free");
+    shop.sell(1).await;
+    let r = worker.sync_now(false).await.unwrap();
+    // The shift's opening report and the receipt.
+    assert_eq!((r.synced, &r.stop), (2, &StopReason::Drained), "{r:?}");
+
+    let ours = shop
+        .journal
+        .lease_acquire(&lease_name(&fn_number), "replica-2", 60_000)
+        .await
+        .unwrap()
+        .expect("this FN's lease is free between passes");
+    shop.sell(2).await;
+    let r = worker.sync_now(false).await.unwrap();
+    assert_eq!((r.synced, &r.stop), (0, &StopReason::LockBusy), "{r:?}");
+
+    assert!(shop.journal.lease_release(&ours).await.unwrap());
+    assert!(shop.journal.lease_release(&other).await.unwrap());
+    let r = worker.sync_now(false).await.unwrap();
+    assert_eq!((r.synced, &r.stop), (1, &StopReason::Drained), "{r:?}");
+    assert_all_delivered_once(&shop, &mock).await;
 }
