@@ -142,6 +142,18 @@ impl FiscalDocument {
         }
     }
 
+    /// The KKT's registration number (tag 1037) the document carries; `""` if it does not read.
+    pub fn registration_number(&self) -> String {
+        match typed(&self.document_tlv) {
+            Ok(Typed::Receipt(r)) => r.fiscal.kkt_reg_id,
+            Ok(Typed::ShiftOpen(s)) => s.fiscal.kkt_reg_id,
+            Ok(Typed::ShiftClose(s)) => s.fiscal.kkt_reg_id,
+            Err(_) => String::new(),
+        }
+        .trim()
+        .to_owned()
+    }
+
     /// The id the POS API gives the document: `FN-FD`.
     pub fn doc_id(&self) -> String {
         format!("{}-{}", self.fn_number, self.fd_number)

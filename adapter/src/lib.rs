@@ -182,6 +182,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
     }
     let mut background = Vec::new();
     for r in shop.all() {
+        // Task requests (ATOL API) a stopped adapter left unfinished go on, after reconciliation.
+        if let Err(e) = r.fiscalizer.resume_tasks().await {
+            tracing::error!(kkt_id = %r.id(), error = %e, "unfinished task requests could not be read; they go on when their uuid is sent again");
+        }
         background.push(r.fiscalizer.spawn_reconciler());
         let (f, s) = (r.fiscalizer.clone(), r.sync.clone());
         background.push(tokio::spawn(async move {

@@ -39,11 +39,38 @@ pub fn spawn(journal: Journal, age: Duration) -> Option<JoinHandle<()>> {
     }))
 }
 
-/// One round: batches until one comes back short or the round's bound is reached.
+/// One round: batches until one comes back short or the round's bound is reached, first of the
+/// synced receipts, then of the task requests (ATOL API) whose receipts went, so a POS can poll a
+/// task's result as long as its receipt is kept.
 async fn round(journal: &Journal, age_ms: i64) {
+    let Some(receipts) = purge_in_batches(|| journal.purge_synced(age_ms, BATCH_LEN_MAX)).await
+    else {
+        return;
+    };
+    let Some(tasks) = purge_in_batches(|| journal.purge_task_requests(age_ms, BATCH_LEN_MAX)).await
+    else {
+        return;
+    };
+    if receipts > 0 || tasks > 0 {
+        tracing::info!(
+            receipts,
+            task_requests = tasks,
+            age_ms,
+            "retention: synced receipts and finished task requests purged"
+        );
+    }
+}
+
+/// Runs `batch` until one comes back short or the round's bound is reached; `None` after a
+/// failure (logged; the next round tries again).
+async fn purge_in_batches<F, Fut>(mut batch: F) -> Option<u64>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<u64, crate::journal::JournalError>>,
+{
     let mut purged = 0u64;
     for _ in 0..BATCHES_PER_ROUND_MAX {
-        match journal.purge_synced(age_ms, BATCH_LEN_MAX).await {
+        match batch().await {
             Ok(n) => {
                 purged += n;
                 if n < u64::from(BATCH_LEN_MAX) {
@@ -52,12 +79,10 @@ async fn round(journal: &Journal, age_ms: i64) {
             }
             Err(e) => {
                 tracing::warn!(error = %e, purged, "retention: purge failed; retrying next round");
-                return;
+                return None;
             }
         }
         tokio::time::sleep(BATCH_PAUSE).await;
     }
-    if purged > 0 {
-        tracing::info!(purged, age_ms, "retention: synced receipts purged");
-    }
+    Some(purged)
 }

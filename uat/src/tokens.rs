@@ -62,6 +62,8 @@ const POS_ROUTES: &[(&str, &str)] = &[
     ("GET", "/v1/kkt/status"),
     ("GET", "/v1/health"),
     ("GET", "/v1/ready"),
+    ("POST", "/api/v2/requests"),
+    ("GET", "/api/v2/requests/*"),
 ];
 
 /// The role a request to an adapter is sent with.

@@ -7,6 +7,7 @@
 //! literal wire JSON, so a rename cannot pass silently on both sides at once.
 
 mod admin;
+mod atol;
 mod buffer;
 mod device;
 mod error;
@@ -15,6 +16,7 @@ mod money;
 mod receipt;
 
 pub use admin::*;
+pub use atol::*;
 pub use buffer::*;
 pub use device::*;
 pub use error::*;

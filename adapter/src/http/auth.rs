@@ -68,7 +68,9 @@ fn needed_role(route: &str) -> Option<Role> {
         | "/v1/kkt/devices"
         | "/v1/kkt/devices/{kkt_id}/status"
         | "/v1/kkt/devices/{kkt_id}/shift/open"
-        | "/v1/kkt/devices/{kkt_id}/shift/close" => Some(Role::Pos),
+        | "/v1/kkt/devices/{kkt_id}/shift/close"
+        | "/api/v2/requests"
+        | "/api/v2/requests/{uuid}" => Some(Role::Pos),
         "/metrics" => Some(Role::Admin),
         // Resolve, sync, DLQ retry, and any route not listed above (backup, ...).
         _ => Some(Role::Admin),
@@ -155,20 +157,17 @@ impl Auth {
                 role: Role::Admin,
             });
         }
-        let presented = headers
+        let (name, secret) = headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                let (scheme, secret) = v.trim().split_once(' ')?;
-                scheme.eq_ignore_ascii_case("bearer").then(|| secret.trim())
-            })
+            .and_then(credentials)
             .ok_or_else(|| {
                 AppError::definite(
                     ErrorCode::Unauthorized,
-                    "send an API token as `Authorization: Bearer SECRET`",
+                    "send an API token as `Authorization: Bearer SECRET` (or HTTP Basic with the                      token's name as user and its secret as password)",
                 )
             })?;
-        let presented: [u8; 32] = Sha256::digest(presented.as_bytes()).into();
+        let presented: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
         let mut found = None;
         for known in &self.tokens {
             let diff = known
@@ -176,7 +175,9 @@ impl Auth {
                 .iter()
                 .zip(presented.iter())
                 .fold(0u8, |acc, (a, b)| acc | (a ^ b));
-            if diff == 0 {
+            // Basic names the token too: a secret presented under another token's name is refused.
+            let named = name.as_deref().is_none_or(|n| n == known.requester.name);
+            if diff == 0 && named {
                 found = Some(&known.requester);
             }
         }
@@ -184,6 +185,25 @@ impl Auth {
             AppError::definite(ErrorCode::Unauthorized, "the API token is not valid")
         })
     }
+}
+
+/// The credentials of an `Authorization` header: `Bearer SECRET`, or `Basic base64(NAME:SECRET)`
+/// as ATOL clients send it (the token's name as user, its secret as password).
+fn credentials(value: &str) -> Option<(Option<String>, String)> {
+    use base64::Engine as _;
+    let (scheme, rest) = value.trim().split_once(' ')?;
+    if scheme.eq_ignore_ascii_case("bearer") {
+        return Some((None, rest.trim().to_owned()));
+    }
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return None;
+    }
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(rest.trim())
+        .ok()?;
+    let text = String::from_utf8(decoded).ok()?;
+    let (name, secret) = text.split_once(':')?;
+    Some((Some(name.to_owned()), secret.to_owned()))
 }
 
 /// How long a browser may cache a preflight answer, in seconds.
@@ -310,6 +330,36 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.clone(), HeaderValue::from_str(v).unwrap()))
             .collect()
+    }
+
+    #[test]
+    fn basic_credentials_name_the_token_and_carry_its_secret() {
+        use base64::Engine as _;
+        let a = auth(&[
+            "till1:pos:pos-secret-0123456789",
+            "ops:admin:admin-secret-0123456789",
+        ]);
+        let basic = |user_pass: &str| {
+            let v = format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(user_pass)
+            );
+            a.authenticate(&headers(&[(header::AUTHORIZATION, v.as_str())]))
+        };
+        let r = basic("till1:pos-secret-0123456789").unwrap();
+        assert_eq!((r.name.as_str(), r.role), ("till1", Role::Pos));
+        for wrong in [
+            "ops:pos-secret-0123456789",
+            "till1:admin-secret-0123456789",
+            "till1:pos-secret-012345678",
+            "till1",
+        ] {
+            assert_eq!(
+                basic(wrong).unwrap_err().code,
+                ErrorCode::Unauthorized,
+                "{wrong}"
+            );
+        }
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! The POS HTTP API (axum). This module is the only place that converts between the wire types of
 //! `adapter-api` and the adapter's inner types; errors go through [`AppError`].
 
+mod atol;
 mod auth;
 mod backup;
 mod contract;
@@ -187,6 +188,15 @@ fn route_table() -> Vec<Route> {
     ]
 }
 
+/// The ATOL web-server compatible routes (`atol.rs`): described by the README's compatibility
+/// table, not by the OpenAPI document of the native API.
+fn atol_route_table() -> Vec<Route> {
+    vec![
+        route(Method::POST, "/api/v2/requests", atol::post_requests),
+        route(Method::GET, "/api/v2/requests/{uuid}", atol::get_request),
+    ]
+}
+
 /// The method and path pattern of every route of [`app`], in the order it registers them.
 pub fn routes() -> Vec<(Method, &'static str)> {
     route_table()
@@ -199,6 +209,7 @@ pub fn routes() -> Vec<(Method, &'static str)> {
 pub fn app(state: Arc<AppState>) -> Router {
     route_table()
         .into_iter()
+        .chain(atol_route_table())
         .fold(Router::new(), |router, (_, path, handler)| {
             router.route(path, handler)
         })

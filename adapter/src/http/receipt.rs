@@ -13,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use super::{AppError, AppState, KEY_CHARS_MAX, journal_error, sale_from_request};
 use crate::fiscal::FiscalDocument;
-use crate::service::{KktState, OfdStatus, ReceiptRow, RejectCode, SubmitError};
+use crate::service::{KktState, OfdStatus, ReceiptRow, RejectCode, SubmitError, TASK_KEY_PREFIX};
 use api::ErrorCode;
 
 /// Decodes a body journaled before the sale encoding was versioned (the POS request as received),
@@ -62,6 +62,14 @@ pub(super) async fn post_receipt(
         return Err(AppError::definite(
             ErrorCode::InvalidField,
             format!("idempotency key: 1 to {KEY_CHARS_MAX} printable characters"),
+        ));
+    }
+    if key.starts_with(TASK_KEY_PREFIX) {
+        return Err(AppError::definite(
+            ErrorCode::InvalidField,
+            format!(
+                "idempotency key: the prefix `{TASK_KEY_PREFIX}` is kept for the receipts of the                  ATOL-compatible API"
+            ),
         ));
     }
     let sale = sale_from_request(&request)

@@ -17,6 +17,7 @@ mod invariants;
 mod ops;
 mod read;
 mod schema;
+mod tasks;
 mod types;
 mod writer;
 
@@ -34,10 +35,11 @@ use crate::fiscal::{DocKind, FiscalDocument};
 pub use backup::{BackupInfo, backup_file};
 pub use error::{JournalError, Result};
 pub use schema::DEFAULT_KKT_ID;
+pub use tasks::{TASK_KEY_PREFIX, task_receipt_key};
 pub use types::{
     AuditEntry, BufferCounts, CheckpointInfo, DlqEntry, EffectiveSettings, InsertOutcome, KktState,
-    Lease, NewReceipt, OfdExchange, OfdReply, OfdStatus, ReceiptRow, RejectCode, Rejection,
-    WriterStats,
+    Lease, NewReceipt, NewTaskRequest, OfdExchange, OfdReply, OfdStatus, ReceiptRow, RejectCode,
+    Rejection, TaskInsert, TaskRequestRow, WriterStats,
 };
 
 use crate::hlc::{ClockSource, HlcClock, HlcStamp, SystemClock};
@@ -295,6 +297,42 @@ impl Journal {
             log_change(row, "fiscalized");
         }
         Ok(outcome)
+    }
+
+    // ----- task requests (the ATOL-compatible API) -----
+
+    /// Journals a task request (durable when this returns), or returns the one journaled under
+    /// its id before.
+    pub async fn insert_task_request(&self, new: NewTaskRequest) -> Result<TaskInsert> {
+        self.write(move |ctx| tasks::insert(ctx, new)).await
+    }
+
+    /// Records the outcome of one task of a request, once.
+    pub async fn record_task_outcome(&self, id: &str, index: u32, outcome: &str) -> Result<()> {
+        let (id, outcome) = (id.to_string(), outcome.to_string());
+        self.write(move |ctx| tasks::record(ctx, &id, index, &outcome))
+            .await
+    }
+
+    /// Retention of task requests: those finished before `age_ms` whose receipts are gone.
+    pub async fn purge_task_requests(&self, age_ms: i64, batch_len_max: u32) -> Result<u64> {
+        self.write(move |ctx| {
+            let cutoff = (ctx.stamp().physical_ms() as i64).saturating_sub(age_ms);
+            tasks::purge(ctx, cutoff, batch_len_max)
+        })
+        .await
+    }
+
+    /// The task request journaled under `id`, with the outcomes of its finished tasks.
+    pub async fn task_request(&self, id: &str) -> Result<Option<TaskRequestRow>> {
+        let id = id.to_string();
+        self.read(move |c| tasks::get(c, &id)).await
+    }
+
+    /// Register `kkt_id`'s task requests with unfinished tasks, oldest first.
+    pub async fn unfinished_task_requests(&self, kkt_id: &str) -> Result<Vec<TaskRequestRow>> {
+        let kkt_id = kkt_id.to_string();
+        self.read(move |c| tasks::unfinished(c, &kkt_id)).await
     }
 
     // ----- phase 2: OFD relay -----

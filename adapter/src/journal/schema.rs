@@ -11,7 +11,7 @@ use super::types::EffectiveSettings;
 
 /// Schema migrations; migration `i` takes the file from `user_version = i` to `i + 1`.
 /// Append only: a released migration is never edited.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// Version 1: receipts (phase 1), ofd_exchange and sync_lease (phase 2), meta.
 const V1: &str = "
@@ -112,6 +112,30 @@ const V4: &str = "
 ALTER TABLE receipts ADD COLUMN kkt_id TEXT NOT NULL DEFAULT 'default';
 CREATE INDEX receipts_kkt_unresolved ON receipts (kkt_id, hlc)
     WHERE kkt_state IN ('received', 'kkt_in_flight');
+";
+
+/// Version 5: task requests, a POS's list of tasks under the POS's own id (the ATOL-compatible API's
+/// `uuid`), kept so the same id never runs twice and its results can be polled after a restart.
+/// `jobs` is the adapter's own encoding of the validated tasks; each finished task has an outcome
+/// row. A receipt task's sale is a `receipts` row of its own, keyed `<key_prefix><index>`.
+const V5: &str = "
+CREATE TABLE task_requests (
+    id          TEXT PRIMARY KEY NOT NULL,
+    number      INTEGER NOT NULL UNIQUE,
+    kkt_id      TEXT NOT NULL,
+    body_hash   TEXT NOT NULL,
+    jobs        TEXT NOT NULL,
+    task_count  INTEGER NOT NULL CHECK (task_count >= 1),
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+);
+CREATE TABLE task_outcomes (
+    request_id  TEXT NOT NULL,
+    idx         INTEGER NOT NULL CHECK (idx >= 0),
+    outcome     TEXT NOT NULL,
+    at          INTEGER NOT NULL,
+    PRIMARY KEY (request_id, idx)
+);
 ";
 
 /// The id of the register an adapter with one `--kkt-port` drives.

@@ -351,3 +351,63 @@ mod tests {
         assert_eq!(RejectCode::parse("ofd_response_14"), None);
     }
 }
+
+/// Input of [`super::Journal::insert_task_request`]: a POS's list of tasks under its own id.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTaskRequest {
+    /// The POS's id of the request (unique over the journal's lifetime).
+    pub id: String,
+    /// The register that runs the tasks.
+    pub kkt_id: String,
+    /// Hash of the canonical request, to tell a replay from a conflicting reuse of the id.
+    pub body_hash: String,
+    /// The caller's encoding of the validated tasks.
+    pub jobs: String,
+    /// How many tasks `jobs` holds.
+    pub task_count: u32,
+}
+
+/// One task request with the outcomes of its finished tasks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskRequestRow {
+    /// The POS's id of the request.
+    pub id: String,
+    /// Sequence number, from 1, in the order requests were journaled.
+    pub number: u64,
+    /// The register that runs the tasks.
+    pub kkt_id: String,
+    /// Hash of the canonical request.
+    pub body_hash: String,
+    /// The caller's encoding of the validated tasks.
+    pub jobs: String,
+    /// How many tasks `jobs` holds.
+    pub task_count: u32,
+    /// `(index, outcome)` of each finished task, by index.
+    pub outcomes: Vec<(u32, String)>,
+    /// Milliseconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+impl TaskRequestRow {
+    /// Every task has an outcome.
+    pub fn finished(&self) -> bool {
+        self.outcomes.len() >= self.task_count as usize
+    }
+
+    /// The outcome of task `index`, if it finished.
+    pub fn outcome(&self, index: u32) -> Option<&str> {
+        self.outcomes
+            .iter()
+            .find(|(i, _)| *i == index)
+            .map(|(_, o)| o.as_str())
+    }
+}
+
+/// What [`super::Journal::insert_task_request`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskInsert {
+    /// Journaled now.
+    Inserted(TaskRequestRow),
+    /// A request with that id was journaled before (its hash tells whether it is the same one).
+    Existing(TaskRequestRow),
+}

@@ -47,6 +47,69 @@ pub fn status(kkt: &mut Kkt) -> Result<DeviceStatus, KktError> {
     }
 }
 
+/// Everything the device tells about itself in one look: mode and sensors (10), the FN (FF01), the
+/// shift (FF40) and the FN's queue for the OFD (FF39).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceSnapshot {
+    pub mode: DeviceMode,
+    /// Short-status flags (bit 1 receipt roll present, bit 10 cover up).
+    pub flags: u16,
+    pub fn_number: String,
+    /// FN life phase bits (bit 1 fiscal mode open).
+    pub fn_life_phase: u8,
+    /// FN warning bits.
+    pub fn_warnings: u8,
+    /// The FN clock: year - 2000, month, day, hour, minute.
+    pub fn_datetime: [u8; 5],
+    pub last_fd: u32,
+    pub shift_open: bool,
+    pub shift_number: u32,
+    /// Documents the OFD has not acknowledged, and the first of them (number, time as above).
+    pub ofd_queue_len: u16,
+    pub ofd_first_fd: u32,
+    pub ofd_first_datetime: [u8; 5],
+}
+
+/// Reads a [`DeviceSnapshot`]: four status commands, none of which prints or changes anything.
+pub fn snapshot(kkt: &mut Kkt) -> Result<DeviceSnapshot, KktError> {
+    let (mode, flags) = match kkt.call(&Request::ShortStatus)? {
+        Answer::ShortStatus(s) => (DeviceMode::from_byte(s.mode).0, s.flags),
+        other => return Err(unexpected("10", &other)),
+    };
+    let fn_status = match kkt.call(&Request::FnStatus)? {
+        Answer::FnStatus(f) => f,
+        other => return Err(unexpected("FF01", &other)),
+    };
+    let shift = match kkt.call(&Request::FnShiftParams)? {
+        Answer::FnShiftParams(p) => p,
+        other => return Err(unexpected("FF40", &other)),
+    };
+    let exchange = match kkt.call(&Request::FnExchangeStatus)? {
+        Answer::FnExchangeStatus(x) => x,
+        other => return Err(unexpected("FF39", &other)),
+    };
+    Ok(DeviceSnapshot {
+        mode,
+        flags,
+        fn_number: fn_status.fn_number_str(),
+        fn_life_phase: fn_status.life_phase,
+        fn_warnings: fn_status.warnings,
+        fn_datetime: fn_status.datetime,
+        last_fd: fn_status.last_fd,
+        shift_open: shift.shift_open != 0,
+        shift_number: u32::from(shift.shift_number),
+        ofd_queue_len: exchange.queue_len,
+        ofd_first_fd: exchange.first_fd,
+        ofd_first_datetime: exchange.first_datetime,
+    })
+}
+
+/// Prints an X report (40): the shift's totals so far, no fiscal document.
+pub fn x_report(kkt: &mut Kkt) -> Result<(), KktError> {
+    kkt.call(&Request::XReport)?;
+    Ok(())
+}
+
 fn unexpected(cmd: &str, answer: &Answer) -> KktError {
     KktError::Protocol(format!("unexpected answer to {cmd}: {answer:?}"))
 }

@@ -12,6 +12,7 @@ mod fiscalize;
 mod query;
 mod reconcile;
 mod submit;
+mod tasks;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -32,6 +33,10 @@ pub use query::{
     KktState, OfdExchange, OfdStatus, ReceiptRow, RejectCode,
 };
 pub use reconcile::{ReconcileError, ReconcilePolicy, ResolveError, Resolved, UnresolvedInfo};
+pub use tasks::{
+    Accepted, Document, Job, JobKind, Outcome as TaskOutcome, RequestView, Snapshot,
+    TASK_KEY_PREFIX, TaskState, TasksError,
+};
 
 /// Why a sale was not printed. The HTTP layer maps each to a stable code.
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +94,10 @@ struct Inner {
     /// When the last background link probe started ([`Fiscalizer::refresh_link_if_down`]).
     link_probe_at: Mutex<Option<Instant>>,
     fiscalized: tokio::sync::Notify,
+    /// Task requests (ATOL API) run one at a time per register, in the order they came.
+    task_queue: tokio::sync::Mutex<()>,
+    /// Which task requests are being run, and where.
+    running: Mutex<tasks::Running>,
 }
 
 /// The phase-1 service; cheap to clone.
@@ -121,6 +130,8 @@ impl Fiscalizer {
             link: Mutex::new(KktLinkState::default()),
             link_probe_at: Mutex::new(None),
             fiscalized: tokio::sync::Notify::new(),
+            task_queue: tokio::sync::Mutex::new(()),
+            running: Mutex::new(tasks::Running::default()),
         };
         Fiscalizer {
             inner: Arc::new(inner),

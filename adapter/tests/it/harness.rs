@@ -317,6 +317,17 @@ impl Stack {
         v
     }
 
+    /// The device commits the next receipt's close (FF45) and loses power before it answers:
+    /// the sale's outcome is unknown to the adapter until reconciliation reads the FN.
+    pub async fn cut_power_after_the_next_close(&self) {
+        self.emu(
+            "POST",
+            "/_emu/fault",
+            Some(json!({"kind": "power_cut_after_commit", "command": "FF45"})),
+        )
+        .await;
+    }
+
     pub async fn emu(&self, method: &str, path: &str, body: Option<Value>) -> Value {
         self.control(
             format!("http://{}", self.emu.control_addr),

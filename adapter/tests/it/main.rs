@@ -1,6 +1,7 @@
 //! Integration tests of the adapter binary against the real kkt-emulator (over a pty) and the real
 //! ofd-mock, both hosted in-process; the adapter runs as a child process so it can be SIGKILLed.
 
+mod atol;
 mod auth;
 mod backup;
 mod contract;

@@ -274,12 +274,7 @@ async fn a_power_cut_after_commit_ends_printed_with_one_fd() {
 async fn a_restart_with_a_receipt_in_flight_reconciles_it_once() {
     let mut s = Stack::with_adapter(&[]).await;
     s.call("POST", "/v1/kkt/shift/open", None, &[]).await;
-    s.emu(
-        "POST",
-        "/_emu/fault",
-        Some(json!({"kind": "power_cut_after_commit", "command": "FF45"})),
-    )
-    .await;
+    s.cut_power_after_the_next_close().await;
     let (code, r) = s.post_receipt(lenses("restart-1")).await;
     assert_eq!((code, r["status"].clone()), (200, json!("buffered")));
     let id = r["receipt_id"].as_str().unwrap().to_owned();

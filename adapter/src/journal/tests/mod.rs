@@ -7,6 +7,7 @@
 mod model;
 mod ops;
 mod registers;
+mod tasks;
 
 use std::path::Path;
 

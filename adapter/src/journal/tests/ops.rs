@@ -38,7 +38,7 @@ async fn open_applies_durability_pragmas_on_the_writer_connection() {
         ),
         ("wal", "full", 7)
     );
-    assert_eq!((s.busy_timeout_ms, s.schema_version), (5_000, 4));
+    assert_eq!((s.busy_timeout_ms, s.schema_version), (5_000, 5));
     let unsafe_f = Fixture::with(|c| c.unsafe_synchronous_normal = true).await;
     let s = unsafe_f
         .journal
