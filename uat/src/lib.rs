@@ -6,6 +6,8 @@
 pub mod check;
 pub mod cli;
 pub mod disks;
+pub mod dispatch;
+pub mod exit;
 pub mod expect;
 pub mod history;
 pub mod leaks;
@@ -15,6 +17,7 @@ pub mod model;
 pub mod paths;
 pub mod probe;
 pub mod procs;
+pub mod report;
 pub mod run;
 pub mod schema;
 pub mod select;
@@ -22,7 +25,7 @@ pub mod template;
 pub mod tokens;
 pub mod util;
 
-pub use cli::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INFRA, EXIT_NOTHING_SELECTED, EXIT_OK};
+pub use exit::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INFRA, EXIT_NOTHING_SELECTED, EXIT_OK};
 pub use load::{LoadError, Scenario, load_file, load_str};
 pub use run::{Report, RunOptions, Verdict, run_scenario};
 

@@ -328,9 +328,20 @@ fn stop_disks() {
     }
 }
 
-/// On Ctrl-C or SIGTERM, kills every process group still alive and exits with `exit_code`.
-/// Our children live in their own groups, so the terminal's SIGINT never reaches them: without
-/// this, an interrupted run would leave them running.
+/// What to do on an interrupt after the processes are gone and before the runner exits: write
+/// the reports of what finished.
+pub type InterruptHook = Box<dyn Fn() + Send + Sync>;
+
+static INTERRUPT_HOOK: std::sync::Mutex<Option<InterruptHook>> = std::sync::Mutex::new(None);
+
+/// Sets the hook [`install_interrupt_handler`] runs before it exits (replacing any earlier one).
+pub fn on_interrupt(hook: InterruptHook) {
+    *INTERRUPT_HOOK.lock().unwrap_or_else(|p| p.into_inner()) = Some(hook);
+}
+
+/// On Ctrl-C or SIGTERM, kills every process group still alive, runs the hook of
+/// [`on_interrupt`] and exits with `exit_code`. Our children live in their own groups, so the
+/// terminal's SIGINT never reaches them: without this, an interrupted run would leave them running.
 pub fn install_interrupt_handler(exit_code: i32) {
     let spawned = std::thread::Builder::new()
         .name("uat-signals".into())
@@ -364,6 +375,13 @@ pub fn install_interrupt_handler(exit_code: i32) {
                 "uat: {which}: killed {} process groups; run incomplete",
                 groups.len()
             );
+            if let Some(hook) = INTERRUPT_HOOK
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .as_ref()
+            {
+                hook();
+            }
             std::process::exit(exit_code);
         });
     if let Err(e) = spawned {

@@ -42,7 +42,7 @@ fn build_bins(names: &[String], bin_dir: &Path) -> Result<(), String> {
 fn main() {
     let args = Arguments::from_args();
     uat::procs::install_interrupt_handler(101);
-    let scenarios = match uat::cli::load_all(&[workspace().join("scenarios")]) {
+    let scenarios = match uat::dispatch::load_all(&[workspace().join("scenarios")]) {
         Ok(s) => s,
         Err(_) => {
             let t = Trial::test("load scenarios", || {
@@ -70,7 +70,7 @@ fn main() {
     let opts = Arc::new(RunOptions {
         run_dir: target
             .join("uat")
-            .join(format!("{}-cargo-test", uat::cli::run_id())),
+            .join(format!("{}-cargo-test", uat::dispatch::run_id())),
         bin_dir,
         keep: false,
         // `UAT_SEED=S cargo test -p uat --test scenarios` replays a failed seeded scenario.

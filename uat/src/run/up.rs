@@ -7,7 +7,7 @@ use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::time::{Duration, Instant};
 
 use super::{RunOptions, Runner, Verdict, sanitize};
-use crate::cli::{EXIT_FAILED, EXIT_INFRA, EXIT_OK};
+use crate::exit::{EXIT_FAILED, EXIT_INFRA, EXIT_OK};
 use crate::load::{LoadError, Scenario, load_str};
 use crate::tokens::Role;
 

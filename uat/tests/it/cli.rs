@@ -13,7 +13,8 @@ fn uat(args: &[&str], dir: &std::path::Path) -> Output {
         .unwrap()
 }
 
-fn uat_run(dir: &std::path::Path, extra: &[&str]) -> Output {
+/// `uat run --out-dir out --bin-dir . --junit junit.xml EXTRA...` in `dir`.
+pub(crate) fn uat_run(dir: &std::path::Path, extra: &[&str]) -> Output {
     let mut args = vec![
         "run",
         "--out-dir",
@@ -27,7 +28,7 @@ fn uat_run(dir: &std::path::Path, extra: &[&str]) -> Output {
     uat(&args, dir)
 }
 
-fn text(b: &[u8]) -> String {
+pub(crate) fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
@@ -235,7 +236,8 @@ fn only_nightly_scenarios_in_a_directory_exit_4_saying_how_to_run_them() {
 #[test]
 fn the_repository_s_scenarios_directory_leaves_every_nightly_scenario_out() {
     let dir = crate::workspace().join("scenarios");
-    let all = uat::cli::load_all(std::slice::from_ref(&dir)).expect("every scenario file is valid");
+    let all =
+        uat::dispatch::load_all(std::slice::from_ref(&dir)).expect("every scenario file is valid");
     let nightly: Vec<String> = all
         .iter()
         .filter(|s| {

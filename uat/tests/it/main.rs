@@ -2,6 +2,7 @@
 
 mod cli;
 mod errors;
+mod pipeline;
 mod power;
 mod runner;
 mod schema;

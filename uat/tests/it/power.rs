@@ -358,11 +358,22 @@ fn the_summary_counts_expected_failures_as_successes() {
         pids: Vec::new(),
         seed: None,
     };
+    let once = |verdict| uat::report::Outcome {
+        last: report(verdict),
+        failed_before: Vec::new(),
+    };
     let ok = [
-        report(Verdict::Passed),
-        report(Verdict::ExpectedFailure("acked_missing=3".into())),
+        once(Verdict::Passed),
+        once(Verdict::ExpectedFailure("acked_missing=3".into())),
     ];
-    assert_eq!(uat::cli::summarize(&ok, 0), uat::EXIT_OK);
-    let bad = [report(Verdict::Failed("no".into()))];
-    assert_eq!(uat::cli::summarize(&bad, 0), uat::EXIT_FAILED);
+    assert_eq!(uat::report::terminal::summarize(&ok, 0), uat::EXIT_OK);
+    let bad = [once(Verdict::Failed("no".into()))];
+    assert_eq!(uat::report::terminal::summarize(&bad, 0), uat::EXIT_FAILED);
+    // A pass after a failed attempt is flaky, not a plain pass, and fails nothing.
+    let flaky = [uat::report::Outcome {
+        last: report(Verdict::Passed),
+        failed_before: vec![report(Verdict::Failed("first".into()))],
+    }];
+    assert!(flaky[0].flaky());
+    assert_eq!(uat::report::terminal::summarize(&flaky, 0), uat::EXIT_OK);
 }

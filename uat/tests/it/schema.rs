@@ -18,8 +18,8 @@ fn committed_schema_is_current() {
 
 #[test]
 fn every_scenario_file_loads() {
-    let scenarios =
-        uat::cli::load_all(&[workspace().join("scenarios")]).expect("every scenario file is valid");
+    let scenarios = uat::dispatch::load_all(&[workspace().join("scenarios")])
+        .expect("every scenario file is valid");
     assert!(
         scenarios
             .iter()
