@@ -6,7 +6,6 @@ use std::str::FromStr;
 
 use clap::{Parser, Subcommand};
 
-use crate::dispatch;
 pub use crate::exit::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INFRA, EXIT_NOTHING_SELECTED, EXIT_OK};
 
 #[derive(Debug, Parser)]
@@ -22,8 +21,9 @@ struct Cli {
     cmd: Cmd,
 }
 
+/// A parsed command.
 #[derive(Debug, Subcommand)]
-enum Cmd {
+pub enum Cmd {
     /// Run scenarios (files or directories; default `scenarios`). Exits 4 when the selection
     /// matches no scenario.
     Run(RunArgs),
@@ -125,23 +125,19 @@ impl FromStr for Partition {
     }
 }
 
-/// Parses the command line and runs; returns the process exit code.
-pub fn main_entry() -> u8 {
-    let cli = match Cli::try_parse() {
-        Ok(c) => c,
+/// Parses the command line: the command, or the exit code when there is none to run (`--help`
+/// and `--version` print and give 0; a bad command line prints why and gives 2).
+pub fn parse() -> Result<Cmd, u8> {
+    match Cli::try_parse() {
+        Ok(c) => Ok(c.cmd),
         Err(e) => {
             let _ = e.print();
-            return if e.use_stderr() {
+            Err(if e.use_stderr() {
                 EXIT_BAD_INPUT
             } else {
                 EXIT_OK
-            };
+            })
         }
-    };
-    match cli.cmd {
-        Cmd::Check { files } => dispatch::check_cmd(&files),
-        Cmd::Run(args) => dispatch::run_cmd(&args),
-        Cmd::Up(args) => dispatch::up_cmd(&args),
     }
 }
 

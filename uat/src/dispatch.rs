@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::cli::{Partition, RunArgs, UpArgs};
+use crate::cli::{Cmd, Partition, RunArgs, UpArgs};
 use crate::exit::{EXIT_BAD_INPUT, EXIT_INFRA, EXIT_NOTHING_SELECTED, EXIT_OK};
 use crate::load::{self, Scenario};
 use crate::paths;
@@ -15,6 +15,15 @@ use crate::report::junit::NotRun;
 use crate::report::{self, Outcome, terminal};
 use crate::run::{self, RunOptions, Verdict};
 use crate::select;
+
+/// Runs a parsed command; returns the process exit code.
+pub fn dispatch(cmd: Cmd) -> u8 {
+    match cmd {
+        Cmd::Check { files } => check_cmd(&files),
+        Cmd::Run(args) => run_cmd(&args),
+        Cmd::Up(args) => up_cmd(&args),
+    }
+}
 
 /// How often the slow-scenario watch looks at the running scenarios.
 const WATCH_TICK: Duration = Duration::from_millis(250);

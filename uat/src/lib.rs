@@ -29,7 +29,11 @@ pub use exit::{EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INFRA, EXIT_NOTHING_SELECTED, E
 pub use load::{LoadError, Scenario, load_file, load_str};
 pub use run::{Report, RunOptions, Verdict, run_scenario};
 
-/// Entry point called by the binary; returns the exit code.
+/// Entry point called by the binary: parse, then run; returns the exit code.
 pub fn main_entry() -> std::process::ExitCode {
-    std::process::ExitCode::from(cli::main_entry())
+    let code = match cli::parse() {
+        Ok(cmd) => dispatch::dispatch(cmd),
+        Err(code) => code,
+    };
+    std::process::ExitCode::from(code)
 }

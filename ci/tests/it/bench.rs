@@ -46,6 +46,8 @@ const FIGURES: &[&str] = &[
     "drain.wire_limit_115200",
     "drain.journal_commits",
     "drain.kkt_round_trips",
+    "drain.bytes_to_kkt",
+    "drain.bytes_from_kkt",
     "drain.device_ms",
     "drain.ofd_ms",
     "drain.adapter_ms",
