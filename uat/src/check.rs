@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::history::{Event, Outcome, Phase};
@@ -63,25 +64,81 @@ pub fn id_text(v: &Value) -> String {
     }
 }
 
+/// The fate of one item of an `exactly_once` list, as the report's timeline colours its tick.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fate {
+    /// Acknowledged and observed exactly once.
+    Once,
+    /// Acknowledged and never observed.
+    Lost,
+    /// Observed more than once.
+    Duplicated,
+    /// Its operation may or may not have happened (cut off), and it was not observed twice.
+    Indeterminate,
+}
+
+impl Fate {
+    /// The name used in the report (`once`, `lost`, `duplicated`, `indeterminate`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Fate::Once => "once",
+            Fate::Lost => "lost",
+            Fate::Duplicated => "duplicated",
+            Fate::Indeterminate => "indeterminate",
+        }
+    }
+}
+
+/// One item of an `exactly_once` list at the moment its operation completed, with its fate.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Tick {
+    /// When the operation completed, ms since the scenario started.
+    pub t_ms: u64,
+    pub list: String,
+    /// The item id; None for a cut-off request whose id was to come from the response.
+    pub id: Option<String>,
+    pub fate: Fate,
+}
+
 /// Classifies the items appended to `list` in the history against the `observed` ids.
 ///
 /// Acknowledged items (operation completed ok) must be observed exactly once. Items of
 /// indeterminate operations may be observed once or not at all; an indeterminate operation whose
 /// id was unknown (it was to come from the response) may explain one otherwise unexpected id.
 pub fn exactly_once(history: &[Event], list: &str, observed: &[Value]) -> Classification {
-    let mut acked: Vec<String> = Vec::new();
-    let mut maybe: Vec<String> = Vec::new();
-    let mut anonymous = 0usize;
+    exactly_once_ticks(history, list, observed).0
+}
+
+/// [`exactly_once`], and the fate of each acknowledged or indeterminate item at the time its
+/// operation completed (an id acknowledged twice is one item, ticked at its first completion).
+pub fn exactly_once_ticks(
+    history: &[Event],
+    list: &str,
+    observed: &[Value],
+) -> (Classification, Vec<Tick>) {
+    let mut acked: Vec<(String, u64)> = Vec::new();
+    let mut maybe: Vec<(String, u64)> = Vec::new();
+    let mut anonymous: Vec<u64> = Vec::new();
     for ev in history.iter().filter(|e| e.phase == Phase::Complete) {
         for item in ev.items.iter().filter(|i| i.list == list) {
             match (ev.outcome, &item.id) {
-                (Some(Outcome::Ok), Some(id)) => acked.push(id_text(id)),
-                (Some(Outcome::Indeterminate), Some(id)) => maybe.push(id_text(id)),
-                (Some(Outcome::Indeterminate), None) => anonymous += 1,
+                (Some(Outcome::Ok), Some(id)) => acked.push((id_text(id), ev.t_ms)),
+                (Some(Outcome::Indeterminate), Some(id)) => maybe.push((id_text(id), ev.t_ms)),
+                (Some(Outcome::Indeterminate), None) => anonymous.push(ev.t_ms),
                 _ => {}
             }
         }
     }
+    let mut ticks = Vec::new();
+    let mut tick = |t_ms: u64, id: Option<&str>, fate: Fate| {
+        ticks.push(Tick {
+            t_ms,
+            list: list.to_owned(),
+            id: id.map(str::to_owned),
+            fate,
+        });
+    };
     let mut counts: BTreeMap<String, usize> = BTreeMap::new();
     for v in observed {
         *counts.entry(id_text(v)).or_default() += 1;
@@ -91,27 +148,45 @@ pub fn exactly_once(history: &[Event], list: &str, observed: &[Value]) -> Classi
         ..Classification::default()
     };
     let mut seen: BTreeMap<String, ()> = BTreeMap::new();
-    for id in &acked {
+    for (id, t) in &acked {
         if seen.insert(id.clone(), ()).is_some() {
             // The same id acknowledged twice is one item; the scenario reuses an idempotency key.
             continue;
         }
         match counts.remove(id).unwrap_or(0) {
-            0 => c.lost.push(id.clone()),
-            1 => c.once.push(id.clone()),
-            n => c.duplicated.push(format!("{id} (x{n})")),
+            0 => {
+                c.lost.push(id.clone());
+                tick(*t, Some(id), Fate::Lost);
+            }
+            1 => {
+                c.once.push(id.clone());
+                tick(*t, Some(id), Fate::Once);
+            }
+            n => {
+                c.duplicated.push(format!("{id} (x{n})"));
+                tick(*t, Some(id), Fate::Duplicated);
+            }
         }
     }
-    for id in &maybe {
+    for (id, t) in &maybe {
         if seen.insert(id.clone(), ()).is_some() {
             continue;
         }
         match counts.remove(id).unwrap_or(0) {
             0 => c.indeterminate.push(format!("{id} (not applied)")),
             1 => c.indeterminate.push(format!("{id} (applied)")),
-            n => c.duplicated.push(format!("{id} (x{n})")),
+            n => {
+                c.duplicated.push(format!("{id} (x{n})"));
+                tick(*t, Some(id), Fate::Duplicated);
+                continue;
+            }
         }
+        tick(*t, Some(id), Fate::Indeterminate);
     }
+    for t in &anonymous {
+        tick(*t, None, Fate::Indeterminate);
+    }
+    let mut anonymous = anonymous.len();
     for (id, n) in counts {
         if anonymous > 0 && n == 1 {
             anonymous -= 1;
@@ -124,7 +199,8 @@ pub fn exactly_once(history: &[Event], list: &str, observed: &[Value]) -> Classi
             c.unexpected.push(id);
         }
     }
-    c
+    ticks.sort_by_key(|t| t.t_ms);
+    (c, ticks)
 }
 
 /// The figure of a `power_loss` check.
@@ -358,6 +434,39 @@ mod tests {
         assert_eq!(
             c.to_string(),
             "acknowledged=3 once=1 lost=1 duplicated=1 unexpected=0 indeterminate=0; lost: c; duplicated: b (x2)"
+        );
+    }
+
+    #[test]
+    fn ticks_carry_each_items_fate_at_its_completion() {
+        let mut history = vec![
+            ev(Outcome::Ok, Some("a")),
+            ev(Outcome::Ok, Some("b")),
+            ev(Outcome::Ok, Some("c")),
+            ev(Outcome::Indeterminate, Some("d")),
+            ev(Outcome::Fail, Some("e")),
+        ];
+        for (t, e) in history.iter_mut().enumerate() {
+            e.t_ms = 10 * t as u64;
+        }
+        let (c, ticks) =
+            exactly_once_ticks(&history, "receipts", &[json!("a"), json!("b"), json!("b")]);
+        assert_eq!(
+            c,
+            exactly_once(&history, "receipts", &[json!("a"), json!("b"), json!("b")])
+        );
+        let got: Vec<(u64, Option<&str>, Fate)> = ticks
+            .iter()
+            .map(|t| (t.t_ms, t.id.as_deref(), t.fate))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (0, Some("a"), Fate::Once),
+                (10, Some("b"), Fate::Duplicated),
+                (20, Some("c"), Fate::Lost),
+                (30, Some("d"), Fate::Indeterminate),
+            ]
         );
     }
 

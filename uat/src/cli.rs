@@ -72,6 +72,11 @@ pub struct RunArgs {
     /// Write a JUnit XML report here.
     #[arg(long)]
     pub junit: Option<PathBuf>,
+    /// Write an HTML report (`DIR/index.html`, self-contained, with a timeline per scenario) and
+    /// its data (`DIR/report.json`); samples every adapter, ofd-mock and kkt-emulator while each
+    /// scenario runs.
+    #[arg(long = "report-html", value_name = "DIR")]
+    pub report_html: Option<PathBuf>,
     /// Keep every scenario folder, not only failed ones.
     #[arg(long)]
     pub keep: bool,

@@ -65,6 +65,7 @@ pub(crate) fn up_cmd(args: &UpArgs) -> u8 {
         bin_dir,
         keep: args.keep,
         seed: None,
+        sample: false,
     };
     let code = run::up::up(&sc, &opts, &stop);
     // Empty unless kept.
@@ -175,6 +176,7 @@ pub(crate) fn run_cmd(args: &RunArgs) -> u8 {
         bin_dir,
         keep: args.keep,
         seed: args.seed,
+        sample: args.report_html.is_some(),
     };
     let seed = match args.seed {
         Some(s) => format!("seed {s}"),
@@ -186,14 +188,24 @@ pub(crate) fn run_cmd(args: &RunArgs) -> u8 {
         opts.run_dir.display()
     );
     let finished: Arc<Mutex<Vec<(usize, Outcome)>>> = Arc::new(Mutex::new(Vec::new()));
-    if let Some(path) = args.junit.clone() {
-        // An interrupted run still leaves the JUnit file of what finished.
+    if args.junit.is_some() || args.report_html.is_some() {
+        // An interrupted run still leaves the JUnit file and the HTML report of what finished.
+        let (junit, html) = (args.junit.clone(), args.report_html.clone());
         let done = Arc::clone(&finished);
         let skipped: Vec<NotRun> = skipped.iter().map(report::junit::not_run).collect();
         crate::procs::on_interrupt(Box::new(move || {
-            let done = done.lock().unwrap_or_else(|p| p.into_inner());
-            if let Err(e) = report::junit::write(&path, done.iter().map(|(_, o)| o), &skipped) {
+            let mut done = done.lock().unwrap_or_else(|p| p.into_inner());
+            done.sort_by_key(|(n, _)| *n);
+            let outcomes = || done.iter().map(|(_, o)| o);
+            if let Some(path) = &junit
+                && let Err(e) = report::junit::write(path, outcomes(), &skipped)
+            {
                 eprintln!("uat: cannot write {}: {e}", path.display());
+            }
+            if let Some(dir) = &html
+                && let Err(e) = report::html::write(dir, outcomes(), &skipped, true)
+            {
+                eprintln!("uat: cannot write the report in {}: {e}", dir.display());
             }
         }));
     }
@@ -223,6 +235,12 @@ pub(crate) fn run_cmd(args: &RunArgs) -> u8 {
         && let Err(e) = report::junit::write(path, &outcomes, &skipped)
     {
         eprintln!("uat: cannot write {}: {e}", path.display());
+        code = code.max(EXIT_INFRA);
+    }
+    if let Some(dir) = &args.report_html
+        && let Err(e) = report::html::write(dir, &outcomes, &skipped, false)
+    {
+        eprintln!("uat: cannot write the report in {}: {e}", dir.display());
         code = code.max(EXIT_INFRA);
     }
     // The run folder is empty when every scenario passed and was cleaned up.

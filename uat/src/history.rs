@@ -81,6 +81,12 @@ impl History {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Milliseconds since the scenario started: the clock of `t_ms`, for samples taken beside
+    /// the history.
+    pub fn elapsed_ms(&self) -> u64 {
+        u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
     /// A copy of every event so far, in recording order.
     pub fn events(&self) -> Vec<Event> {
         self.log().events.clone()
@@ -100,7 +106,7 @@ impl History {
         let mut log = self.log();
         // Taken under the lock, so t_ms never decreases along the file.
         let ev = Event {
-            t_ms: u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX),
+            t_ms: self.elapsed_ms(),
             phase,
             step: step.to_owned(),
             kind: kind.to_owned(),

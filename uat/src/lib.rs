@@ -22,6 +22,7 @@ pub mod run;
 pub mod schema;
 pub mod select;
 pub mod template;
+pub mod timeline;
 pub mod tokens;
 pub mod util;
 

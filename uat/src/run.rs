@@ -10,6 +10,7 @@ use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use reqwest::blocking::Client;
 
+use crate::check::Tick;
 use crate::disks::Disks;
 use crate::expect;
 use crate::history::{History, Item, Outcome};
@@ -18,6 +19,7 @@ use crate::model::{ExpectOutcome, HttpStep, SignalName, Step};
 use crate::probe;
 use crate::procs::{self, Procs, Spec};
 use crate::template::Vars;
+use crate::timeline::Timeline;
 use crate::tokens::{Auth, TOKENS_FILE_ENV};
 use crate::util::At;
 use http::http_exchange;
@@ -34,6 +36,9 @@ pub struct RunOptions {
     /// `--seed`: seed of every random choice (random kills, chaos). Without it a scenario uses
     /// its `[chaos] seed` or a fresh one; the seed in use is reported so a failed run can be replayed.
     pub seed: Option<u64>,
+    /// Sample the adapters, mocks and emulators while each scenario runs (`--report-html`). Off
+    /// otherwise: the samples are requests of their own, which a scenario counting requests sees.
+    pub sample: bool,
 }
 
 /// The verdict of one scenario.
@@ -71,6 +76,8 @@ pub struct Report {
     pub pids: Vec<i32>,
     /// The seed in use, when the scenario draws random numbers (a random kill or chaos).
     pub seed: Option<u64>,
+    /// The history, the samples and the receipt ticks, for the HTML report.
+    pub timeline: Timeline,
 }
 
 /// Extra time `finally` steps get after the scenario timeout.
@@ -117,6 +124,8 @@ struct Runner<'a> {
     disks: Disks,
     /// The verdict came from the checks (the steps all passed), for negative controls.
     checks_failed: bool,
+    /// The items of the `exactly_once` checks run so far, with their fates.
+    ticks: Vec<Tick>,
 }
 
 /// Runs one scenario to completion; never panics on bad scenario content.
@@ -132,6 +141,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Report {
         figures: Vec::new(),
         pids: Vec::new(),
         seed: None,
+        timeline: Timeline::default(),
     };
     let seed = opts
         .seed
@@ -148,11 +158,27 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Report {
             return report;
         }
     };
+    let sampler = opts
+        .sample
+        .then(|| {
+            sample::Sampler::start(
+                sample::targets(sc),
+                runner.client.clone(),
+                runner.vars.clone(),
+                Arc::clone(&runner.hist),
+            )
+        })
+        .flatten();
     let mut verdict = runner.run_body();
     if let Err(m) = runner.run_finally()
         && verdict == Verdict::Passed
     {
         verdict = Verdict::Failed(m);
+    }
+    if let Some(s) = sampler {
+        let (samples, truncated) = s.finish();
+        report.timeline.samples = samples;
+        report.timeline.samples_truncated = truncated;
     }
     if sc.file.scenario.expect == ExpectOutcome::Fail {
         verdict = negative_control(verdict, runner.checks_failed);
@@ -173,6 +199,8 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Report {
     }
     report.pids = runner.procs.started_groups().to_vec();
     report.figures = std::mem::take(&mut runner.figures);
+    report.timeline.events = runner.hist.events();
+    report.timeline.ticks = std::mem::take(&mut runner.ticks);
     drop(runner);
     if verdict.is_success() && !opts.keep {
         if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -274,6 +302,7 @@ impl<'a> Runner<'a> {
             windows: Vec::new(),
             disks,
             checks_failed: false,
+            ticks: Vec::new(),
         })
     }
 
@@ -687,4 +716,5 @@ mod leak;
 mod metric;
 mod observe;
 mod power;
+pub mod sample;
 pub mod up;

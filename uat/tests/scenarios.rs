@@ -75,6 +75,7 @@ fn main() {
         keep: false,
         // `UAT_SEED=S cargo test -p uat --test scenarios` replays a failed seeded scenario.
         seed: std::env::var("UAT_SEED").ok().and_then(|s| s.parse().ok()),
+        sample: false,
     });
     let trials = ci
         .into_iter()

@@ -58,7 +58,10 @@ pub struct Auth {
 fn needed_role(route: &str) -> Option<Role> {
     match route {
         "/v1/health" | "/v1/ready" | "/openapi.json" => None,
-        "/v1/kkt/receipt"
+        // The status page shows what the POS role may read; its retry buttons post to the
+        // admin's DLQ route.
+        "/"
+        | "/v1/kkt/receipt"
         | "/v1/kkt/receipt/{receipt_id}"
         | "/v1/kkt/buffer/status"
         | "/v1/kkt/buffer/dlq"
@@ -98,12 +101,20 @@ impl Auth {
 
     /// A browser's request from a page of another origin is refused: without this, any web page a
     /// cashier opens could close the shift with a cross-site POST.
+    ///
+    /// A request from the adapter's own pages (the status page's retry form) comes from the origin
+    /// the request is addressed to: `Origin` names the `Host` it was sent to. Another site cannot
+    /// send that pair: its pages' requests carry its own name as `Origin` (and, after pointing its
+    /// name at this address, as `Host` too, where [`Self::check_host`] or the token stops them).
     fn check_origin(&self, headers: &HeaderMap) -> Result<(), AppError> {
         let Some(origin) = headers.get(header::ORIGIN) else {
             return Ok(());
         };
         let origin = origin.to_str().unwrap_or("").trim_end_matches('/');
         if self.origins.iter().any(|o| o.eq_ignore_ascii_case(origin)) {
+            return Ok(());
+        }
+        if same_origin(origin, headers) {
             return Ok(());
         }
         Err(AppError::definite(
@@ -184,6 +195,28 @@ impl Auth {
         found.cloned().ok_or_else(|| {
             AppError::definite(ErrorCode::Unauthorized, "the API token is not valid")
         })
+    }
+}
+
+/// `Origin` is `http://HOST` (or `https://HOST` behind a proxy) for the `Host` the request names.
+fn same_origin(origin: &str, headers: &HeaderMap) -> bool {
+    let Some(host) = headers.get(header::HOST).and_then(|h| h.to_str().ok()) else {
+        return false;
+    };
+    ["http://", "https://"].iter().any(|scheme| {
+        origin
+            .strip_prefix(scheme)
+            .is_some_and(|rest| !host.is_empty() && rest.eq_ignore_ascii_case(host))
+    })
+}
+
+/// The challenge of a 401: the status page asks a browser for the token as HTTP Basic (the
+/// token's name and secret), so a person signs in from the browser's own prompt; the API asks
+/// for a bearer token.
+fn challenge(route: &str) -> HeaderValue {
+    match route {
+        "/" => HeaderValue::from_static("Basic realm=\"fiscal adapter\", charset=\"UTF-8\""),
+        _ => HeaderValue::from_static("Bearer"),
     }
 }
 
@@ -278,7 +311,7 @@ async fn authorize(auth: &Auth, mut request: Request, next: Next) -> Response {
             let mut answer = refusal.into_response();
             answer
                 .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+                .insert(header::WWW_AUTHENTICATE, challenge(&route));
             return answer;
         }
     };
@@ -409,6 +442,28 @@ mod tests {
             .check_origin(&headers(&[(header::ORIGIN, "http://evil.example")]))
             .unwrap_err();
         assert_eq!(e.code, ErrorCode::Forbidden);
+    }
+
+    #[rstest::rstest]
+    #[case::own_page("http://127.0.0.1:8080", "127.0.0.1:8080", true)]
+    #[case::own_page_by_name("http://shop-server:8080", "SHOP-SERVER:8080", true)]
+    #[case::behind_a_tls_proxy("https://shop-server", "shop-server", true)]
+    #[case::other_port("http://127.0.0.1:9999", "127.0.0.1:8080", false)]
+    #[case::other_site("http://evil.example", "127.0.0.1:8080", false)]
+    #[case::prefix_only("http://127.0.0.1:8080.evil.example", "127.0.0.1:8080", false)]
+    #[case::other_scheme("ftp://127.0.0.1:8080", "127.0.0.1:8080", false)]
+    #[case::empty_host("http://", "", false)]
+    fn the_page_s_own_origin_passes(#[case] origin: &str, #[case] host: &str, #[case] ok: bool) {
+        let a = auth(&[]);
+        let h = headers(&[(header::ORIGIN, origin), (header::HOST, host)]);
+        assert_eq!(a.check_origin(&h).is_ok(), ok, "{origin} to {host}");
+    }
+
+    #[test]
+    fn the_status_page_asks_for_basic_and_the_api_for_a_bearer() {
+        assert!(challenge("/").to_str().unwrap().starts_with("Basic realm="));
+        assert_eq!(challenge("/v1/kkt/receipt"), "Bearer");
+        assert_eq!(needed_role("/"), Some(Role::Pos));
     }
 
     #[test]

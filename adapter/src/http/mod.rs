@@ -11,6 +11,7 @@ mod error;
 mod limits;
 mod metrics;
 pub mod openapi;
+mod page;
 mod receipt;
 mod request_log;
 mod resolve;
@@ -197,6 +198,11 @@ fn atol_route_table() -> Vec<Route> {
     ]
 }
 
+/// The status page for people (`page.rs`): HTML, not part of the JSON API's contract.
+fn page_route_table() -> Vec<Route> {
+    vec![route(Method::GET, "/", page::status_page)]
+}
+
 /// The method and path pattern of every route of [`app`], in the order it registers them.
 pub fn routes() -> Vec<(Method, &'static str)> {
     route_table()
@@ -210,6 +216,7 @@ pub fn app(state: Arc<AppState>) -> Router {
     route_table()
         .into_iter()
         .chain(atol_route_table())
+        .chain(page_route_table())
         .fold(Router::new(), |router, (_, path, handler)| {
             router.route(path, handler)
         })

@@ -8,7 +8,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use adapter_api as api;
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
@@ -18,7 +18,7 @@ use crate::service::{BufferCounts, JournalError};
 use crate::sync::{BreakerState, SyncError};
 use api::ErrorCode;
 
-fn unix_ms_now() -> i64 {
+pub(super) fn unix_ms_now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
@@ -133,7 +133,7 @@ fn network_status(state: &AppState) -> api::NetworkStatus {
     api_network_status(state.network().status)
 }
 
-fn api_network_status(status: crate::sync::NetworkStatus) -> api::NetworkStatus {
+pub(super) fn api_network_status(status: crate::sync::NetworkStatus) -> api::NetworkStatus {
     match status {
         crate::sync::NetworkStatus::Online => api::NetworkStatus::Online,
         crate::sync::NetworkStatus::Offline => api::NetworkStatus::Offline,
@@ -186,12 +186,62 @@ pub(super) async fn dlq_list(
     }))
 }
 
+/// `POST /v1/kkt/buffer/dlq/{receipt_id}/retry`. A status page's retry button (an HTML form) gets
+/// a redirect back to the page naming the document and, when refused, the refusal's code, so the
+/// browser lands on the page again; an API client gets the JSON answer.
 pub(super) async fn dlq_retry(
     State(state): State<Arc<AppState>>,
     Path(receipt_id): Path<String>,
-) -> Result<Json<api::DlqRetryOneResponse>, AppError> {
+    headers: HeaderMap,
+) -> Response {
+    let answer = dlq_retry_one(&state, &receipt_id).await;
+    if !is_html_form(&headers) {
+        return answer.map(Json).into_response();
+    }
+    let id = url_component(&receipt_id);
+    let location = match answer {
+        Ok(_) => format!("/?retried={id}"),
+        Err(e) => format!("/?retried={id}&retry_error={}", e.code.as_str()),
+    };
+    match HeaderValue::from_str(&location) {
+        Ok(l) => (StatusCode::SEE_OTHER, [(header::LOCATION, l)]).into_response(),
+        Err(e) => AppError::internal(e).into_response(),
+    }
+}
+
+/// A request an HTML form sent: `application/x-www-form-urlencoded` (the status page's forms have
+/// no fields, so their body is empty and passes the JSON-only body rule).
+fn is_html_form(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|v| {
+            v.trim()
+                .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+        })
+}
+
+/// Percent-encodes everything but unreserved characters, for a value in a query string.
+fn url_component(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b));
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+async fn dlq_retry_one(
+    state: &AppState,
+    receipt_id: &str,
+) -> Result<api::DlqRetryOneResponse, AppError> {
     // The register whose FN holds the document relays it again.
-    let owner = match state.any().fiscalizer.receipt(&receipt_id).await {
+    let owner = match state.any().fiscalizer.receipt(receipt_id).await {
         Ok(Some(row)) => row.kkt_id,
         Ok(None) => {
             return Err(AppError::definite(
@@ -204,17 +254,17 @@ pub(super) async fn dlq_retry(
     match state
         .register(Some(&owner))?
         .sync
-        .dlq_retry(&receipt_id)
+        .dlq_retry(receipt_id)
         .await
     {
-        Ok((row, pass)) => Ok(Json(api::DlqRetryOneResponse {
+        Ok((row, pass)) => Ok(api::DlqRetryOneResponse {
             receipt: receipt_response(&row),
             sync: api::SyncCounts {
                 synced: pass.synced.into(),
                 failed: pass.failed.into(),
                 skipped: pass.skipped.into(),
             },
-        })),
+        }),
         Err(SyncError::Journal(JournalError::NotFound(m))) => {
             Err(AppError::definite(ErrorCode::NotFound, m))
         }
@@ -444,6 +494,30 @@ pub(super) async fn health(State(state): State<Arc<AppState>>) -> Result<Respons
         delivery,
     };
     Ok((code, Json(body)).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_form_is_told_from_json() {
+        let with = |ct: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(header::CONTENT_TYPE, HeaderValue::from_str(ct).unwrap());
+            is_html_form(&h)
+        };
+        assert!(with("application/x-www-form-urlencoded"));
+        assert!(with("Application/X-WWW-Form-Urlencoded; charset=UTF-8"));
+        assert!(!with("application/json"));
+        assert!(!is_html_form(&HeaderMap::new()));
+    }
+
+    #[test]
+    fn ids_are_percent_encoded_in_the_redirect() {
+        assert_eq!(url_component("0123abcdef"), "0123abcdef");
+        assert_eq!(url_component("a b&c=d/é"), "a%20b%26c%3Dd%2F%C3%A9");
+    }
 }
 
 #[derive(Deserialize)]

@@ -611,6 +611,11 @@ impl Journal {
             .await
     }
 
+    /// The `limit` newest rows, newest first.
+    pub async fn list_recent(&self, limit: u32) -> Result<Vec<ReceiptRow>> {
+        self.read(move |c| read::list_recent(c, limit)).await
+    }
+
     /// DLQ entries in FN/FD order with the OFD's response codes.
     pub async fn list_dlq(&self, limit: u32) -> Result<Vec<DlqEntry>> {
         self.read(move |c| read::list_dlq(c, limit)).await

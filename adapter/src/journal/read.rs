@@ -185,6 +185,12 @@ pub(crate) fn list_pending_of_fn(
     receipts_where(conn, cond, rusqlite::params![fn_number, limit])
 }
 
+/// The newest rows, newest first (the receipt id is the creation stamp, so its order is
+/// creation order and the primary key's index serves it).
+pub(crate) fn list_recent(conn: &Connection, limit: u32) -> Result<Vec<ReceiptRow>> {
+    receipts_where(conn, "1 ORDER BY id DESC LIMIT ?1", [limit])
+}
+
 /// DLQ rows in FN/FD order, with the OFD's response code where it answered.
 pub(crate) fn list_dlq(conn: &Connection, limit: u32) -> Result<Vec<DlqEntry>> {
     let rows = receipts_where(

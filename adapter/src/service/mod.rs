@@ -29,8 +29,8 @@ use crate::sale::Sale;
 pub type LegacySaleDecoder = fn(&str) -> Result<Sale, String>;
 
 pub use query::{
-    BackupInfo, BufferCounts, DeviceStatus, DlqEntry, EffectiveSettings, JournalError, KktError,
-    KktState, OfdExchange, OfdStatus, ReceiptRow, RejectCode,
+    BackupInfo, BufferCounts, DeviceSnapshot, DeviceStatus, DlqEntry, EffectiveSettings,
+    JournalError, KktError, KktState, OfdExchange, OfdStatus, ReceiptRow, RejectCode,
 };
 pub use reconcile::{ReconcileError, ReconcilePolicy, ResolveError, Resolved, UnresolvedInfo};
 pub use tasks::{

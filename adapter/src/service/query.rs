@@ -14,7 +14,7 @@ pub use crate::journal::{
     OfdStatus, ReceiptRow, RejectCode,
 };
 pub use crate::kkt::KktError;
-pub use crate::kkt::ops::DeviceStatus;
+pub use crate::kkt::ops::{DeviceSnapshot, DeviceStatus};
 
 impl Fiscalizer {
     /// The receipt with this adapter id.
@@ -68,6 +68,25 @@ impl Fiscalizer {
     /// An online backup of the journal into `dest`, checked before it is reported.
     pub async fn backup_to(&self, dest: PathBuf) -> Result<BackupInfo, JournalError> {
         self.inner.journal.backup_to(dest).await
+    }
+
+    /// The `limit` newest journal rows (receipts and shift documents), newest first.
+    pub async fn recent_receipts(&self, limit: u32) -> Result<Vec<ReceiptRow>, JournalError> {
+        self.inner.journal.list_recent(limit).await
+    }
+
+    /// The device's mode, shift, FN counters and OFD queue, asked of the KKT now: four status
+    /// commands, taken between fiscal operations (never inside a sale's), and the link state noted.
+    pub async fn device_snapshot(&self) -> Result<DeviceSnapshot, KktError> {
+        let _device = self.inner.fiscal_lock.lock().await;
+        let r = self
+            .inner
+            .kkt
+            .run(crate::kkt::ops::snapshot)
+            .await
+            .and_then(|r| r);
+        self.note_link(r.as_ref().map(|_| ()));
+        r
     }
 
     /// The device's mode, FN number and last document number, asked of the KKT now.

@@ -682,10 +682,7 @@ impl Fiscalizer {
                 }
             }
             Job::ShiftStatus | Job::DeviceStatus | Job::FnInfo | Job::OfdExchangeStatus => {
-                let _device = self.inner.fiscal_lock.lock().await;
-                let r = self.inner.kkt.run(ops::snapshot).await.and_then(|r| r);
-                self.note_link(r.as_ref().map(|_| ()));
-                match r {
+                match self.device_snapshot().await {
                     Ok(d) => Outcome::Snapshot(Snapshot::of(d, self.has_unresolved())),
                     Err(e) => Outcome::failed(device_code(&e), e.to_string()),
                 }

@@ -14,6 +14,7 @@ mod limits;
 mod metrics;
 mod openapi;
 mod operations;
+mod page;
 mod phase1;
 mod phase2;
 mod registers;

@@ -1,6 +1,9 @@
-//! What a run tells: live progress and the closing line on the terminal (`terminal.rs`), and the
-//! JUnit file for CI (`junit.rs`). Reporters read [`Outcome`]s; they never run anything.
+//! What a run tells: live progress and the closing line on the terminal (`terminal.rs`), the
+//! JUnit file for CI (`junit.rs`), and the HTML report with its timelines and `report.json`
+//! (`html.rs`, drawing the data of `data.rs`). Reporters read [`Outcome`]s; they never run anything.
 
+pub mod data;
+pub mod html;
 pub mod junit;
 pub mod terminal;
 

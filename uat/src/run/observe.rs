@@ -131,7 +131,9 @@ impl Runner<'_> {
                 };
                 let path = serde_json_path::JsonPath::parse(&x.ids).map_err(|e| e.to_string())?;
                 let observed: Vec<Value> = path.query(&body).all().into_iter().cloned().collect();
-                let cl = check::exactly_once(&self.hist.events(), &x.exactly_once, &observed);
+                let (cl, ticks) =
+                    check::exactly_once_ticks(&self.hist.events(), &x.exactly_once, &observed);
+                self.ticks.extend(ticks);
                 let line = format!("exactly_once {}: {cl}", x.exactly_once);
                 self.figures.push(line.clone());
                 if cl.is_ok() { Ok(()) } else { Err(line) }

@@ -4,6 +4,7 @@ mod cli;
 mod errors;
 mod pipeline;
 mod power;
+mod report;
 mod runner;
 mod schema;
 mod seeded;

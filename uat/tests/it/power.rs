@@ -121,6 +121,7 @@ fn run(text: &str) -> (Report, Vec<Event>, tempfile::TempDir) {
         bin_dir: bin_dir(),
         keep: true,
         seed: Some(5),
+        sample: false,
     };
     let report = uat::run_scenario(&sc, &opts);
     let dir = report.kept_dir.clone().expect("kept");
@@ -357,6 +358,7 @@ fn the_summary_counts_expected_failures_as_successes() {
         figures: Vec::new(),
         pids: Vec::new(),
         seed: None,
+        timeline: Default::default(),
     };
     let once = |verdict| uat::report::Outcome {
         last: report(verdict),

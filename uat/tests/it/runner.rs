@@ -28,6 +28,7 @@ fn run(text: &str) -> (Report, PathBuf, tempfile::TempDir) {
         bin_dir: tmp.path().to_owned(),
         keep: true,
         seed: Some(1),
+        sample: false,
     };
     let report = uat::run_scenario(&sc, &opts);
     let dir = report.kept_dir.clone().expect("kept");

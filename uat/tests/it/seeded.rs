@@ -61,6 +61,7 @@ fn run(text: &str, seed: u64) -> (Report, Vec<Event>, tempfile::TempDir) {
         bin_dir: tmp.path().to_owned(),
         keep: true,
         seed: Some(seed),
+        sample: false,
     };
     let report = uat::run_scenario(&sc, &opts);
     let dir: PathBuf = report.kept_dir.clone().expect("kept");

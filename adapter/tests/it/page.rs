@@ -1,0 +1,206 @@
+//! The status page `GET /` over plain HTTP (the browser test, `tests/browser.rs`, reads it in
+//! Chromium): who may see it and how a browser is asked to sign in, the headers that keep it to
+//! itself, the retry button's form post and its redirect, and escaping of what others wrote.
+
+use base64::Engine as _;
+use serde_json::json;
+
+use super::harness::{Stack, lenses};
+
+const ADMIN: &str = "page-admin-secret-8d1e";
+const POS: &str = "page-pos-secret-51c0";
+
+fn basic(name: &str, secret: &str) -> String {
+    let pair = base64::engine::general_purpose::STANDARD.encode(format!("{name}:{secret}"));
+    format!("Basic {pair}")
+}
+
+/// An adapter with an admin and a POS token whose OFD refused its first document: one DLQ entry.
+async fn stack_with_a_dlq_document() -> (Stack, String) {
+    let mut s = Stack::with_adapter(&[
+        "--auth-token",
+        &format!("ops:admin:{ADMIN},till:pos:{POS}"),
+        "--sync-interval-ms",
+        "600000",
+        "--probe-when-idle",
+        "false",
+    ])
+    .await;
+    s.bearer = Some(format!("Bearer {ADMIN}"));
+    s.mock(
+        "POST",
+        "/_mock/mode",
+        Some(json!({"mode": "reject", "code": 14})),
+    )
+    .await;
+    let (code, v) = s.post_receipt(lenses("page-1")).await;
+    assert_eq!(code, 200, "{v}");
+    let (code, v) = s
+        .call("POST", "/v1/kkt/buffer/sync?force=true", None, &[])
+        .await;
+    assert_eq!(code, 200, "{v}");
+    let dlq = s.call("GET", "/v1/kkt/buffer/dlq", None, &[]).await.1;
+    let id = dlq["documents"][0]["receipt_id"]
+        .as_str()
+        .unwrap_or_else(|| panic!("a DLQ document: {dlq}"))
+        .to_owned();
+    (s, id)
+}
+
+async fn get_page(s: &Stack, query: &str, auth: &str) -> reqwest::Response {
+    s.http
+        .get(format!("{}/{query}", s.adapter_url))
+        .header("authorization", auth)
+        .send()
+        .await
+        .expect("adapter answers")
+}
+
+/// A form post as a browser sends it, its redirect not followed (so the test sees it).
+async fn post_form(s: &Stack, path: &str, origin: &str) -> reqwest::Response {
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap();
+    http.post(format!("{}{path}", s.adapter_url))
+        .header("authorization", basic("ops", ADMIN))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", origin)
+        .header("content-length", "0")
+        .send()
+        .await
+        .expect("adapter answers")
+}
+
+#[tokio::test]
+async fn a_browser_is_asked_to_sign_in_with_basic_and_the_page_keeps_to_itself() {
+    let (s, id) = stack_with_a_dlq_document().await;
+    let r = get_page(&s, "", "").await;
+    assert_eq!(r.status(), 401);
+    let challenge = r.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert!(challenge.starts_with("Basic realm="), "{challenge}");
+    // The API's own routes still ask for a bearer token.
+    let api = s
+        .http
+        .get(format!("{}/v1/kkt/buffer/status", s.adapter_url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.headers()["www-authenticate"], "Bearer");
+
+    let r = get_page(&s, "", &basic("ops", ADMIN)).await;
+    assert_eq!(r.status(), 200);
+    let h = r.headers().clone();
+    assert_eq!(h["content-type"], "text/html; charset=utf-8");
+    let csp = h["content-security-policy"].to_str().unwrap();
+    for part in [
+        "default-src 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ] {
+        assert!(csp.contains(part), "{csp} lacks {part}");
+    }
+    assert_eq!(h["x-frame-options"], "DENY");
+    assert_eq!(h["cache-control"], "no-store");
+    let page = r.text().await.unwrap();
+    assert!(
+        page.contains(r#"<meta http-equiv="refresh""#),
+        "reloads itself"
+    );
+    assert!(page.contains(r#"name="viewport""#), "fits a phone");
+    assert!(!page.contains("<script"), "no script");
+    assert!(!page.contains("src=\"http"), "no external asset");
+    // Two documents (shift-open report and the sale): the report is the queue's head in the DLQ.
+    assert!(
+        page.contains(r#"<div class="v" id="backlog">2</div>"#),
+        "{page}"
+    );
+    assert!(page.contains(&format!(r#"action="/v1/kkt/buffer/dlq/{id}/retry""#)));
+    assert!(page.contains("OFD code 14"), "the refusal is shown");
+    assert!(page.contains(r#"id="stuck""#), "the stuck head is shown");
+    assert_eq!(
+        page.matches(r#"<tr data-receipt="#).count(),
+        3,
+        "one DLQ row and two recent documents"
+    );
+
+    // A POS token reads the page but is offered no retry.
+    let pos = get_page(&s, "", &basic("till", POS)).await;
+    assert_eq!(pos.status(), 200);
+    let pos = pos.text().await.unwrap();
+    assert!(!pos.contains("<form"), "no retry form for the POS role");
+    assert!(pos.contains("retrying needs a token with the admin role"));
+    // A secret under another token's name is refused.
+    assert_eq!(get_page(&s, "", &basic("ops", POS)).await.status(), 401);
+}
+
+#[tokio::test]
+async fn the_retry_form_comes_back_to_the_page_and_other_sites_cannot_post_it() {
+    let (s, id) = stack_with_a_dlq_document().await;
+    let path = format!("/v1/kkt/buffer/dlq/{id}/retry");
+    let own = s.adapter_url.clone();
+    // Another site's page cannot press the button for support.
+    let r = post_form(&s, &path, "http://evil.example").await;
+    assert_eq!(r.status(), 403);
+    let dlq = s.call("GET", "/v1/kkt/buffer/dlq", None, &[]).await.1;
+    assert_eq!(dlq["dlq_size"], 1, "nothing was retried: {dlq}");
+    // A form with fields is a body that is not JSON: refused before routing.
+    let r = s
+        .http
+        .post(format!("{own}{path}"))
+        .header("authorization", basic("ops", ADMIN))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .header("origin", own.as_str())
+        .body("a=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 415);
+
+    // The page's own form: retried, and the browser goes back to the page with a notice.
+    s.mock("POST", "/_mock/mode", Some(json!({"mode": "online"})))
+        .await;
+    let r = post_form(&s, &path, &own).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(r.headers()["location"], format!("/?retried={id}").as_str());
+    let dlq = s.call("GET", "/v1/kkt/buffer/dlq", None, &[]).await.1;
+    assert_eq!(dlq["dlq_size"], 0, "{dlq}");
+    let page = get_page(&s, &format!("?retried={id}"), &basic("ops", ADMIN))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(&format!("Document {id} was sent back to the OFD queue")));
+
+    // A refused retry comes back with its code.
+    let r = post_form(&s, "/v1/kkt/buffer/dlq/no%20such/retry", &own).await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/?retried=no%20such&retry_error=not_found"
+    );
+    // The JSON API answers as before.
+    let (code, v) = s.call("POST", &path, None, &[]).await;
+    assert_eq!((code, v["code"].as_str()), (409, Some("not_in_dlq")), "{v}");
+}
+
+#[tokio::test]
+async fn text_from_the_query_string_is_escaped() {
+    let (s, _) = stack_with_a_dlq_document().await;
+    let page = get_page(
+        &s,
+        "?retried=%3Cscript%3Ealert(1)%3C/script%3E&retry_error=%22%3E%3Cimg",
+        &basic("ops", ADMIN),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(
+        page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "{page}"
+    );
+    assert!(page.contains("&quot;&gt;&lt;img"));
+    assert!(!page.contains("<script") && !page.contains("<img"));
+}
