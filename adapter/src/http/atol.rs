@@ -175,24 +175,17 @@ pub(super) async fn get_request(
     };
     let not_found =
         || AtolFailure::definite(ErrorCode::NotFound, format!("no request with uuid {uuid}"));
-    let any = state.any();
-    let mut view = any
+    let row = state
+        .any()
         .fiscalizer
-        .task_request(&uuid)
+        .task_request_row(&uuid)
         .await
         .map_err(read_failed)?
         .ok_or_else(not_found)?;
-    // The register that runs it knows which task is at the device right now.
-    if view.kkt_id != any.id()
-        && let Ok(owner) = state.shop.get(&view.kkt_id)
-    {
-        view = owner
-            .fiscalizer
-            .task_request(&uuid)
-            .await
-            .map_err(read_failed)?
-            .ok_or_else(not_found)?;
-    }
+    // The register that runs it knows which task is at the device right now (a register no
+    // longer configured runs nothing: any register reads its journal).
+    let owner = state.shop.get(&row.kkt_id).unwrap_or_else(|_| state.any());
+    let view = owner.fiscalizer.task_view(row).await.map_err(read_failed)?;
     Ok(Json(results(&view)))
 }
 

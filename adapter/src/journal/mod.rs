@@ -371,6 +371,25 @@ impl Journal {
             .await
     }
 
+    /// Notes the journaled reply written back to the FN and marks the document `synced`, in one
+    /// commit (the relay's last write for a delivered document). A crash before it leaves both
+    /// undone, which the next pass settles from the journaled reply, as after a crash between
+    /// the two; `Ok(None)` as [`Self::mark_synced`].
+    pub async fn mark_written_and_synced(
+        &self,
+        fn_number: &str,
+        fd_number: u32,
+        lease: Option<&Lease>,
+    ) -> Result<Option<ReceiptRow>> {
+        let (fn_number, lease) = (fn_number.to_string(), lease.cloned());
+        self.write(move |ctx| {
+            ops::mark_reply_written(ctx, &fn_number, fd_number)?;
+            ops::mark_synced(ctx, &fn_number, fd_number, lease.as_ref())
+        })
+        .await
+        .inspect(|row| row.iter().for_each(|r| log_change(r, "synced")))
+    }
+
     /// `pending` -> `synced`; `Ok(None)` if no journaled row holds (FN, FD).
     pub async fn mark_synced(
         &self,
@@ -645,6 +664,24 @@ impl Journal {
         let fn_number = fn_number.to_string();
         self.read(move |c| read::exchange(c, &fn_number, fd_number))
             .await
+    }
+
+    /// The journal row of (FN, FD) and its OFD exchange, read in one snapshot: what the relay
+    /// needs of the document at the head of the FN's queue (its DLQ state, a reply already
+    /// journaled).
+    pub async fn document_and_exchange(
+        &self,
+        fn_number: &str,
+        fd_number: u32,
+    ) -> Result<(Option<ReceiptRow>, Option<OfdExchange>)> {
+        let fn_number = fn_number.to_string();
+        self.read(move |c| {
+            Ok((
+                read::receipt_by_fiscal(c, &fn_number, fd_number)?,
+                read::exchange(c, &fn_number, fd_number)?,
+            ))
+        })
+        .await
     }
 
     /// The current holder of a lease, if any.

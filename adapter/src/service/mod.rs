@@ -28,6 +28,8 @@ use crate::sale::Sale;
 /// the POS request as received, so the HTTP layer, which owns that wire format, provides it.
 pub type LegacySaleDecoder = fn(&str) -> Result<Sale, String>;
 
+/// A journaled task request before it is read as tasks ([`Fiscalizer::task_view`]).
+pub use crate::journal::TaskRequestRow;
 pub use query::{
     BackupInfo, BufferCounts, DeviceSnapshot, DeviceStatus, DlqEntry, EffectiveSettings,
     JournalError, KktError, KktState, OfdExchange, OfdStatus, ReceiptRow, RejectCode,

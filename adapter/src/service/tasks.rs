@@ -463,11 +463,26 @@ impl Fiscalizer {
         Ok(n)
     }
 
-    /// The request journaled under `id`, as the POS polls it; `None` if there is none.
+    /// The request journaled under `id`, as the POS polls it; `None` if there is none. Only the
+    /// register that runs it knows which of its tasks is at the device now: when it may be
+    /// another's, read the row with [`Self::task_request_row`] and ask that register's
+    /// [`Self::task_view`].
     pub async fn task_request(&self, id: &str) -> Result<Option<RequestView>, JournalError> {
-        let Some(row) = self.inner.journal.task_request(id).await? else {
-            return Ok(None);
-        };
+        match self.task_request_row(id).await? {
+            Some(row) => self.task_view(row).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// The journaled request under `id`, not yet read as tasks; its `kkt_id` names the register
+    /// whose [`Self::task_view`] makes the view.
+    pub async fn task_request_row(&self, id: &str) -> Result<Option<TaskRequestRow>, JournalError> {
+        self.inner.journal.task_request(id).await
+    }
+
+    /// The POS's view of a journaled request this register runs.
+    pub async fn task_view(&self, row: TaskRequestRow) -> Result<RequestView, JournalError> {
+        let id = row.id.as_str();
         let jobs = decode_jobs(&row.jobs).map_err(JournalError::Invariant)?;
         let running = self
             .inner
@@ -526,12 +541,12 @@ impl Fiscalizer {
             };
             tasks.push((kind, state));
         }
-        Ok(Some(RequestView {
+        Ok(RequestView {
             kkt_id: row.kkt_id,
             id: row.id,
             number: row.number,
             tasks,
-        }))
+        })
     }
 
     async fn receipt_of(&self, id: &str, index: u32) -> Result<Option<TaskState>, JournalError> {

@@ -27,7 +27,7 @@ use super::lock::Held;
 use super::ofd_client::TransportError;
 use super::relay::{FnQueue, RelayError};
 use super::{PassKind, Shared, StopReason, SyncError, SyncResult};
-use crate::journal::{JournalError, OfdReply, OfdStatus};
+use crate::journal::{JournalError, OfdReply, OfdStatus, ReceiptRow};
 
 /// What the pass remembers between passes (guarded by the pass mutex).
 #[derive(Debug, Default)]
@@ -92,6 +92,14 @@ pub(crate) struct Pass<'a> {
     attempts: u32,
     /// The FN queue as last read, and whether the head of it was delivered or failed since.
     last_queue: Option<FnQueue>,
+    /// The FN's queue after the document this pass just delivered (one shorter, its head one FD
+    /// further), so the next document is read without asking the FN for its queue again (FF39).
+    /// Only a queue known to hold more is predicted; an empty one is asked, since sales add to it.
+    predicted_queue: Option<FnQueue>,
+    /// The commit that concludes the last delivered document (reply written, synced), running
+    /// while the FN hands out the next one; settled before the next journal write and before the
+    /// pass ends, so the pass reports and releases its lock only after it is durable.
+    concluding: Option<tokio::task::JoinHandle<Result<Option<ReceiptRow>, JournalError>>>,
     head_counted: bool,
 }
 
@@ -112,6 +120,8 @@ impl<'a> Pass<'a> {
             result: SyncResult::default(),
             attempts: 0,
             last_queue: None,
+            predicted_queue: None,
+            concluding: None,
             head_counted: false,
         }
     }
@@ -122,7 +132,11 @@ impl<'a> Pass<'a> {
 
     /// Runs the pass to its end and says why it ended.
     pub async fn run(mut self) -> (Held, Result<SyncResult, SyncError>) {
-        let outcome = self.steps().await;
+        let outcome = match (self.steps().await, self.settle_concluding().await) {
+            (Err(e), _) | (Ok(_), Err(e)) => Err(e),
+            (Ok(_), Ok(Some(lost))) => Ok(lost),
+            (Ok(stop), Ok(None)) => Ok(stop),
+        };
         let result = match outcome {
             Ok(stop) => self.finish(stop).await,
             Err(e) => Err(e),
@@ -262,9 +276,13 @@ impl<'a> Pass<'a> {
     /// One document at the head of the FN's queue.
     async fn relay_head(&mut self) -> Result<Step, SyncError> {
         self.head_counted = false;
-        let queue = match self.sh.relay.queue().await {
-            Ok(q) => q,
-            Err(e) => return Ok(Step::Stop(StopReason::Kkt(e.to_string()))),
+        let predicted = self.predicted_queue.take();
+        let queue = match predicted {
+            Some(q) => q,
+            None => match self.sh.relay.queue().await {
+                Ok(q) => q,
+                Err(e) => return Ok(Step::Stop(StopReason::Kkt(e.to_string()))),
+            },
         };
         self.last_queue = Some(queue);
         if queue.queue_len == 0 {
@@ -275,6 +293,10 @@ impl<'a> Pass<'a> {
             Ok(m) => m,
             Err(e) => return Ok(Step::Stop(StopReason::Kkt(e.to_string()))),
         };
+        // The last document's commit ran while the FN handed this one out.
+        if let Some(stop) = self.settle_concluding().await? {
+            return Ok(Step::Stop(stop));
+        }
         let Ok((fn_number, fd)) = ofd_proto::envelope::message_ids(&message) else {
             let why = format!(
                 "FN outgoing message for FD {} is unreadable",
@@ -282,6 +304,11 @@ impl<'a> Pass<'a> {
             );
             return Ok(Step::Stop(StopReason::Kkt(why)));
         };
+        if fd != queue.first_fd && predicted.is_some() {
+            // The FN's queue is not what the last delivery left: ask it.
+            tracing::debug!(%fn_number, fd, predicted = queue.first_fd, "the FN's queue moved; reading it");
+            return Ok(Step::Continue);
+        }
         if fd != queue.first_fd {
             let why = format!(
                 "FN offers FD {} but its message carries FD {fd}",
@@ -301,7 +328,8 @@ impl<'a> Pass<'a> {
         }
         let behind = u32::from(queue.queue_len).saturating_sub(1);
         let journal = &self.sh.journal;
-        if let Some(row) = journal.get_by_fiscal(&fn_number, fd).await?
+        let (row, mut exchange) = journal.document_and_exchange(&fn_number, fd).await?;
+        if let Some(row) = row
             && row.status == Some(OfdStatus::Dlq)
         {
             if is_ofd_rejection(row.error_code.as_deref()) {
@@ -310,12 +338,11 @@ impl<'a> Pass<'a> {
             // A transient failure that an earlier version dead-lettered: delivery goes on.
             tracing::warn!(%fn_number, fd, error_code = ?row.error_code, "a DLQ document at the head of the FN's queue was not refused by the OFD; retrying it");
             tolerate(journal.dlq_retry(&row.receipt_id).await)?;
+            // The retry clears a journaled reply: read the exchange as it is now.
+            exchange = journal.ofd_exchange(&fn_number, fd).await?;
         }
         self.sh.set_stuck_head(None);
-        let journaled = journal
-            .ofd_exchange(&fn_number, fd)
-            .await?
-            .and_then(|x| Some((x.reply?, x.response_code?)));
+        let journaled = exchange.and_then(|x| Some((x.reply?, x.response_code?)));
         let (reply, code) = match journaled {
             Some(found) => {
                 tracing::info!(%fn_number, fd, "resuming with the journaled OFD reply");
@@ -385,12 +412,49 @@ impl<'a> Pass<'a> {
             }
             Err(RelayError::Unavailable(e)) => return Ok(Step::Stop(StopReason::Kkt(e))),
         }
-        self.sh.journal.mark_reply_written(fn_number, fd).await?;
         self.head_counted = true;
-        Ok(match self.conclude(fn_number, fd, code).await? {
-            None => Step::Continue,
-            Some(stop) => Step::Stop(stop),
-        })
+        // Only an accepted document comes here (a refusal stays at the FN's head): the reply is
+        // noted written and the document synced in one commit.
+        debug_assert_eq!(code, 0, "write_back of a refused document");
+        self.mem.clear(fn_number, fd);
+        // Committed while the FN hands out the next document (`settle_concluding`): a crash
+        // before the commit leaves the FN ahead of the journal, which the next pass settles from
+        // the journaled reply, as it does after a crash between the FN's write and the commit.
+        let journal = self.sh.journal.clone();
+        let lease = self.held.journal_lease().cloned();
+        let f = fn_number.to_owned();
+        self.concluding = Some(tokio::spawn(async move {
+            journal
+                .mark_written_and_synced(&f, fd, lease.as_ref())
+                .await
+        }));
+        self.predicted_queue = self
+            .last_queue
+            .filter(|q| q.queue_len > 1)
+            .map(|q| FnQueue {
+                queue_len: q.queue_len - 1,
+                first_fd: q.first_fd + 1,
+            });
+        Ok(Step::Continue)
+    }
+
+    /// Waits for the commit of the last delivered document; `Some` stops the pass.
+    async fn settle_concluding(&mut self) -> Result<Option<StopReason>, SyncError> {
+        let Some(commit) = self.concluding.take() else {
+            return Ok(None);
+        };
+        match commit.await {
+            Ok(Ok(_)) => {
+                self.result.synced += 1;
+                Ok(None)
+            }
+            Ok(Err(JournalError::Fenced { .. })) => Ok(Some(StopReason::LockLost)),
+            Ok(Err(e)) => Err(e.into()),
+            // A journal invariant broken in the commit panics, as it would have in this task.
+            Err(join) if join.is_panic() => std::panic::resume_unwind(join.into_panic()),
+            // Cancelled: the runtime is shutting down.
+            Err(_) => Err(JournalError::Closed.into()),
+        }
     }
 
     /// Sends one message and journals the OFD's reply. `Ok(Err(stop))` ends the pass.

@@ -160,6 +160,24 @@ impl Proc {
         self.peak_kib
     }
 
+    /// SIGTERM, then wait up to `limit` for a clean exit (SIGKILL after it); returns the peak
+    /// RSS read just before.
+    pub fn stop(mut self, limit: Duration) -> u64 {
+        let peak = self.peak_kib();
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).unwrap_or(i32::MAX));
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM);
+        let end = Instant::now() + limit;
+        while Instant::now() < end {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return peak;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        peak
+    }
+
     /// SIGKILL and reap; returns the peak RSS read just before.
     pub fn kill(mut self) -> u64 {
         let peak = self.peak_kib();
@@ -357,6 +375,26 @@ impl Stack {
     pub fn kill_adapter(&mut self) {
         if let Some(p) = self.adapter.take() {
             self.adapter_peak_gone_kib = self.adapter_peak_gone_kib.max(p.kill());
+        }
+    }
+
+    /// Stops the adapter as a service manager does (SIGTERM: it finishes, checkpoints and closes
+    /// the journal), at most `limit`.
+    pub fn stop_adapter(&mut self, limit: Duration) {
+        if let Some(p) = self.adapter.take() {
+            self.adapter_peak_gone_kib = self.adapter_peak_gone_kib.max(p.stop(limit));
+        }
+    }
+
+    /// Replaces (or adds) one of the adapter's flags for its next start.
+    pub fn set_adapter_flag(&mut self, flag: &str, value: &str) {
+        match self.adapter_args.iter().position(|a| a == flag) {
+            Some(i) if i + 1 < self.adapter_args.len() => {
+                self.adapter_args[i + 1] = value.to_owned()
+            }
+            _ => self
+                .adapter_args
+                .extend([flag.to_owned(), value.to_owned()]),
         }
     }
 

@@ -293,6 +293,44 @@ async fn a_pass_stops_after_batch_size_max_documents() {
     assert_eq!((r.synced, r.skipped), (2, documents - 4));
 }
 
+/// After delivering a document the relay knows the FN's next head (one FD further) and reads it
+/// without asking the FN for its queue (FF39) again: a pass over a backlog asks for the queue at
+/// its start and once more when its prediction runs out, not once a document. Each document is
+/// still read (FF30) and acknowledged (FF32) once, and delivered once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_reads_the_fn_queue_once_not_once_a_document() {
+    let shop = Shop::open().await;
+    let mock = Mock::start().await;
+    for n in 0..6 {
+        shop.sell(n).await;
+    }
+    let documents = shop.last_fd();
+    let code =
+        |view: &kkt_emulator::emu::CommandsView, c: &str| view.by_code.get(c).copied().unwrap_or(0);
+    let before = shop.emu.shared.commands_view();
+    let worker = shop.worker(shop.journal.clone(), &mock.addr());
+    let r = worker.sync_now(false).await.unwrap();
+    assert_eq!((r.synced, r.stop), (documents, StopReason::Drained));
+    let after = shop.emu.shared.commands_view();
+    let asked = code(&after, "FF39") - code(&before, "FF39");
+    assert!(
+        asked <= 3,
+        "{asked} queue reads for {documents} documents (settle, the pass's first, the last)"
+    );
+    assert_eq!(
+        code(&after, "FF30") - code(&before, "FF30"),
+        u64::from(documents)
+    );
+    assert_eq!(
+        code(&after, "FF32") - code(&before, "FF32"),
+        u64::from(documents)
+    );
+    assert_eq!(shop.unsent(), 0);
+    let stats = mock.stats().await;
+    assert_eq!(count(&stats, "unique"), u64::from(documents), "{stats}");
+    assert_eq!(count(&stats, "duplicates"), 0, "{stats}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_worker_probes_so_an_outage_opens_the_breaker_before_the_first_sale() {
     let shop = Shop::open().await;
