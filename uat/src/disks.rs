@@ -23,6 +23,76 @@ const CONTROL_LIMIT: Duration = Duration::from_secs(30);
 /// How long a clean unmount may take before SIGTERM, and SIGTERM before SIGKILL.
 const UNMOUNT_LIMIT: Duration = Duration::from_secs(10);
 
+/// Why a data directory, a power-cut mount or its control API failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    /// A folder or log file that could not be created.
+    #[error("{}: {source}", .path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start {}: {source}", .bin.display())]
+    Spawn {
+        bin: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "mounting the data directory of `{process}`: powercut-fs exited ({status}): {stderr_tail}"
+    )]
+    MountExited {
+        process: String,
+        status: std::process::ExitStatus,
+        stderr_tail: String,
+    },
+    #[error(
+        "mounting the data directory of `{process}`: powercut-fs printed no control address within {secs}s: {stderr_tail}"
+    )]
+    MountSilent {
+        process: String,
+        secs: u64,
+        stderr_tail: String,
+    },
+    #[error("http client: {0}")]
+    Client(reqwest::Error),
+    #[error("the power-cut mount {} is still mounted (powercut-fs pid {pid} stopped {how})", .path.display())]
+    StillMounted {
+        path: PathBuf,
+        pid: i32,
+        how: &'static str,
+    },
+    #[error("powercut-fs (pid {pid}) for {} did not shut down on request; unmounted {how}", .path.display())]
+    NotShutDown {
+        path: PathBuf,
+        pid: i32,
+        how: &'static str,
+    },
+    /// Several mounts that did not unmount cleanly.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Unmount(Vec<DiskError>),
+    #[error("powercut-fs control {url}: {source}")]
+    ControlUnreachable { url: String, source: reqwest::Error },
+    #[error("powercut-fs control {url}: status {status}: {answer}")]
+    ControlRefused {
+        url: String,
+        status: reqwest::StatusCode,
+        answer: Value,
+    },
+    /// A process using the mount that could not be frozen before a cut.
+    #[error("process group {group} did not stop: {source}")]
+    NotFrozen {
+        group: i32,
+        source: crate::procs::StopGroupError,
+    },
+}
+
+fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> DiskError + '_ {
+    move |source| DiskError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
 /// One process's data directory.
 #[derive(Debug)]
 pub struct Disk {
@@ -55,9 +125,9 @@ impl Disks {
     }
 
     /// Creates a plain data directory `DIR/data/NAME`.
-    pub fn plain(&mut self, dir: &Path, process: &str) -> Result<PathBuf, String> {
+    pub fn plain(&mut self, dir: &Path, process: &str) -> Result<PathBuf, DiskError> {
         let path = dir.join("data").join(process);
-        std::fs::create_dir_all(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+        std::fs::create_dir_all(&path).map_err(io_error(&path))?;
         self.disks.push(Disk {
             process: process.to_owned(),
             path: path.clone(),
@@ -70,11 +140,11 @@ impl Disks {
 
     /// Mounts a power-cut filesystem at `DIR/data/NAME` over `DIR/data/NAME.backing` with the
     /// binary `bin`, and waits for its control address.
-    pub fn mount(&mut self, bin: &Path, dir: &Path, process: &str) -> Result<PathBuf, String> {
+    pub fn mount(&mut self, bin: &Path, dir: &Path, process: &str) -> Result<PathBuf, DiskError> {
         let data = dir.join("data");
         let (path, backing) = (data.join(process), data.join(format!("{process}.backing")));
         for d in [&path, &backing] {
-            std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+            std::fs::create_dir_all(d).map_err(io_error(d))?;
         }
         let out_path = dir.join(format!("powercut-fs.{process}.stdout.log"));
         let err_path = dir.join(format!("powercut-fs.{process}.stderr.log"));
@@ -83,7 +153,7 @@ impl Disks {
                 .create(true)
                 .append(true)
                 .open(p)
-                .map_err(|e| format!("{}: {e}", p.display()))
+                .map_err(io_error(p))
         };
         let (out, err) = (open(&out_path)?, open(&err_path)?);
         let mut child = Command::new(bin)
@@ -99,15 +169,18 @@ impl Disks {
             // Its own group: the terminal's Ctrl-C must not kill it before the runner unmounts.
             .process_group(0)
             .spawn()
-            .map_err(|e| format!("cannot start {}: {e}", bin.display()))?;
+            .map_err(|source| DiskError::Spawn {
+                bin: bin.to_owned(),
+                source,
+            })?;
         crate::procs::register_disk(child.id() as i32);
-        let control = match await_control(&mut child, &out_path, &err_path) {
+        let control = match await_control(&mut child, process, &out_path, &err_path) {
             Ok(c) => c,
-            Err(m) => {
+            Err(e) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 crate::procs::unregister_disk(child.id() as i32);
-                return Err(format!("mounting the data directory of `{process}`: {m}"));
+                return Err(e);
             }
         };
         self.disks.push(Disk {
@@ -131,31 +204,36 @@ impl Disks {
 
     /// Unmounts every power-cut mount: `/shutdown`, then SIGTERM, then SIGKILL and a lazy
     /// `fusermount3 -u -z`. Errors name what was left mounted.
-    pub fn unmount_all(&mut self) -> Result<(), String> {
+    pub fn unmount_all(&mut self) -> Result<(), DiskError> {
         let mut errors = Vec::new();
         for d in &mut self.disks {
-            if let Err(m) = unmount(d) {
-                errors.push(m);
+            if let Err(e) = unmount(d) {
+                errors.push(e);
             }
         }
-        if errors.is_empty() {
-            Ok(())
-        } else {
-            Err(errors.join("; "))
+        match errors.len() {
+            0 => Ok(()),
+            1 => Err(errors.remove(0)),
+            _ => Err(DiskError::Unmount(errors)),
         }
     }
 }
 
 impl Drop for Disks {
     fn drop(&mut self) {
-        if let Err(m) = self.unmount_all() {
-            eprintln!("uat: {m}");
+        if let Err(e) = self.unmount_all() {
+            eprintln!("uat: {e}");
         }
     }
 }
 
 /// Polls the stdout log for `control=ADDR`; fails when the child exits or the time is up.
-fn await_control(child: &mut Child, out: &Path, err: &Path) -> Result<String, String> {
+fn await_control(
+    child: &mut Child,
+    process: &str,
+    out: &Path,
+    err: &Path,
+) -> Result<String, DiskError> {
     let end = Instant::now() + MOUNT_LIMIT;
     loop {
         let text = std::fs::read_to_string(out).unwrap_or_default();
@@ -167,15 +245,19 @@ fn await_control(child: &mut Child, out: &Path, err: &Path) -> Result<String, St
             let lines: Vec<&str> = e.lines().rev().take(5).collect();
             lines.into_iter().rev().collect::<Vec<_>>().join(" | ")
         };
-        if let Ok(Some(st)) = child.try_wait() {
-            return Err(format!("powercut-fs exited ({st}): {}", tail()));
+        if let Ok(Some(status)) = child.try_wait() {
+            return Err(DiskError::MountExited {
+                process: process.to_owned(),
+                status,
+                stderr_tail: tail(),
+            });
         }
         if Instant::now() >= end {
-            return Err(format!(
-                "powercut-fs printed no control address within {}s: {}",
-                MOUNT_LIMIT.as_secs(),
-                tail()
-            ));
+            return Err(DiskError::MountSilent {
+                process: process.to_owned(),
+                secs: MOUNT_LIMIT.as_secs(),
+                stderr_tail: tail(),
+            });
         }
         std::thread::sleep(Duration::from_millis(10));
     }
@@ -194,12 +276,12 @@ fn wait_exit(child: &mut Child, limit: Duration) -> bool {
     }
 }
 
-fn unmount(d: &mut Disk) -> Result<(), String> {
+fn unmount(d: &mut Disk) -> Result<(), DiskError> {
     let Some(mut child) = d.child.take() else {
         return Ok(());
     };
     let pid = child.id() as i32;
-    let client = crate::probe::client()?;
+    let client = crate::probe::client().map_err(DiskError::Client)?;
     if let Some(c) = &d.control {
         // An error here (the server is gone or wedged) is handled by the signals below.
         let _ = client
@@ -226,16 +308,18 @@ fn unmount(d: &mut Disk) -> Result<(), String> {
     }
     crate::procs::unregister_disk(pid);
     if is_mounted(&d.path) {
-        return Err(format!(
-            "the power-cut mount {} is still mounted (powercut-fs pid {pid} stopped {how})",
-            d.path.display()
-        ));
+        return Err(DiskError::StillMounted {
+            path: d.path.clone(),
+            pid,
+            how,
+        });
     }
     if how != "cleanly" {
-        return Err(format!(
-            "powercut-fs (pid {pid}) for {} did not shut down on request; unmounted {how}",
-            d.path.display()
-        ));
+        return Err(DiskError::NotShutDown {
+            path: d.path.clone(),
+            pid,
+            how,
+        });
     }
     Ok(())
 }
@@ -257,7 +341,7 @@ pub fn control_post(
     control: &str,
     route: &str,
     body: Option<&Value>,
-) -> Result<Value, String> {
+) -> Result<Value, DiskError> {
     let url = format!("http://{control}/{route}");
     let mut rb = client.post(&url).timeout(CONTROL_LIMIT);
     if let Some(b) = body {
@@ -267,20 +351,27 @@ pub fn control_post(
 }
 
 /// GETs `/stats` of a control API.
-pub fn control_stats(client: &Client, control: &str) -> Result<Value, String> {
+pub fn control_stats(client: &Client, control: &str) -> Result<Value, DiskError> {
     let url = format!("http://{control}/stats");
     answer(&url, client.get(&url).timeout(CONTROL_LIMIT).send())
 }
 
-fn answer(url: &str, r: reqwest::Result<reqwest::blocking::Response>) -> Result<Value, String> {
-    let resp = r.map_err(|e| format!("powercut-fs control {url}: {e}"))?;
+fn answer(url: &str, r: reqwest::Result<reqwest::blocking::Response>) -> Result<Value, DiskError> {
+    let resp = r.map_err(|source| DiskError::ControlUnreachable {
+        url: url.to_owned(),
+        source,
+    })?;
     let status = resp.status();
     let text = resp.text().unwrap_or_default();
     let v: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
     if status.is_success() {
         Ok(v)
     } else {
-        Err(format!("powercut-fs control {url}: status {status}: {v}"))
+        Err(DiskError::ControlRefused {
+            url: url.to_owned(),
+            status,
+            answer: v,
+        })
     }
 }
 
@@ -293,13 +384,13 @@ pub fn cut_now(
     route: &str,
     body: Option<&Value>,
     groups: &[i32],
-) -> Result<Value, String> {
+) -> Result<Value, DiskError> {
     // Every thread must be stopped before the cut: one still running would see the dead disk
     // and answer a client, which a real outage never lets it do.
     let mut frozen = Ok(());
     for g in groups {
-        if let Err(e) = crate::procs::stop_group(*g, crate::procs::STOP_LIMIT) {
-            frozen = Err(format!("process group {g} did not stop: {e}"));
+        if let Err(source) = crate::procs::stop_group(*g, crate::procs::STOP_LIMIT) {
+            frozen = Err(DiskError::NotFrozen { group: *g, source });
             break;
         }
     }

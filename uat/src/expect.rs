@@ -3,27 +3,28 @@
 use serde_json::Value;
 
 use crate::model::{Expected, JsonType, Matcher};
+use crate::step_error::{Mismatch, StepError};
 use crate::util::NamedMap;
 
-/// Checks one value; on mismatch returns "expected X, observed Y".
-pub fn matches(expected: &Expected, actual: &Value) -> Result<(), String> {
+/// Checks one value; on mismatch says "expected X, observed Y" (and where, inside the value).
+pub fn matches(expected: &Expected, actual: &Value) -> Result<(), Mismatch> {
     match expected {
         Expected::Literal(e) => partial(e, actual, "").map_err(|(at, exp, obs)| {
-            if at.is_empty() {
-                format!("expected {exp}, observed {obs}")
+            let what = if at.is_empty() {
+                String::new()
             } else {
-                format!("at {at}: expected {exp}, observed {obs}")
-            }
+                format!("at {at}")
+            };
+            Mismatch::new(what, exp, obs)
         }),
-        Expected::Matcher(m) => {
-            matcher(m, actual).map_err(|want| format!("expected {want}, observed {actual}"))
-        }
+        Expected::Matcher(m) => matcher(m, actual).map_err(|want| Mismatch::new("", want, actual)),
     }
 }
 
-type Mismatch = (String, String, String);
+/// Where inside a value, the expected and the observed part.
+type PartMismatch = (String, String, String);
 
-fn partial(e: &Value, a: &Value, at: &str) -> Result<(), Mismatch> {
+fn partial(e: &Value, a: &Value, at: &str) -> Result<(), PartMismatch> {
     let miss = || (at.to_owned(), e.to_string(), a.to_string());
     match (e, a) {
         (Value::Object(em), Value::Object(am)) => {
@@ -62,7 +63,7 @@ fn partial(e: &Value, a: &Value, at: &str) -> Result<(), Mismatch> {
     }
 }
 
-/// Returns the failed condition, e.g. "a value >= 0".
+/// Returns the failed condition, e.g. "a value >= 0": the expected side of a [`Mismatch`].
 fn matcher(m: &Matcher, a: &Value) -> Result<(), String> {
     let num = a.as_f64();
     let cmp = |bound: Option<f64>, op: &str, ok: fn(f64, f64) -> bool| -> Result<(), String> {
@@ -122,41 +123,48 @@ fn type_is(t: JsonType, a: &Value) -> bool {
 
 /// Checks `expect.json` against a response body. A path selecting one node is compared with that
 /// node; a path selecting several is compared with the array of them.
-pub fn check_json(exp: &NamedMap<Expected>, body: &Value) -> Result<(), String> {
+pub fn check_json(exp: &NamedMap<Expected>, body: &Value) -> Result<(), StepError> {
     for (path, e) in exp.iter() {
-        let jp = serde_json_path::JsonPath::parse(path)
-            .map_err(|err| format!("bad JSONPath {path}: {err}"))?;
+        let jp =
+            serde_json_path::JsonPath::parse(path).map_err(|source| StepError::BadJsonPath {
+                path: path.to_owned(),
+                source,
+            })?;
         let nodes = jp.query(body).all();
         let actual = match nodes.as_slice() {
-            [] => return Err(format!("{path}: nothing at this path in {}", clip(body))),
+            [] => {
+                return Err(StepError::NoNodeExpected {
+                    path: path.to_owned(),
+                    body: clip(body),
+                });
+            }
             [one] => (*one).clone(),
             many => Value::Array(many.iter().map(|v| (*v).clone()).collect()),
         };
-        matches(e, &actual).map_err(|m| format!("{path}: {m}"))?;
+        matches(e, &actual).map_err(|m| m.within(path))?;
     }
     Ok(())
 }
 
 /// Checks result rows, in order and count.
-pub fn check_rows(exp: &[Vec<Expected>], rows: &[Vec<Value>]) -> Result<(), String> {
+pub fn check_rows(exp: &[Vec<Expected>], rows: &[Vec<Value>]) -> Result<(), Mismatch> {
     if exp.len() != rows.len() {
-        return Err(format!(
-            "expected {} rows, observed {} rows: {}",
-            exp.len(),
-            rows.len(),
-            rows_text(rows)
+        return Err(Mismatch::new(
+            "",
+            format!("{} rows", exp.len()),
+            format!("{} rows: {}", rows.len(), rows_text(rows)),
         ));
     }
     for (r, (er, ar)) in exp.iter().zip(rows).enumerate() {
         if er.len() != ar.len() {
-            return Err(format!(
-                "row {r}: expected {} columns, observed {}",
-                er.len(),
-                ar.len()
+            return Err(Mismatch::new(
+                format!("row {r}"),
+                format!("{} columns", er.len()),
+                ar.len(),
             ));
         }
         for (c, (e, a)) in er.iter().zip(ar).enumerate() {
-            matches(e, a).map_err(|m| format!("row {r} column {c}: {m}"))?;
+            matches(e, a).map_err(|m| m.within(format!("row {r} column {c}")))?;
         }
     }
     Ok(())

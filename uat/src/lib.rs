@@ -21,6 +21,7 @@ pub mod report;
 pub mod run;
 pub mod schema;
 pub mod select;
+pub mod step_error;
 pub mod template;
 pub mod timeline;
 pub mod tokens;

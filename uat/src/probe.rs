@@ -10,29 +10,9 @@ use serde_json::Value;
 use crate::expect;
 use crate::load::parse_request_line;
 use crate::model::{Expected, Ready, RequestParts};
+use crate::step_error::{HttpError, Mismatch, ReadyError, StepError};
 use crate::template::Vars;
 use crate::util::NamedMap;
-
-/// How a request failed without a response.
-#[derive(Debug)]
-pub enum HttpError {
-    /// Nothing was sent (connection refused): the operation certainly did not happen.
-    Refused(String),
-    /// Sent, but no complete answer: the operation may or may not have happened.
-    Cut(String),
-    /// The step itself is wrong (template, body).
-    Bad(String),
-}
-
-impl std::fmt::Display for HttpError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            HttpError::Refused(m) => write!(f, "connection refused: {m}"),
-            HttpError::Cut(m) => write!(f, "no answer (indeterminate): {m}"),
-            HttpError::Bad(m) => f.write_str(m),
-        }
-    }
-}
 
 /// A response: status and body (JSON if it parses, else a string, null when empty).
 #[derive(Debug, Clone)]
@@ -52,12 +32,11 @@ impl Response {
 /// request: a request sent on a kept-alive connection to a process killed since fails like one cut
 /// off in flight, so the history would call it indeterminate; on a fresh connection it is refused,
 /// definitely.
-pub fn client() -> Result<Client, String> {
+pub fn client() -> reqwest::Result<Client> {
     Client::builder()
         .no_proxy()
         .pool_max_idle_per_host(0)
         .build()
-        .map_err(|e| format!("http client: {e}"))
 }
 
 /// Sends `"METHOD port /path"` to 127.0.0.1 on the named port; `cap` bounds the timeout.
@@ -68,22 +47,23 @@ pub fn request(
     parts: RequestParts<'_>,
     cap: Duration,
 ) -> Result<Response, HttpError> {
-    let line = vars.render(line).map_err(HttpError::Bad)?;
-    let (method_name, port_name, path) = parse_request_line(&line).map_err(HttpError::Bad)?;
+    let line = vars.render(line)?;
+    let (method_name, port_name, path) =
+        parse_request_line(&line).map_err(HttpError::BadRequest)?;
     let port = vars
         .ports
         .get(port_name)
-        .ok_or_else(|| HttpError::Bad(format!("no port `{port_name}`")))?;
+        .ok_or_else(|| HttpError::NoPort(port_name.to_owned()))?;
     let url = format!("http://127.0.0.1:{port}{path}");
     let method = reqwest::Method::from_bytes(method_name.as_bytes())
-        .map_err(|e| HttpError::Bad(e.to_string()))?;
+        .map_err(|e| HttpError::BadRequest(e.to_string()))?;
     let mut rb = client
         .request(method, &url)
         .timeout(parts.timeout.0.min(cap));
     let mut explicit_auth = false;
     for (k, v) in parts.headers.iter() {
         explicit_auth |= k.eq_ignore_ascii_case("authorization");
-        rb = rb.header(k, vars.render(v).map_err(HttpError::Bad)?);
+        rb = rb.header(k, vars.render(v)?);
     }
     // A request to an adapter carries the run's token for the route's role, unless the step
     // spells out its own `Authorization` (to test a refusal).
@@ -96,18 +76,19 @@ pub fn request(
         rb = rb.header(reqwest::header::AUTHORIZATION, bearer);
     }
     if let Some(j) = parts.json {
-        rb = rb.json(&vars.render_json(j).map_err(HttpError::Bad)?);
+        rb = rb.json(&vars.render_json(j)?);
     } else if let Some(b) = parts.body {
         rb = rb
             .header("content-type", "application/json")
-            .body(vars.render(b).map_err(HttpError::Bad)?);
+            .body(vars.render(b)?);
     }
-    let resp = rb.send().map_err(|e| classify(&url, &e))?;
+    let resp = rb.send().map_err(|e| classify(&url, e))?;
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let bytes = resp
-        .bytes()
-        .map_err(|e| HttpError::Cut(format!("{url}: reading the body: {e}")))?;
+    let bytes = resp.bytes().map_err(|source| HttpError::CutInBody {
+        url: url.clone(),
+        source,
+    })?;
     if let Some(auth) = &vars.auth {
         auth.scan_answer(&format!("`{line}` (status {status})"), &headers, &bytes);
     }
@@ -120,11 +101,12 @@ pub fn request(
     Ok(Response { status, body })
 }
 
-fn classify(url: &str, e: &reqwest::Error) -> HttpError {
-    if e.is_connect() {
-        HttpError::Refused(format!("{url}: {e}"))
+fn classify(url: &str, source: reqwest::Error) -> HttpError {
+    let url = url.to_owned();
+    if source.is_connect() {
+        HttpError::Refused { url, source }
     } else {
-        HttpError::Cut(format!("{url}: {e}"))
+        HttpError::Cut { url, source }
     }
 }
 
@@ -133,15 +115,12 @@ pub fn judge_response(
     status: Option<u16>,
     json: &NamedMap<Expected>,
     r: &Response,
-) -> Result<(), String> {
+) -> Result<(), StepError> {
     if let Some(s) = status
         && s != r.status
     {
-        return Err(format!(
-            "status: expected {s}, observed {} (body {})",
-            r.status,
-            expect::clip(&r.body)
-        ));
+        let body = format!(" (body {})", expect::clip(&r.body));
+        return Err(Mismatch::new("status", s, r.status).note(body).into());
     }
     expect::check_json(json, &r.body)
 }
@@ -150,14 +129,17 @@ pub fn judge_response(
 const ROWS_MAX: usize = 100_000;
 
 /// Runs one query on the SQLite file at `path`, read-only unless `writable`.
-pub fn query(path: &Path, sql: &str, writable: bool) -> Result<Vec<Vec<Value>>, String> {
+pub fn query(path: &Path, sql: &str, writable: bool) -> Result<Vec<Vec<Value>>, StepError> {
     use rusqlite::OpenFlags;
     let flags = if writable {
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX
     } else {
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX
     };
-    let err = |e: rusqlite::Error| format!("{}: {e}", path.display());
+    let err = |source: rusqlite::Error| StepError::Db {
+        path: path.to_owned(),
+        source,
+    };
     let conn = rusqlite::Connection::open_with_flags(path, flags).map_err(err)?;
     conn.busy_timeout(Duration::from_secs(5)).map_err(err)?;
     let mut stmt = conn.prepare(sql).map_err(err)?;
@@ -166,7 +148,7 @@ pub fn query(path: &Path, sql: &str, writable: bool) -> Result<Vec<Vec<Value>>, 
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(err)? {
         if out.len() >= ROWS_MAX {
-            return Err(format!("query returned more than {ROWS_MAX} rows"));
+            return Err(StepError::TooManyRows(ROWS_MAX));
         }
         let mut r = Vec::with_capacity(ncol);
         for c in 0..ncol {
@@ -188,10 +170,12 @@ fn cell(v: rusqlite::types::ValueRef<'_>) -> Value {
     }
 }
 
-/// One readiness attempt; Err carries what was seen.
+/// One readiness attempt; Err carries what was seen, the "last probe" of a [`ReadyError`] (an
+/// observation for the message, not an error of its own).
 fn ready_once(client: &Client, r: &Ready, vars: &Vars) -> Result<(), String> {
+    let render = |t: &str| vars.render(t).map_err(|e| e.to_string());
     if let Some(u) = &r.http_get {
-        let url = vars.render(u)?;
+        let url = render(u)?;
         let resp = client
             .get(&url)
             .timeout(Duration::from_secs(2))
@@ -209,8 +193,7 @@ fn ready_once(client: &Client, r: &Ready, vars: &Vars) -> Result<(), String> {
         return Err(format!("{url}: status {status}"));
     }
     if let Some(a) = &r.tcp {
-        let addr: SocketAddr = vars
-            .render(a)?
+        let addr: SocketAddr = render(a)?
             .parse()
             .map_err(|e| format!("bad tcp address `{a}`: {e}"))?;
         return TcpStream::connect_timeout(&addr, Duration::from_secs(1))
@@ -218,7 +201,7 @@ fn ready_once(client: &Client, r: &Ready, vars: &Vars) -> Result<(), String> {
             .map_err(|e| format!("{addr}: {e}"));
     }
     if let Some(p) = &r.path_exists {
-        let p = vars.render(p)?;
+        let p = render(p)?;
         return if Path::new(&p).exists() {
             Ok(())
         } else {
@@ -235,7 +218,7 @@ pub fn await_ready(
     vars: &Vars,
     deadline: Instant,
     mut exited: impl FnMut() -> Option<String>,
-) -> Result<(), String> {
+) -> Result<(), ReadyError> {
     let end = deadline.min(Instant::now() + r.timeout.0);
     let mut attempts = 0u64;
     loop {
@@ -244,16 +227,18 @@ pub fn await_ready(
             Ok(()) => return Ok(()),
             Err(e) => e,
         };
-        if let Some(st) = exited() {
-            return Err(format!(
-                "exited ({st}) before it was ready; last probe: {last}"
-            ));
+        if let Some(status) = exited() {
+            return Err(ReadyError::Exited {
+                status,
+                last_probe: last,
+            });
         }
         if Instant::now() >= end {
-            return Err(format!(
-                "not ready after {} ({attempts} attempts); last probe: {last}",
-                r.timeout
-            ));
+            return Err(ReadyError::TimedOut {
+                timeout: r.timeout.to_string(),
+                attempts,
+                last_probe: last,
+            });
         }
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -21,6 +21,67 @@ pub struct Spec {
     pub cwd: PathBuf,
 }
 
+/// Why starting, signalling, reaping or cleaning up a process failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ProcError {
+    #[error("process `{name}` is already running (pid {pid})")]
+    AlreadyRunning { name: String, pid: u32 },
+    #[error("process `{0}` is not running")]
+    NotRunning(String),
+    /// A log file that could not be opened.
+    #[error("{}: {source}", .path.display())]
+    Log {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot start `{name}` ({command}): {source}")]
+    Spawn {
+        name: String,
+        command: String,
+        source: std::io::Error,
+    },
+    /// Asking the kernel whether a child has exited failed.
+    #[error(transparent)]
+    Wait(std::io::Error),
+    #[error("signal {signal} to group {group} of `{name}`: {source}")]
+    Signal {
+        signal: Signal,
+        group: Pid,
+        name: String,
+        source: nix::errno::Errno,
+    },
+    #[error("SIGSTOP to group {group} of `{name}`: {source}")]
+    Pause {
+        group: Pid,
+        name: String,
+        source: StopGroupError,
+    },
+    #[error("`{0}` survived SIGKILL for 10s")]
+    SurvivedKill(String),
+    #[error("processes left behind after SIGKILL: pids {0:?}")]
+    LeftBehind(Vec<i32>),
+    #[error("cannot run `{command}`: {source}")]
+    ExecSpawn {
+        command: String,
+        source: std::io::Error,
+    },
+    #[error("`{command}` still running after {secs}s; killed")]
+    ExecTimeout { command: String, secs: u64 },
+}
+
+/// Why [`stop_group`] could not stop a process group.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StopGroupError {
+    #[error(transparent)]
+    Signal(nix::errno::Errno),
+    #[error("{} of {total} threads still not stopped after {limit:?} (tids {running:?})", .running.len())]
+    NotStopped {
+        running: Vec<i32>,
+        total: usize,
+        limit: Duration,
+    },
+}
+
 /// Every process the runner started for one scenario.
 #[derive(Debug)]
 pub struct Procs {
@@ -38,8 +99,15 @@ pub fn log_paths(dir: &Path, name: &str) -> (PathBuf, PathBuf) {
     )
 }
 
-fn open_log(path: &Path) -> std::io::Result<File> {
-    OpenOptions::new().create(true).append(true).open(path)
+fn open_log(path: &Path) -> Result<File, ProcError> {
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|source| ProcError::Log {
+            path: path.to_owned(),
+            source,
+        })
 }
 
 impl Procs {
@@ -62,18 +130,18 @@ impl Procs {
     }
 
     /// Spawns `name` in a new process group with stdout/stderr appended to its log files.
-    pub fn start(&mut self, name: &str, spec: &Spec) -> Result<u32, String> {
+    pub fn start(&mut self, name: &str, spec: &Spec) -> Result<u32, ProcError> {
         if let Some(child) = self.running.get_mut(name)
-            && child.try_wait().map_err(|e| e.to_string())?.is_none()
+            && child.try_wait().map_err(ProcError::Wait)?.is_none()
         {
-            return Err(format!(
-                "process `{name}` is already running (pid {})",
-                child.id()
-            ));
+            return Err(ProcError::AlreadyRunning {
+                name: name.to_owned(),
+                pid: child.id(),
+            });
         }
         let (out_path, err_path) = log_paths(&self.dir, name);
-        let mut out = open_log(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
-        let err = open_log(&err_path).map_err(|e| format!("{}: {e}", err_path.display()))?;
+        let mut out = open_log(&out_path)?;
+        let err = open_log(&err_path)?;
         // A marker separates restarts in the log; a failed write only loses the marker.
         let _ = writeln!(
             out,
@@ -90,7 +158,11 @@ impl Procs {
             .stderr(err)
             .process_group(0)
             .spawn()
-            .map_err(|e| format!("cannot start `{name}` ({}): {e}", spec.command))?;
+            .map_err(|source| ProcError::Spawn {
+                name: name.to_owned(),
+                command: spec.command.clone(),
+                source,
+            })?;
         let pid = child.id();
         self.groups.push(pid as i32);
         register(pid as i32);
@@ -110,35 +182,43 @@ impl Procs {
         }
     }
 
-    fn group_of(&self, name: &str) -> Result<Pid, String> {
+    fn group_of(&self, name: &str) -> Result<Pid, ProcError> {
         self.running
             .get(name)
             .map(|c| Pid::from_raw(c.id() as i32))
-            .ok_or_else(|| format!("process `{name}` is not running"))
+            .ok_or_else(|| ProcError::NotRunning(name.to_owned()))
     }
 
     /// Sends `sig` to the process group of `name`.
-    pub fn signal(&mut self, name: &str, sig: Signal) -> Result<(), String> {
+    pub fn signal(&mut self, name: &str, sig: Signal) -> Result<(), ProcError> {
         let pg = self.group_of(name)?;
-        killpg(pg, sig).map_err(|e| format!("signal {sig} to group {pg} of `{name}`: {e}"))
+        killpg(pg, sig).map_err(|source| ProcError::Signal {
+            signal: sig,
+            group: pg,
+            name: name.to_owned(),
+            source,
+        })
     }
 
     /// SIGSTOP to the group of `name`, answering once every thread of it is stopped
     /// ([`stop_group`]).
-    pub fn pause(&mut self, name: &str) -> Result<String, String> {
+    pub fn pause(&mut self, name: &str) -> Result<String, ProcError> {
         let pg = self.group_of(name)?;
-        stop_group(pg.as_raw(), STOP_LIMIT)
-            .map_err(|e| format!("SIGSTOP to group {pg} of `{name}`: {e}"))
+        stop_group(pg.as_raw(), STOP_LIMIT).map_err(|source| ProcError::Pause {
+            group: pg,
+            name: name.to_owned(),
+            source,
+        })
     }
 
     /// Waits up to `limit` for `name` to exit; returns its status.
-    pub fn wait(&mut self, name: &str, limit: Duration) -> Result<Option<ExitStatus>, String> {
+    pub fn wait(&mut self, name: &str, limit: Duration) -> Result<Option<ExitStatus>, ProcError> {
         let Some(child) = self.running.get_mut(name) else {
             return Ok(None);
         };
         let end = Instant::now() + limit;
         loop {
-            if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            if let Some(st) = child.try_wait().map_err(ProcError::Wait)? {
                 self.running.remove(name);
                 return Ok(Some(st));
             }
@@ -150,15 +230,15 @@ impl Procs {
     }
 
     /// SIGKILL to the group and reap the leader.
-    pub fn kill(&mut self, name: &str) -> Result<ExitStatus, String> {
+    pub fn kill(&mut self, name: &str) -> Result<ExitStatus, ProcError> {
         self.signal(name, Signal::SIGKILL)?;
         self.wait(name, Duration::from_secs(10))?
-            .ok_or_else(|| format!("`{name}` survived SIGKILL for 10s"))
+            .ok_or_else(|| ProcError::SurvivedKill(name.to_owned()))
     }
 
     /// SIGTERM (and SIGCONT, so a paused process can act on it), then SIGKILL after `grace`.
     /// Returns the exit status and whether SIGKILL was needed.
-    pub fn stop(&mut self, name: &str, grace: Duration) -> Result<(ExitStatus, bool), String> {
+    pub fn stop(&mut self, name: &str, grace: Duration) -> Result<(ExitStatus, bool), ProcError> {
         self.signal(name, Signal::SIGTERM)?;
         let _ = self.signal(name, Signal::SIGCONT);
         if let Some(st) = self.wait(name, grace)? {
@@ -168,7 +248,7 @@ impl Procs {
     }
 
     /// Kills every process group ever started, reaps, and verifies by PID that no member is left.
-    pub fn cleanup(&mut self) -> Result<(), String> {
+    pub fn cleanup(&mut self) -> Result<(), ProcError> {
         for &g in &self.groups {
             // ESRCH (group already gone) is the normal case.
             let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
@@ -185,9 +265,7 @@ impl Procs {
                 return Ok(());
             }
             if Instant::now() >= end {
-                return Err(format!(
-                    "processes left behind after SIGKILL: pids {left:?}"
-                ));
+                return Err(ProcError::LeftBehind(left));
             }
             for &g in &self.groups {
                 let _ = killpg(Pid::from_raw(g), Signal::SIGKILL);
@@ -241,10 +319,10 @@ pub fn alive(pid: i32) -> bool {
 impl Procs {
     /// Runs a one-shot command (an `exec` step) in its own group, with its output appended to
     /// `exec.stdout.log`/`exec.stderr.log`, and kills the group when `limit` passes.
-    pub fn run_once(&mut self, spec: &Spec, limit: Duration) -> Result<ExitStatus, String> {
+    pub fn run_once(&mut self, spec: &Spec, limit: Duration) -> Result<ExitStatus, ProcError> {
         let (out_path, err_path) = log_paths(&self.dir, "exec");
-        let mut out = open_log(&out_path).map_err(|e| format!("{}: {e}", out_path.display()))?;
-        let err = open_log(&err_path).map_err(|e| format!("{}: {e}", err_path.display()))?;
+        let mut out = open_log(&out_path)?;
+        let err = open_log(&err_path)?;
         let _ = writeln!(
             out,
             "--- uat: exec {} {}",
@@ -260,23 +338,25 @@ impl Procs {
             .stderr(err)
             .process_group(0)
             .spawn()
-            .map_err(|e| format!("cannot run `{}`: {e}", spec.command))?;
+            .map_err(|source| ProcError::ExecSpawn {
+                command: spec.command.clone(),
+                source,
+            })?;
         let pg = child.id() as i32;
         self.groups.push(pg);
         register(pg);
         let end = Instant::now() + limit;
         loop {
-            if let Some(st) = child.try_wait().map_err(|e| e.to_string())? {
+            if let Some(st) = child.try_wait().map_err(ProcError::Wait)? {
                 return Ok(st);
             }
             if Instant::now() >= end {
                 let _ = killpg(Pid::from_raw(pg), Signal::SIGKILL);
                 let _ = child.wait();
-                return Err(format!(
-                    "`{}` still running after {}s; killed",
-                    spec.command,
-                    limit.as_secs()
-                ));
+                return Err(ProcError::ExecTimeout {
+                    command: spec.command.clone(),
+                    secs: limit.as_secs(),
+                });
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -443,12 +523,12 @@ pub const STOP_LIMIT: Duration = Duration::from_secs(5);
 /// others, so on a loaded machine the rest of the process runs on for milliseconds. Whatever must
 /// happen to a frozen process (a power cut of its disk) waits here until nothing of it can run.
 /// Returns a note for the history: the number of threads stopped.
-pub fn stop_group(pg: i32, limit: Duration) -> Result<String, String> {
+pub fn stop_group(pg: i32, limit: Duration) -> Result<String, StopGroupError> {
     match killpg(Pid::from_raw(pg), Signal::SIGSTOP) {
         Ok(()) => {}
         // Nothing of the group is left to run.
         Err(nix::errno::Errno::ESRCH) => return Ok("the group has no process left".into()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(StopGroupError::Signal(e)),
     }
     let end = Instant::now() + limit;
     loop {
@@ -457,11 +537,11 @@ pub fn stop_group(pg: i32, limit: Duration) -> Result<String, String> {
             return Ok(format!("{stopped} threads stopped"));
         }
         if Instant::now() >= end {
-            return Err(format!(
-                "{} of {} threads still not stopped after {limit:?} (tids {running:?})",
-                running.len(),
-                stopped + running.len()
-            ));
+            return Err(StopGroupError::NotStopped {
+                total: stopped + running.len(),
+                running,
+                limit,
+            });
         }
         std::thread::sleep(Duration::from_micros(200));
     }

@@ -18,7 +18,8 @@ use crate::load::Scenario;
 use crate::model::{ExpectOutcome, HttpStep, SignalName, Step};
 use crate::probe;
 use crate::procs::{self, Procs, Spec};
-use crate::template::Vars;
+use crate::step_error::{self, KillEffect, Mismatch, ReadyError, StepError};
+use crate::template::{TemplateError, Vars};
 use crate::timeline::Timeline;
 use crate::tokens::{Auth, TOKENS_FILE_ENV};
 use crate::util::At;
@@ -83,10 +84,11 @@ pub struct Report {
 /// Extra time `finally` steps get after the scenario timeout.
 const FINALLY_GRACE: Duration = Duration::from_secs(30);
 
-/// A step failure: its outcome (fail or indeterminate), message and the items it touched.
+/// A step failure: its outcome (fail or indeterminate), why, and the items it touched.
 struct Failure {
     outcome: Outcome,
-    msg: String,
+    /// Boxed: a step result travels through every call of the step path.
+    error: Box<StepError>,
     items: Vec<Item>,
     /// The port name of a request that got no answer (refused or cut off).
     unanswered: Option<String>,
@@ -94,10 +96,10 @@ struct Failure {
     tolerated: bool,
 }
 
-fn fail(msg: impl Into<String>) -> Failure {
+fn fail(error: impl Into<StepError>) -> Failure {
     Failure {
         outcome: Outcome::Fail,
-        msg: msg.into(),
+        error: Box::new(error.into()),
         items: Vec::new(),
         unanswered: None,
         tolerated: false,
@@ -170,10 +172,10 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Report {
         })
         .flatten();
     let mut verdict = runner.run_body();
-    if let Err(m) = runner.run_finally()
+    if let Err(errors) = runner.run_finally()
         && verdict == Verdict::Passed
     {
-        verdict = Verdict::Failed(m);
+        verdict = Verdict::Failed(step_error::lines(&errors));
     }
     if let Some(s) = sampler {
         let (samples, truncated) = s.finish();
@@ -183,16 +185,16 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Report {
     if sc.file.scenario.expect == ExpectOutcome::Fail {
         verdict = negative_control(verdict, runner.checks_failed);
     }
-    if let Err(m) = runner.procs.cleanup() {
-        verdict = Verdict::Infra(m);
+    if let Err(e) = runner.procs.cleanup() {
+        verdict = Verdict::Infra(e.to_string());
     }
     // After the processes are gone, so nothing keeps a mount busy.
-    if let Err(m) = runner.disks.unmount_all() {
-        verdict = Verdict::Infra(m);
+    if let Err(e) = runner.disks.unmount_all() {
+        verdict = Verdict::Infra(e.to_string());
     }
     // Every scenario, after every process and mount is gone, before the folder may be removed.
-    if let Err(m) = runner.leak_check() {
-        verdict = leak::with_leak(verdict, m);
+    if let Err(e) = runner.leak_check() {
+        verdict = leak::with_leak(verdict, e.to_string());
     }
     if !verdict.is_success() {
         runner.copy_databases();
@@ -284,7 +286,7 @@ impl<'a> Runner<'a> {
         }
         let hist = History::create(&dir.join("history.jsonl"))
             .map_err(|e| infra(format!("history.jsonl: {e}")))?;
-        let client = probe::client().map_err(infra)?;
+        let client = probe::client().map_err(|e| infra(format!("http client: {e}")))?;
         let auth = Auth::create(&dir, sc.adapters.values().cloned().collect()).map_err(infra)?;
         vars.auth = Some(Arc::new(auth));
         let disks = mount_disks(sc, &dir, &mut vars)?;
@@ -324,67 +326,72 @@ impl<'a> Runner<'a> {
                     .hist
                     .complete(&label, "start", &d, Outcome::Ok, Vec::new()),
                 Err(f) => {
+                    let e = *f.error;
                     self.hist
-                        .complete(&label, "start", &f.msg, f.outcome, Vec::new());
-                    return Verdict::Failed(format!("autostart of process `{name}`: {}", f.msg));
+                        .complete(&label, "start", &e.to_string(), f.outcome, Vec::new());
+                    return failed(StepError::Autostart {
+                        process: name.to_owned(),
+                        source: Box::new(e),
+                    });
                 }
             }
         }
-        if let Err(m) = self.run_steps(&sc.file.step, "") {
-            return Verdict::Failed(m);
+        if let Err(e) = self.run_steps(&sc.file.step, "") {
+            return failed(e);
         }
         if let Some(c) = &sc.file.chaos
-            && let Err(m) = self.run_chaos(c)
+            && let Err(e) = self.run_chaos(c)
         {
-            return Verdict::Failed(m);
+            return failed(e);
         }
-        let mut failed = Vec::new();
+        let mut errors = Vec::new();
         for (n, c) in sc.file.check.iter().enumerate() {
-            if let Err(m) = self.run_check(c) {
-                failed.push(format!(
-                    "check {} at {}: {m}",
-                    n + 1,
-                    sc.location(c.span.start)
-                ));
+            if let Err(e) = self.run_check(c) {
+                errors.push(StepError::Check {
+                    number: n + 1,
+                    location: sc.location(c.span.start),
+                    source: Box::new(e),
+                });
             }
         }
-        if failed.is_empty() {
+        if errors.is_empty() {
             Verdict::Passed
         } else {
             self.checks_failed = true;
-            Verdict::Failed(failed.join("\n"))
+            Verdict::Failed(step_error::lines(&errors))
         }
     }
 
-    fn run_finally(&mut self) -> Result<(), String> {
+    /// Runs every `finally` step, whatever fails; Err holds each failure.
+    fn run_finally(&mut self) -> Result<(), Vec<StepError>> {
         self.deadline = Instant::now().max(self.deadline) + FINALLY_GRACE;
         let mut errors = Vec::new();
         for (n, s) in self.sc.file.finally.iter().enumerate() {
             let label = format!("finally {}", n + 1);
-            if let Err(m) = self.run_one(&label, s) {
-                errors.push(m);
+            if let Err(e) = self.run_one(&label, s) {
+                errors.push(e);
             }
         }
         if errors.is_empty() {
             Ok(())
         } else {
-            Err(errors.join("\n"))
+            Err(errors)
         }
     }
 
     /// Runs steps in order; `prefix` builds nested labels such as `4[2].1`. A random kill is
     /// armed and then fires while the step after it runs.
-    fn run_steps(&mut self, steps: &[At<Step>], prefix: &str) -> Result<(), String> {
+    fn run_steps(&mut self, steps: &[At<Step>], prefix: &str) -> Result<(), StepError> {
         let mut armed: Option<kill::Armed> = None;
         for (n, s) in steps.iter().enumerate() {
             let label = format!("{prefix}{}", n + 1);
             let res = if Instant::now() >= self.deadline {
-                Err(format!(
-                    "scenario timeout {} reached before step {label} ({}) at {}",
-                    self.sc.file.scenario.timeout,
-                    s.value.title(),
-                    self.sc.location(s.span.start)
-                ))
+                Err(StepError::ScenarioTimeout {
+                    timeout: self.sc.file.scenario.timeout.to_string(),
+                    label: label.clone(),
+                    title: s.value.title(),
+                    location: self.sc.location(s.span.start),
+                })
             } else if is_random(&s.value)
                 && let Some(next) = steps.get(n + 1)
             {
@@ -393,7 +400,7 @@ impl<'a> Runner<'a> {
                         armed = Some(a);
                         continue;
                     }
-                    Err(m) => Err(m),
+                    Err(e) => Err(e),
                 }
             } else {
                 self.run_one(&label, s)
@@ -407,7 +414,7 @@ impl<'a> Runner<'a> {
     }
 
     /// Runs one step with its invoke/complete events; the error names step, title and location.
-    fn run_one(&mut self, label: &str, s: &At<Step>) -> Result<(), String> {
+    fn run_one(&mut self, label: &str, s: &At<Step>) -> Result<(), StepError> {
         let title = s.value.title();
         let kind = s.value.kind();
         self.hist.invoke(label, kind, &title);
@@ -441,8 +448,8 @@ impl<'a> Runner<'a> {
                             .captures
                             .insert(v.clone(), serde_json::Value::from(i));
                     }
-                    if let Err(m) = self.run_steps(&r.steps, &format!("{label}[{i}].")) {
-                        res = Err(fail(m));
+                    if let Err(e) = self.run_steps(&r.steps, &format!("{label}[{i}].")) {
+                        res = Err(fail(e));
                         break;
                     }
                 }
@@ -452,24 +459,32 @@ impl<'a> Runner<'a> {
                 }
                 // A nested failure already carries its own step label and location.
                 if let Err(f) = res {
-                    self.hist
-                        .complete(label, kind, &f.msg, Outcome::Fail, Vec::new());
-                    return Err(f.msg);
+                    self.hist.complete(
+                        label,
+                        kind,
+                        &f.error.to_string(),
+                        Outcome::Fail,
+                        Vec::new(),
+                    );
+                    return Err(*f.error);
                 }
                 res
             }
             Step::CrashAtFsync(c) if !c.steps.is_empty() => match self.crash_loop(label, c) {
                 Ok(d) => Ok((d, Vec::new())),
-                Err(m) => {
+                Err(e) => {
                     self.hist
-                        .complete(label, kind, &m, Outcome::Fail, Vec::new());
-                    return Err(if m.starts_with("step ") {
-                        m
+                        .complete(label, kind, &e.to_string(), Outcome::Fail, Vec::new());
+                    // A nested step's failure already names its step; the loop's own does not.
+                    return Err(if e.is_labelled() {
+                        e
                     } else {
-                        format!(
-                            "step {label} ({title}) at {}: {m}",
-                            self.sc.location(s.span.start)
-                        )
+                        StepError::AtStep {
+                            label: label.to_owned(),
+                            title,
+                            location: self.sc.location(s.span.start),
+                            source: Box::new(e),
+                        }
                     });
                 }
             },
@@ -481,16 +496,19 @@ impl<'a> Runner<'a> {
                 Ok(())
             }
             Err(f) if f.tolerated => {
-                self.hist.complete(label, kind, &f.msg, f.outcome, f.items);
+                self.hist
+                    .complete(label, kind, &f.error.to_string(), f.outcome, f.items);
                 Ok(())
             }
             Err(f) => {
-                self.hist.complete(label, kind, &f.msg, f.outcome, f.items);
-                Err(format!(
-                    "step {label} ({title}) at {}: {}",
-                    self.sc.location(s.span.start),
-                    f.msg
-                ))
+                self.hist
+                    .complete(label, kind, &f.error.to_string(), f.outcome, f.items);
+                Err(StepError::AtStep {
+                    label: label.to_owned(),
+                    title,
+                    location: self.sc.location(s.span.start),
+                    source: f.error,
+                })
             }
         }
     }
@@ -553,31 +571,32 @@ impl<'a> Runner<'a> {
                     .map_err(fail)?;
                 match st.code() {
                     Some(c) if c == e.exit => Ok((format!("exit {c}"), Vec::new())),
-                    _ => Err(fail(format!(
-                        "exit code: expected {}, observed {st} (see exec.stderr.log)",
-                        e.exit
-                    ))),
+                    _ => Err(fail(
+                        Mismatch::new("exit code", e.exit, st).note(" (see exec.stderr.log)"),
+                    )),
                 }
             }
             Step::Metric(m) => self.metric(m).map(|d| (d, Vec::new())).map_err(fail),
-            Step::Repeat(_) => Err(fail("internal: repeat handled by run_one")),
+            Step::Repeat(_) => Err(fail(StepError::Internal(
+                "repeat handled by run_one".into(),
+            ))),
             other => self.power_exec(other),
         }
     }
 
-    fn spec(&self, name: &str) -> Result<Spec, String> {
+    fn spec(&self, name: &str) -> Result<Spec, StepError> {
         let p = self
             .sc
             .file
             .process
             .get(name)
-            .ok_or_else(|| format!("unknown process `{name}`"))?;
+            .ok_or_else(|| StepError::UnknownProcess(name.to_owned()))?;
         let v = &self.vars;
         let mut env: Vec<(String, String)> = p
             .env
             .iter()
             .map(|(k, x)| Ok((k.clone(), v.render(x)?)))
-            .collect::<Result<_, String>>()?;
+            .collect::<Result<_, TemplateError>>()?;
         // The path of the tokens file, never a secret, goes into the adapter's environment.
         if self.sc.adapters.contains_key(name)
             && let Some(auth) = &v.auth
@@ -616,7 +635,13 @@ impl<'a> Runner<'a> {
             probe::await_ready(&self.client, r, &self.vars, self.deadline, || {
                 procs.exited(name).map(|s| s.to_string())
             })
-            .map_err(|m| fail(format!("`{name}` (pid {pid}) {m}; see {name}.stderr.log")))?;
+            .map_err(|why: ReadyError| {
+                fail(StepError::NotReady {
+                    process: name.to_owned(),
+                    pid,
+                    why,
+                })
+            })?;
         }
         Ok(format!("pid {pid}"))
     }
@@ -639,31 +664,30 @@ impl<'a> Runner<'a> {
                 && let Some(w) = self.windows.iter().find(|w| w.covers(port))
             {
                 f.tolerated = true;
-                if f.outcome == Outcome::Indeterminate && w.dealt_before(begun) {
+                let effect = if f.outcome != Outcome::Indeterminate {
+                    KillEffect::NotSent
+                } else if w.dealt_before(begun) {
                     // Connected to a listening socket the killed process had not yet closed.
                     f.outcome = Outcome::Fail;
                     f.items.clear();
-                    f.msg = format!(
-                        "{} (sent after the runner's kill of `{}`: not taken effect)",
-                        f.msg, w.process
-                    );
-                    return f;
-                }
-                f.msg = if f.outcome == Outcome::Indeterminate {
-                    format!(
-                        "{} (cut off by the runner's kill of `{}`)",
-                        f.msg, w.process
-                    )
+                    KillEffect::SentAfter
                 } else {
-                    format!(
-                        "{} (after the runner's kill of `{}`: not sent)",
-                        f.msg, w.process
-                    )
+                    KillEffect::CutOff
                 };
+                f.error = Box::new(StepError::DuringKill {
+                    source: f.error,
+                    process: w.process.clone(),
+                    effect,
+                });
             }
             f
         })
     }
+}
+
+/// A failed scenario's verdict: the error's text.
+fn failed(e: StepError) -> Verdict {
+    Verdict::Failed(e.to_string())
 }
 
 /// A random kill or a random power cut.
@@ -690,7 +714,7 @@ fn mount_disks(sc: &Scenario, dir: &Path, vars: &mut Vars) -> Result<Disks, Verd
         } else {
             disks.plain(dir, name)
         }
-        .map_err(Verdict::Infra)?;
+        .map_err(|e| Verdict::Infra(e.to_string()))?;
         vars.data.insert(name.to_owned(), path);
     }
     Ok(disks)

@@ -45,6 +45,28 @@ pub fn placeholders(text: &str) -> Vec<Placeholder> {
     out
 }
 
+/// A placeholder that has no value here.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("no port `{0}`")]
+    NoPort(String),
+    #[error("no binary `{0}`")]
+    NoBinary(String),
+    #[error("no data directory `{0}`")]
+    NoDataDir(String),
+    #[error("no token role `{0}`")]
+    NoRole(String),
+    #[error("no API tokens in this run")]
+    NoTokens,
+    #[error("`{{{{i}}}}` outside a repeat")]
+    IOutsideRepeat,
+    /// A capture name no capture has set yet.
+    #[error("`{{{{{0}}}}}` has no value yet (no capture ran)")]
+    NoValue(String),
+    #[error("unterminated `{{{{` in `{0}`")]
+    Unterminated(String),
+}
+
 /// The values templates may refer to.
 #[derive(Debug, Clone, Default)]
 pub struct Vars {
@@ -61,58 +83,55 @@ pub struct Vars {
 }
 
 impl Vars {
-    fn lookup(&self, name: &str) -> Result<Value, String> {
+    fn lookup(&self, name: &str) -> Result<Value, TemplateError> {
         if let Some(p) = name.strip_prefix("port.") {
             return self
                 .ports
                 .get(p)
                 .map(|p| Value::from(*p))
-                .ok_or_else(|| format!("no port `{p}`"));
+                .ok_or_else(|| TemplateError::NoPort(p.to_owned()));
         }
         if let Some(b) = name.strip_prefix("bin.") {
             return self
                 .bins
                 .get(b)
                 .map(|p| Value::from(p.display().to_string()))
-                .ok_or_else(|| format!("no binary `{b}`"));
+                .ok_or_else(|| TemplateError::NoBinary(b.to_owned()));
         }
         if let Some(d) = name.strip_prefix("data.") {
             return self
                 .data
                 .get(d)
                 .map(|p| Value::from(p.display().to_string()))
-                .ok_or_else(|| format!("no data directory `{d}`"));
+                .ok_or_else(|| TemplateError::NoDataDir(d.to_owned()));
         }
         if let Some(r) = name.strip_prefix("auth_header.") {
             let role =
-                crate::tokens::Role::parse(r).ok_or_else(|| format!("no token role `{r}`"))?;
+                crate::tokens::Role::parse(r).ok_or_else(|| TemplateError::NoRole(r.to_owned()))?;
             return self
                 .auth
                 .as_ref()
                 .map(|a| Value::from(a.header_file(role).display().to_string()))
-                .ok_or_else(|| "no API tokens in this run".to_owned());
+                .ok_or(TemplateError::NoTokens);
         }
         match name {
             "dir" => Ok(Value::from(self.dir.display().to_string())),
-            "i" => self
-                .i
-                .map(Value::from)
-                .ok_or_else(|| "`{{i}}` outside a repeat".to_owned()),
+            "i" => self.i.map(Value::from).ok_or(TemplateError::IOutsideRepeat),
             _ => self
                 .captures
                 .get(name)
                 .cloned()
-                .ok_or_else(|| format!("`{{{{{name}}}}}` has no value yet (no capture ran)")),
+                .ok_or_else(|| TemplateError::NoValue(name.to_owned())),
         }
     }
 
     /// Substitutes every placeholder in `s`; strings go in raw, other values as JSON text.
-    pub fn render(&self, s: &str) -> Result<String, String> {
+    pub fn render(&self, s: &str) -> Result<String, TemplateError> {
         let mut out = String::with_capacity(s.len());
         let mut pos = 0;
         for p in placeholders(s) {
             if p.unterminated {
-                return Err(format!("unterminated `{{{{` in `{s}`"));
+                return Err(TemplateError::Unterminated(s.to_owned()));
             }
             out.push_str(s.get(pos..p.offset).unwrap_or(""));
             match self.lookup(&p.name)? {
@@ -128,7 +147,7 @@ impl Vars {
 
     /// Renders every string inside a JSON value; a string that is exactly one placeholder
     /// takes the referenced value with its JSON type (a captured number stays a number).
-    pub fn render_json(&self, v: &Value) -> Result<Value, String> {
+    pub fn render_json(&self, v: &Value) -> Result<Value, TemplateError> {
         Ok(match v {
             Value::String(s) => {
                 let ps = placeholders(s);

@@ -13,6 +13,7 @@ use reqwest::blocking::Client;
 use super::{Runner, http_exchange};
 use crate::history::{History, Outcome};
 use crate::model::{Chaos, Load, Step};
+use crate::step_error::StepError;
 use crate::template::Vars;
 
 /// Most actions one chaos run may plan, whatever its duration and interval.
@@ -73,7 +74,7 @@ struct LoadStats {
 
 impl Runner<'_> {
     /// Faults on schedule while the load runs; then heal and await liveness.
-    pub(super) fn run_chaos(&mut self, c: &Chaos) -> Result<(), String> {
+    pub(super) fn run_chaos(&mut self, c: &Chaos) -> Result<(), StepError> {
         let plan = plan(c, &mut self.rng);
         let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
         for p in &plan {
@@ -142,7 +143,7 @@ impl Runner<'_> {
     }
 
     /// Runs the planned actions at their offsets, then waits out the rest of `duration`.
-    fn run_plan(&mut self, c: &Chaos, plan: &[Planned], started: Instant) -> Result<(), String> {
+    fn run_plan(&mut self, c: &Chaos, plan: &[Planned], started: Instant) -> Result<(), StepError> {
         for (k, p) in plan.iter().enumerate() {
             let wait = (started + p.at).saturating_duration_since(Instant::now());
             std::thread::sleep(wait.min(self.remaining()));
@@ -151,10 +152,12 @@ impl Runner<'_> {
             };
             let label = format!("chaos {}", k + 1);
             if Instant::now() >= self.deadline {
-                return Err(format!(
-                    "scenario timeout {} reached during chaos, before {label} (`{}`); seed {}",
-                    self.sc.file.scenario.timeout, a.value.name, self.seed
-                ));
+                return Err(StepError::ChaosTimeout {
+                    timeout: self.sc.file.scenario.timeout.to_string(),
+                    label,
+                    action: a.value.name.clone(),
+                    seed: self.seed,
+                });
             }
             self.hist.invoke(
                 &label,
@@ -178,7 +181,11 @@ impl Runner<'_> {
             );
             self.hist
                 .complete(&label, "chaos", &detail, outcome, Vec::new());
-            r.map_err(|m| format!("chaos action `{}`: {m}; seed {}", a.value.name, self.seed))?;
+            r.map_err(|e| StepError::ChaosAction {
+                action: a.value.name.clone(),
+                seed: self.seed,
+                source: Box::new(e),
+            })?;
         }
         let rest = (started + c.duration.0).saturating_duration_since(Instant::now());
         std::thread::sleep(rest.min(self.remaining()));
@@ -186,7 +193,7 @@ impl Runner<'_> {
     }
 
     /// The liveness probe, awaited once the faults stopped and `heal` ran.
-    fn liveness(&mut self, c: &Chaos) -> Result<(), String> {
+    fn liveness(&mut self, c: &Chaos) -> Result<(), StepError> {
         let w = &c.liveness.value;
         let title = format!("wait_until `{}` (liveness)", w.wait_until.describe());
         self.hist.invoke("liveness", "wait_until", &title);
@@ -196,16 +203,20 @@ impl Runner<'_> {
                     .complete("liveness", "wait_until", &d, Outcome::Ok, Vec::new());
                 Ok(())
             }
-            Err(m) => {
-                self.hist
-                    .complete("liveness", "wait_until", &m, Outcome::Fail, Vec::new());
-                Err(format!(
-                    "chaos liveness at {}: not live within {} after the faults stopped: {m}; seed {} (replay with --seed {})",
-                    self.sc.location(c.liveness.span.start),
-                    w.timeout,
-                    self.seed,
-                    self.seed
-                ))
+            Err(e) => {
+                self.hist.complete(
+                    "liveness",
+                    "wait_until",
+                    &e.to_string(),
+                    Outcome::Fail,
+                    Vec::new(),
+                );
+                Err(StepError::NotLive {
+                    location: self.sc.location(c.liveness.span.start),
+                    timeout: w.timeout.to_string(),
+                    seed: self.seed,
+                    source: Box::new(e),
+                })
             }
         }
     }
@@ -241,14 +252,15 @@ fn load_loop(
                             hist.complete(&label, "http", &d, Outcome::Ok, items);
                         }
                         Err(f) => {
+                            let why = f.error.to_string();
                             if f.outcome == Outcome::Indeterminate {
                                 st.indeterminate += 1;
                             } else {
                                 st.failed += 1;
                                 st.first_failure
-                                    .get_or_insert_with(|| format!("{label}: {}", f.msg));
+                                    .get_or_insert_with(|| format!("{label}: {why}"));
                             }
-                            hist.complete(&label, "http", &f.msg, f.outcome, f.items);
+                            hist.complete(&label, "http", &why, f.outcome, f.items);
                         }
                     }
                 }

@@ -10,7 +10,8 @@ use super::{Failure, StepResult, fail, observe};
 use crate::history::{Item, Outcome};
 use crate::load::parse_request_line;
 use crate::model::HttpStep;
-use crate::probe::{self, HttpError};
+use crate::probe;
+use crate::step_error::{HttpError, StepError};
 use crate::template::Vars;
 
 /// One `http` step: the request, its expectations, captures and appends (into `vars`).
@@ -28,7 +29,7 @@ pub(super) fn http_exchange(
     };
     let resp = match probe::request(client, vars, &h.http, h.parts(), cap) {
         Ok(r) => r,
-        Err(HttpError::Cut(m)) => {
+        Err(e) if e.is_indeterminate() => {
             // Cut off: an item known in advance may or may not exist now.
             let items = h
                 .append
@@ -44,25 +45,25 @@ pub(super) fn http_exchange(
                 .collect();
             return Err(Failure {
                 outcome: Outcome::Indeterminate,
-                msg: HttpError::Cut(m).to_string(),
+                error: Box::new(e.into()),
                 items,
                 unanswered: port(),
                 tolerated: false,
             });
         }
-        Err(e @ HttpError::Refused(_)) => {
-            let mut f = fail(e.to_string());
+        Err(e @ HttpError::Refused { .. }) => {
+            let mut f = fail(e);
             f.unanswered = port();
             return Err(f);
         }
-        Err(e) => return Err(fail(e.to_string())),
+        Err(e) => return Err(fail(e)),
     };
     if let Some(e) = &h.expect
-        && let Err(m) = probe::judge_response(e.status, &e.json, &resp)
+        && let Err(why) = probe::judge_response(e.status, &e.json, &resp)
     {
         // The house-style error answer `definite: true` says the operation certainly did not
         // happen: its items are recorded as refused, so a check can prove they never appear.
-        let mut f = fail(m);
+        let mut f = fail(why);
         if resp.body.get("definite") == Some(&Value::Bool(true)) {
             f.items = h
                 .append
@@ -79,14 +80,23 @@ pub(super) fn http_exchange(
         return Err(f);
     }
     for (name, path) in h.capture.iter() {
-        let v = observe::select(&resp.body, path)
-            .map_err(|m| fail(format!("capture `{name}`: {m}")))?;
+        let v = observe::select(&resp.body, path).map_err(|e| {
+            fail(StepError::Capture {
+                name: name.to_owned(),
+                source: Box::new(e),
+            })
+        })?;
         vars.captures.insert(name.to_owned(), v);
     }
     let mut items = Vec::new();
     for (list, spec) in h.append.iter() {
         let v = if spec.starts_with('$') {
-            observe::select(&resp.body, spec).map_err(|m| fail(format!("append `{list}`: {m}")))?
+            observe::select(&resp.body, spec).map_err(|e| {
+                fail(StepError::Append {
+                    list: list.to_owned(),
+                    source: Box::new(e),
+                })
+            })?
         } else {
             Value::from(vars.render(spec).map_err(fail)?)
         };

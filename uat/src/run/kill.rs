@@ -17,6 +17,8 @@ use super::{Runner, signal_of};
 use crate::disks;
 use crate::history::Outcome;
 use crate::model::Step;
+use crate::procs::ProcError;
+use crate::step_error::StepError;
 use crate::template;
 use crate::util::At;
 
@@ -57,7 +59,7 @@ pub(super) struct Armed {
     /// The process gets SIGKILL, so it is reaped after the step.
     reap: bool,
     step_done: mpsc::Sender<()>,
-    timer: JoinHandle<Result<(), String>>,
+    timer: JoinHandle<Result<(), StepError>>,
 }
 
 /// What an armed fault does when it fires.
@@ -74,13 +76,18 @@ enum Fire {
 
 impl Fire {
     /// Fires at the process group `pid`; returns the detail of the completion event.
-    fn fire(&self, name: &str, pid: Option<u32>) -> Result<String, String> {
+    fn fire(&self, name: &str, pid: Option<u32>) -> Result<String, StepError> {
         match self {
             Fire::Signal(signal) => {
-                let pid = pid.ok_or_else(|| format!("process `{name}` is not running"))?;
+                let pid = pid.ok_or_else(|| ProcError::NotRunning(name.to_owned()))?;
                 killpg(Pid::from_raw(pid as i32), *signal)
                     .map(|()| format!("{signal} to `{name}` (pid {pid})"))
-                    .map_err(|e| format!("{signal} to `{name}` (pid {pid}) failed: {e}"))
+                    .map_err(|source| StepError::KillFailed {
+                        signal: *signal,
+                        process: name.to_owned(),
+                        pid,
+                        source,
+                    })
             }
             Fire::Cut {
                 client,
@@ -124,7 +131,7 @@ impl Runner<'_> {
     }
 
     /// What a random kill or power cut step will do, for which process, within which bound.
-    fn fault_of(&mut self, s: &Step) -> Result<(String, Fire, Option<Duration>), String> {
+    fn fault_of(&mut self, s: &Step) -> Result<(String, Fire, Option<Duration>), StepError> {
         match s {
             Step::Kill(k) => Ok((
                 k.kill.clone(),
@@ -145,10 +152,10 @@ impl Runner<'_> {
                     c.within.map(|d| d.0),
                 ))
             }
-            other => Err(format!(
-                "internal: `{}` cannot fire at random",
+            other => Err(StepError::Internal(format!(
+                "`{}` cannot fire at random",
                 other.kind()
-            )),
+            ))),
         }
     }
 
@@ -158,11 +165,16 @@ impl Runner<'_> {
         label: &str,
         s: &At<Step>,
         next: &Step,
-    ) -> Result<Armed, String> {
+    ) -> Result<Armed, StepError> {
         let title = s.value.title();
         let kind = s.value.kind();
         let location = self.sc.location(s.span.start);
-        let at_step = |m: String| format!("step {label} ({title}) at {location}: {m}");
+        let at_step = |e: StepError| StepError::AtStep {
+            label: label.to_owned(),
+            title: title.clone(),
+            location: location.clone(),
+            source: Box::new(e),
+        };
         let (process, fire, within) = self.fault_of(&s.value).map_err(at_step)?;
         let bound = within
             .or_else(|| next.time_limit())
@@ -189,10 +201,10 @@ impl Runner<'_> {
             Fire::Cut { .. } => pid.is_some(),
         };
         if pid.is_none() && matches!(fire, Fire::Signal(_)) {
-            let msg = format!("process `{process}` is not running");
+            let e = StepError::from(ProcError::NotRunning(process));
             self.hist
-                .complete(label, kind, &msg, Outcome::Fail, Vec::new());
-            return Err(at_step(msg));
+                .complete(label, kind, &e.to_string(), Outcome::Fail, Vec::new());
+            return Err(at_step(e));
         }
         let fired = Arc::new(AtomicBool::new(false));
         let dealt = Arc::new(OnceLock::new());
@@ -226,9 +238,12 @@ impl Runner<'_> {
                     Ok(())
                 }
                 Err(e) => {
-                    let d = format!("after {ms}ms: {e}");
-                    hist.complete(&label_t, kind, &d, Outcome::Fail, Vec::new());
-                    Err(d)
+                    let e = StepError::FaultFailed {
+                        after_ms: ms,
+                        source: Box::new(e),
+                    };
+                    hist.complete(&label_t, kind, &e.to_string(), Outcome::Fail, Vec::new());
+                    Err(e)
                 }
             }
         });
@@ -244,13 +259,13 @@ impl Runner<'_> {
     }
 
     /// Ends the window: fires the kill now if its moment has not come, and reaps a SIGKILLed process.
-    pub(super) fn disarm_kill(&mut self, a: Armed) -> Result<(), String> {
+    pub(super) fn disarm_kill(&mut self, a: Armed) -> Result<(), StepError> {
         // A send error only means the timer already fired.
         let _ = a.step_done.send(());
         let fired = a
             .timer
             .join()
-            .unwrap_or_else(|_| Err("the kill timer thread panicked".into()));
+            .unwrap_or_else(|_| Err(StepError::TimerPanicked));
         self.windows.pop();
         let reaped = fired.and_then(|()| {
             if !a.reap {
@@ -258,9 +273,14 @@ impl Runner<'_> {
             }
             match self.procs.wait(&a.process, REAP_LIMIT)? {
                 Some(_) => Ok(()),
-                None => Err(format!("`{}` survived SIGKILL for 10s", a.process)),
+                None => Err(ProcError::SurvivedKill(a.process.clone()).into()),
             }
         });
-        reaped.map_err(|m| format!("step {} ({}) at {}: {m}", a.label, a.title, a.location))
+        reaped.map_err(|e| StepError::AtStep {
+            label: a.label,
+            title: a.title,
+            location: a.location,
+            source: Box::new(e),
+        })
     }
 }

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use super::{Runner, Verdict};
 use crate::history::Outcome;
 use crate::leaks::{self, FINDINGS_SHOWN_MAX};
+use crate::step_error::StepError;
 use crate::tokens::AUTH_DIR;
 
 const LABEL: &str = "check tokens";
@@ -30,7 +31,7 @@ impl Runner<'_> {
     }
 
     /// Runs after every process and mount is gone; Err names each place a secret was found.
-    pub(super) fn leak_check(&self) -> Result<(), String> {
+    pub(super) fn leak_check(&self) -> Result<(), StepError> {
         let Some(auth) = self.vars.auth.clone() else {
             return Ok(());
         };
@@ -82,21 +83,16 @@ impl Runner<'_> {
             );
             return Ok(());
         }
-        let n = scan.findings.len();
-        let mut msg = format!(
-            "token leak check: a secret of the run's API tokens appears where it must not \
-             ({n} findings; scanned {summary}):"
-        );
-        for f in scan.findings.iter().take(FINDINGS_SHOWN_MAX) {
-            msg.push_str("\n  ");
-            msg.push_str(f);
-        }
-        if n > FINDINGS_SHOWN_MAX {
-            msg.push_str(&format!("\n  ... and {} more", n - FINDINGS_SHOWN_MAX));
-        }
+        let total = scan.findings.len();
+        scan.findings.truncate(FINDINGS_SHOWN_MAX);
+        let e = StepError::TokenLeak {
+            total,
+            summary,
+            shown: scan.findings,
+        };
         self.hist
-            .complete(LABEL, KIND, &msg, Outcome::Fail, Vec::new());
-        Err(msg)
+            .complete(LABEL, KIND, &e.to_string(), Outcome::Fail, Vec::new());
+        Err(e)
     }
 }
 

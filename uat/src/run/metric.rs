@@ -9,6 +9,8 @@ use super::Runner;
 use crate::metrics;
 use crate::model::{Bound, MetricStep, RequestParts, holds};
 use crate::probe;
+use crate::step_error::{Mismatch, StepError};
+use crate::template::TemplateError;
 use crate::util::{Dur, NamedMap};
 
 /// Time between scrapes when a `metric` step polls and gives no `interval`.
@@ -26,7 +28,7 @@ fn number(v: f64) -> Value {
 }
 
 impl Runner<'_> {
-    pub(super) fn metric(&mut self, m: &MetricStep) -> Result<String, String> {
+    pub(super) fn metric(&mut self, m: &MetricStep) -> Result<String, StepError> {
         let port = match &m.port {
             Some(p) => p.clone(),
             None => self
@@ -35,7 +37,7 @@ impl Runner<'_> {
                 .values()
                 .next()
                 .cloned()
-                .ok_or("no adapter to scrape")?,
+                .ok_or(StepError::NoAdapter)?,
         };
         let started = Instant::now();
         let end = self
@@ -60,17 +62,18 @@ impl Runner<'_> {
                 return Err(why);
             }
             if Instant::now() + interval > end {
-                return Err(format!(
-                    "gave up after {attempts} scrapes in {:.1}s; last: {why}",
-                    started.elapsed().as_secs_f64()
-                ));
+                return Err(StepError::ScrapesGaveUp {
+                    attempts,
+                    elapsed: started.elapsed(),
+                    last: Box::new(why),
+                });
             }
             std::thread::sleep(interval);
         }
     }
 
     /// One scrape and comparison: Ok(value, detail) when every comparison holds.
-    fn metric_once(&mut self, port: &str, m: &MetricStep) -> Result<(f64, String), String> {
+    fn metric_once(&mut self, port: &str, m: &MetricStep) -> Result<(f64, String), StepError> {
         let headers = NamedMap::default();
         let parts = RequestParts {
             json: None,
@@ -79,25 +82,29 @@ impl Runner<'_> {
             timeout: Dur(SCRAPE_TIMEOUT),
         };
         let line = format!("GET {port} /metrics");
-        let r = probe::request(&self.client, &self.vars, &line, parts, self.remaining())
-            .map_err(|e| e.to_string())?;
+        let r = probe::request(&self.client, &self.vars, &line, parts, self.remaining())?;
         let text = match (r.status, &r.body) {
             (200, Value::String(t)) => t.as_str(),
             (200, Value::Null) => "",
             _ => {
-                return Err(format!(
-                    "`{line}`: expected status 200 and the text exposition, observed {}",
-                    crate::expect::clip(&r.as_value())
-                ));
+                return Err(Mismatch::new(
+                    format!("`{line}`"),
+                    "status 200 and the text exposition",
+                    crate::expect::clip(&r.as_value()),
+                )
+                .into());
             }
         };
-        let samples = metrics::parse(text).map_err(|e| format!("`{line}`: {e}"))?;
+        let samples = metrics::parse(text).map_err(|reason| StepError::Exposition {
+            request: line.clone(),
+            reason,
+        })?;
         let labels = m
             .labels
             .iter()
             .map(|(k, v)| Ok((k.to_owned(), self.vars.render(v)?)))
-            .collect::<Result<Vec<_>, String>>()?;
-        let value = metrics::select(&samples, &m.metric, &labels)?;
+            .collect::<Result<Vec<_>, TemplateError>>()?;
+        let value = metrics::select(&samples, &m.metric, &labels).map_err(StepError::Series)?;
         let mut failed = Vec::new();
         let mut held = Vec::new();
         for (op, bound) in m.comparisons() {
@@ -105,12 +112,16 @@ impl Runner<'_> {
             if holds(op, value, b) {
                 held.push(format!("{op} {shown}"));
             } else {
-                failed.push(format!("expected {op} {shown}"));
+                failed.push(format!("{op} {shown}"));
             }
         }
         let series = m.series();
         if !failed.is_empty() {
-            return Err(format!("{series} = {value}: {}", failed.join(", ")));
+            return Err(StepError::MetricBound {
+                series,
+                value,
+                failed,
+            });
         }
         let mut detail = format!("{series} = {value}");
         if !held.is_empty() {
@@ -123,7 +134,7 @@ impl Runner<'_> {
     }
 
     /// A bound's number and how to show it (`3` or `5 ({{backlog_offline}})`).
-    fn bound(&self, b: &Bound) -> Result<(f64, String), String> {
+    fn bound(&self, b: &Bound) -> Result<(f64, String), StepError> {
         match b {
             Bound::Number(n) => Ok((*n, n.to_string())),
             Bound::Template(t) => {
@@ -131,7 +142,10 @@ impl Runner<'_> {
                 let n = text
                     .trim()
                     .parse::<f64>()
-                    .map_err(|_| format!("bound `{t}` is `{text}`, not a number"))?;
+                    .map_err(|_| StepError::BoundNotNumber {
+                        template: t.clone(),
+                        text: text.clone(),
+                    })?;
                 let shown = if &text == t {
                     text
                 } else {

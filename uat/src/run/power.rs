@@ -15,6 +15,7 @@ use crate::model::{
     CrashAtFsyncStep, CutMode, Errno, FsFailStep, FsOp, PowerCutStep, PowerLossCheck, Probe, Step,
 };
 use crate::probe;
+use crate::step_error::{Mismatch, StepError};
 
 /// A crash loop arms the next crash once the disk saw no fsync for this long ...
 const QUIET: Duration = Duration::from_millis(250);
@@ -26,18 +27,18 @@ const REAP_LIMIT: Duration = Duration::from_secs(10);
 
 impl Runner<'_> {
     /// The control address of `process`'s power-cut mount.
-    pub(super) fn control_of(&self, process: &str) -> Result<String, String> {
+    pub(super) fn control_of(&self, process: &str) -> Result<String, StepError> {
         self.disks
             .get(process)
             .and_then(|d| d.control.clone())
-            .ok_or_else(|| format!("process `{process}` has no power-cut data directory"))
+            .ok_or_else(|| StepError::NoPowerCut(process.to_owned()))
     }
 
     /// The control route and body of a cut; seeds not given are drawn from the scenario seed.
     pub(super) fn cut_request(
         &mut self,
         c: &PowerCutStep,
-    ) -> Result<(&'static str, Option<Value>), String> {
+    ) -> Result<(&'static str, Option<Value>), StepError> {
         let seed = c.seed.unwrap_or_else(|| self.rng.random());
         Ok(match c.mode {
             CutMode::DropAll => ("power_cut", None),
@@ -52,16 +53,24 @@ impl Runner<'_> {
         })
     }
 
-    fn post(&self, process: &str, route: &str, body: Option<&Value>) -> Result<Value, String> {
-        disks::control_post(&self.client, &self.control_of(process)?, route, body)
+    fn post(&self, process: &str, route: &str, body: Option<&Value>) -> Result<Value, StepError> {
+        Ok(disks::control_post(
+            &self.client,
+            &self.control_of(process)?,
+            route,
+            body,
+        )?)
     }
 
-    fn stats(&self, process: &str) -> Result<Value, String> {
-        disks::control_stats(&self.client, &self.control_of(process)?)
+    fn stats(&self, process: &str) -> Result<Value, StepError> {
+        Ok(disks::control_stats(
+            &self.client,
+            &self.control_of(process)?,
+        )?)
     }
 
     /// SIGKILLs `process` if it runs; returns a note for the history.
-    fn kill_user(&mut self, process: &str) -> Result<String, String> {
+    fn kill_user(&mut self, process: &str) -> Result<String, StepError> {
         match self.procs.pid(process) {
             None => Ok(String::new()),
             Some(pid) => {
@@ -127,10 +136,10 @@ impl Runner<'_> {
                 .integrity(&i.integrity_check)
                 .map_err(fail)
                 .and_then(done),
-            other => Err(fail(format!(
-                "internal: `{}` is not a power step",
+            other => Err(fail(StepError::Internal(format!(
+                "`{}` is not a power step",
                 other.kind()
-            ))),
+            )))),
         }
     }
 
@@ -158,12 +167,12 @@ impl Runner<'_> {
     /// read-only connection refuses ("attempt to write a readonly database"). Then the check runs
     /// on a copy of the files (database, `-journal`, `-wal`), so the original stays untouched
     /// and the result is what the next process to open it will find.
-    pub(super) fn integrity(&self, process: &str) -> Result<String, String> {
+    pub(super) fn integrity(&self, process: &str) -> Result<String, StepError> {
         const Q: &str = "PRAGMA integrity_check";
         let db = self.db_path(process)?;
         let (rows, how) = match probe::query(&db, Q, false) {
             Ok(rows) => (rows, ""),
-            Err(e) if e.contains("readonly") => {
+            Err(e) if e.is_readonly_db() => {
                 let copy = self.dir.join(format!("integrity-copy-{process}"));
                 let rows = copy_and_check(&db, &copy, Q);
                 // The copy is scratch space; a leftover only costs disk in the scenario folder.
@@ -175,10 +184,12 @@ impl Runner<'_> {
         if rows == vec![vec![json!("ok")]] {
             Ok(format!("integrity ok{how}"))
         } else {
-            Err(format!(
-                "PRAGMA integrity_check{how}: expected ok, observed {}",
-                crate::expect::rows_text(&rows)
-            ))
+            Err(Mismatch::new(
+                format!("PRAGMA integrity_check{how}"),
+                "ok",
+                crate::expect::rows_text(&rows),
+            )
+            .into())
         }
     }
 
@@ -188,13 +199,11 @@ impl Runner<'_> {
         &mut self,
         label: &str,
         c: &CrashAtFsyncStep,
-    ) -> Result<String, String> {
+    ) -> Result<String, StepError> {
         let disk = c.crash_at_fsync.as_str();
         let n_max = c.n_max.unwrap_or(crate::model::CRASH_LOOP_MAX);
         let saved = self.vars.i;
-        let mut res = Err(format!(
-            "the operation still reached fsync N for every N up to n_max = {n_max}"
-        ));
+        let mut res = Err(StepError::CrashLoopExhausted { n_max });
         for n in 1..=n_max {
             self.vars.i = Some(n);
             match self.crash_attempt(label, disk, c, n) {
@@ -207,8 +216,8 @@ impl Runner<'_> {
                     ));
                     break;
                 }
-                Err(m) => {
-                    res = Err(m);
+                Err(e) => {
+                    res = Err(e);
                     break;
                 }
             }
@@ -227,7 +236,7 @@ impl Runner<'_> {
         disk: &str,
         c: &CrashAtFsyncStep,
         n: u32,
-    ) -> Result<bool, String> {
+    ) -> Result<bool, StepError> {
         let at = format!("{label}[{n}]");
         let before = self.quiesce(disk)?;
         self.post(disk, "crash_at_fsync", Some(&json!({ "n": n })))?;
@@ -257,7 +266,7 @@ impl Runner<'_> {
         let killed = self.kill_user(disk)?;
         let interrupted = match &ran {
             Ok(()) => "after the steps finished".to_owned(),
-            Err(m) => format!("interrupting the steps ({})", first_line(m)),
+            Err(e) => format!("interrupting the steps ({})", first_line(&e.to_string())),
         };
         let report = stats
             .get("last_cut")
@@ -278,7 +287,7 @@ impl Runner<'_> {
     /// Waits until the disk has seen no fsync for `QUIET` (at most `QUIET_MAX`), so a crash
     /// armed next counts the operation's own fsyncs, not those of a restart's deferred work.
     /// Returns the fsync count.
-    fn quiesce(&self, disk: &str) -> Result<i64, String> {
+    fn quiesce(&self, disk: &str) -> Result<i64, StepError> {
         let end = std::time::Instant::now() + QUIET_MAX;
         let mut last = fsyncs(&self.stats(disk)?);
         let mut since = std::time::Instant::now();
@@ -293,7 +302,7 @@ impl Runner<'_> {
     }
 
     /// The `power_loss` check: the figure line, and Err when it does not hold.
-    pub(super) fn power_loss_check(&mut self, x: &PowerLossCheck) -> Result<(), String> {
+    pub(super) fn power_loss_check(&mut self, x: &PowerLossCheck) -> Result<(), StepError> {
         let observed = self.values(&x.observe, x.ids.as_deref())?;
         let fiscal = match &x.fiscal {
             Some(f) => self.values(f, x.fiscal_ids.as_deref())?,
@@ -307,12 +316,12 @@ impl Runner<'_> {
             let r = self.integrity(p);
             let (d, o) = match &r {
                 Ok(d) => (d.clone(), Outcome::Ok),
-                Err(m) => (m.clone(), Outcome::Fail),
+                Err(e) => (e.to_string(), Outcome::Fail),
             };
             self.hist
                 .complete(&label, "integrity_check", &d, o, Vec::new());
-            if let Err(m) = r {
-                notes.push(format!("{p}: {m}"));
+            if r.is_err() {
+                notes.push(format!("{p}: {d}"));
             }
             finals.push(o == Outcome::Ok);
         }
@@ -325,20 +334,22 @@ impl Runner<'_> {
             .collect();
         let mut fig = check::power_loss(&steps_only, &x.power_loss, &observed, &fiscal, &finals);
         fig.cycles_min = x.cycles_min as usize;
-        let mut line = format!("power_loss {}: {fig}", x.power_loss);
-        for n in notes {
-            line.push_str(&format!("; {n}"));
-        }
-        self.figures.push(line.clone());
-        if fig.is_ok() { Ok(()) } else { Err(line) }
+        let held = fig.is_ok();
+        let e = StepError::PowerLoss {
+            list: x.power_loss.clone(),
+            figure: Box::new(fig),
+            notes,
+        };
+        self.figures.push(e.to_string());
+        if held { Ok(()) } else { Err(e) }
     }
 
     /// The values a probe yields: an http response's JSONPath nodes, or an sql probe's first column.
-    fn values(&mut self, p: &Probe, ids: Option<&str>) -> Result<Vec<Value>, String> {
+    fn values(&mut self, p: &Probe, ids: Option<&str>) -> Result<Vec<Value>, StepError> {
         match self.probe(p)? {
             Ok(r) => {
-                let path = ids.ok_or("an http probe needs a JSONPath")?;
-                let jp = serde_json_path::JsonPath::parse(path).map_err(|e| e.to_string())?;
+                let path = ids.ok_or(StepError::ProbeWithoutPath)?;
+                let jp = serde_json_path::JsonPath::parse(path)?;
                 Ok(jp.query(&r.body).all().into_iter().cloned().collect())
             }
             Err(rows) => Ok(rows
@@ -354,9 +365,12 @@ fn copy_and_check(
     db: &std::path::Path,
     dir: &std::path::Path,
     q: &str,
-) -> Result<Vec<Vec<Value>>, String> {
-    let name = db.file_name().ok_or("the db path has no file name")?;
-    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+) -> Result<Vec<Vec<Value>>, StepError> {
+    let name = db.file_name().ok_or(StepError::DbWithoutFileName)?;
+    std::fs::create_dir_all(dir).map_err(|source| StepError::Io {
+        context: dir.display().to_string(),
+        source,
+    })?;
     for suffix in ["", "-journal", "-wal"] {
         let mut from = db.as_os_str().to_owned();
         from.push(suffix);
@@ -365,7 +379,12 @@ fn copy_and_check(
         match std::fs::copy(&from, &to) {
             Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !suffix.is_empty() => {}
-            Err(e) => return Err(format!("copying {}: {e}", from.to_string_lossy())),
+            Err(source) => {
+                return Err(StepError::Io {
+                    context: format!("copying {}", from.to_string_lossy()),
+                    source,
+                });
+            }
         }
     }
     probe::query(&dir.join(name), q, true)

@@ -86,7 +86,7 @@ pub fn up(sc: &Scenario, opts: &RunOptions, stop: &Receiver<&'static str>) -> u8
         match runner.start(name) {
             Ok(d) => println!("  {name:<width$} {d}"),
             Err(f) => {
-                eprintln!("uat up: `{name}`: {}", f.msg);
+                eprintln!("uat up: `{name}`: {}", f.error);
                 code = EXIT_FAILED;
                 break;
             }
