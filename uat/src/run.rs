@@ -79,6 +79,8 @@ pub struct Report {
     pub seed: Option<u64>,
     /// The history, the samples and the receipt ticks, for the HTML report.
     pub timeline: Timeline,
+    /// What the failing step checked, expected and observed, when the failure is a mismatch.
+    pub mismatch: Option<Mismatch>,
 }
 
 /// Extra time `finally` steps get after the scenario timeout.
@@ -128,6 +130,8 @@ struct Runner<'a> {
     checks_failed: bool,
     /// The items of the `exactly_once` checks run so far, with their fates.
     ticks: Vec<Tick>,
+    /// The expected/observed pair of the failure that decided the verdict, if it has one.
+    mismatch: Option<Mismatch>,
 }
 
 /// Runs one scenario to completion; never panics on bad scenario content.
@@ -144,6 +148,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Report {
         pids: Vec::new(),
         seed: None,
         timeline: Timeline::default(),
+        mismatch: None,
     };
     let seed = opts
         .seed
@@ -175,6 +180,7 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Report {
     if let Err(errors) = runner.run_finally()
         && verdict == Verdict::Passed
     {
+        runner.mismatch = errors.iter().find_map(StepError::mismatch);
         verdict = Verdict::Failed(step_error::lines(&errors));
     }
     if let Some(s) = sampler {
@@ -203,6 +209,9 @@ pub fn run_scenario(sc: &Scenario, opts: &RunOptions) -> Report {
     report.figures = std::mem::take(&mut runner.figures);
     report.timeline.events = runner.hist.events();
     report.timeline.ticks = std::mem::take(&mut runner.ticks);
+    if !verdict.is_success() || matches!(verdict, Verdict::ExpectedFailure(_)) {
+        report.mismatch = runner.mismatch.take();
+    }
     drop(runner);
     if verdict.is_success() && !opts.keep {
         if let Err(e) = std::fs::remove_dir_all(&dir) {
@@ -305,6 +314,7 @@ impl<'a> Runner<'a> {
             disks,
             checks_failed: false,
             ticks: Vec::new(),
+            mismatch: None,
         })
     }
 
@@ -329,7 +339,7 @@ impl<'a> Runner<'a> {
                     let e = *f.error;
                     self.hist
                         .complete(&label, "start", &e.to_string(), f.outcome, Vec::new());
-                    return failed(StepError::Autostart {
+                    return self.failed(StepError::Autostart {
                         process: name.to_owned(),
                         source: Box::new(e),
                     });
@@ -337,12 +347,12 @@ impl<'a> Runner<'a> {
             }
         }
         if let Err(e) = self.run_steps(&sc.file.step, "") {
-            return failed(e);
+            return self.failed(e);
         }
         if let Some(c) = &sc.file.chaos
             && let Err(e) = self.run_chaos(c)
         {
-            return failed(e);
+            return self.failed(e);
         }
         let mut errors = Vec::new();
         for (n, c) in sc.file.check.iter().enumerate() {
@@ -358,8 +368,15 @@ impl<'a> Runner<'a> {
             Verdict::Passed
         } else {
             self.checks_failed = true;
+            self.mismatch = errors.iter().find_map(StepError::mismatch);
             Verdict::Failed(step_error::lines(&errors))
         }
+    }
+
+    /// The verdict of a failed step, its expected/observed pair kept for the reports.
+    fn failed(&mut self, e: StepError) -> Verdict {
+        self.mismatch = e.mismatch();
+        Verdict::Failed(e.to_string())
     }
 
     /// Runs every `finally` step, whatever fails; Err holds each failure.
@@ -683,11 +700,6 @@ impl<'a> Runner<'a> {
             f
         })
     }
-}
-
-/// A failed scenario's verdict: the error's text.
-fn failed(e: StepError) -> Verdict {
-    Verdict::Failed(e.to_string())
 }
 
 /// A random kill or a random power cut.

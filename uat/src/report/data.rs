@@ -80,6 +80,15 @@ pub struct StepRow {
     pub detail: String,
 }
 
+/// A failing check's values apart.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MismatchData {
+    /// What was checked (`status`, `$.duplicates`, `exit code`, a metric series), or empty.
+    pub checked: String,
+    pub expected: String,
+    pub observed: String,
+}
+
 /// One scenario of the report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ScenarioData {
@@ -94,6 +103,8 @@ pub struct ScenarioData {
     pub attempts: usize,
     /// The failure's text: the step, its location, expected vs. observed.
     pub failure: Option<String>,
+    /// The failing check's expected and observed values apart, when the failure is a mismatch.
+    pub mismatch: Option<MismatchData>,
     pub figures: Vec<String>,
     /// The kept folder, relative to the report's folder when it can be.
     pub evidence: Option<String>,
@@ -176,6 +187,11 @@ fn scenario(dir: &Path, o: &Outcome) -> ScenarioData {
         replay: o.replay(),
         attempts: o.failed_before.len() + 1,
         failure,
+        mismatch: r.mismatch.as_ref().map(|m| MismatchData {
+            checked: m.what.clone(),
+            expected: m.expected.clone(),
+            observed: m.observed.clone(),
+        }),
         figures: r.figures.clone(),
         evidence,
         evidence_files,
@@ -202,6 +218,7 @@ fn not_run(name: &str, file: &Path) -> ScenarioData {
         replay: format!("uat run {}", file.display()),
         attempts: 0,
         failure: None,
+        mismatch: None,
         figures: Vec::new(),
         evidence: None,
         evidence_files: Vec::new(),

@@ -167,6 +167,15 @@ fn scenario(h: &mut String, n: usize, s: &ScenarioData) {
     );
     if let Some(f) = &s.failure {
         let _ = writeln!(h, "<pre class=\"failure\">{}</pre>", esc(f));
+        if let Some(m) = &s.mismatch {
+            let _ = writeln!(
+                h,
+                "<table class=\"mismatch\"><tr><th>checked</th><th>expected</th><th>observed</th></tr><tr><td>{}</td><td class=\"expected\">{}</td><td class=\"observed\">{}</td></tr></table>",
+                esc(&m.checked),
+                esc(&m.expected),
+                esc(&m.observed)
+            );
+        }
     }
     if !s.figures.is_empty() {
         let _ = writeln!(

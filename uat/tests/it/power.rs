@@ -359,6 +359,7 @@ fn the_summary_counts_expected_failures_as_successes() {
         pids: Vec::new(),
         seed: None,
         timeline: Default::default(),
+        mismatch: None,
     };
     let once = |verdict| uat::report::Outcome {
         last: report(verdict),

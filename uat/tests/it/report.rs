@@ -265,6 +265,15 @@ fn the_html_report_draws_the_timeline_and_tells_the_failure_and_report_json_has_
         "{jb}"
     );
     assert_eq!(jb["replay"], "uat run b.toml");
+    // The failing check's values apart, for tools that read the JSON, and on the page.
+    assert_eq!(jb["mismatch"]["checked"], "exit code", "{jb}");
+    assert_eq!(jb["mismatch"]["expected"], "0", "{jb}");
+    assert_eq!(jb["mismatch"]["observed"], "exit status: 1", "{jb}");
+    assert!(ja["mismatch"].is_null(), "a pass has no mismatch: {ja}");
+    assert!(
+        b.contains("<td class=\"expected\">0</td><td class=\"observed\">exit status: 1</td>"),
+        "{b}"
+    );
     // The failed scenario's folder is kept; its files are linked relative to the report.
     let files: Vec<&str> = jb["evidence_files"]
         .as_array()
