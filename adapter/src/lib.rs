@@ -1,6 +1,29 @@
 //! The fiscal adapter as a library: configuration, journal, KKT driver, phase-1 fiscal service, phase-2
 //! OFD sync and the POS HTTP API. `src/main.rs` is a thin wrapper around [`main_entry`].
 
+/// The stable text names of a closed enum, in one table: `ALL`, `as_str` and `parse`. What the
+/// journal stores (document kinds, states, refusal codes) and the adapter's own encodings (task
+/// kinds) are spelled once, so a name cannot drift between writing and reading. Defined before
+/// the modules, so every one of them can use it.
+macro_rules! named_enum {
+    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
+        impl $ty {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            /// The text stored in the journal.
+            pub fn as_str(self) -> &'static str {
+                match self { $($ty::$variant => $text),+ }
+            }
+
+            /// Parses the stored text; `None` for anything else.
+            pub fn parse(text: &str) -> Option<$ty> {
+                match text { $($text => Some($ty::$variant),)+ _ => None }
+            }
+        }
+    };
+}
+
 mod backup_cmd;
 pub mod config;
 pub mod fiscal;

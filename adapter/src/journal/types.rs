@@ -31,33 +31,14 @@ pub enum OfdStatus {
     Dlq,
 }
 
-macro_rules! sql_enum {
-    ($ty:ident { $($variant:ident => $text:literal),+ $(,)? }) => {
-        impl $ty {
-            /// Every value, in declaration order.
-            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
-
-            /// The text stored in the journal.
-            pub fn as_str(self) -> &'static str {
-                match self { $($ty::$variant => $text),+ }
-            }
-
-            /// Parses the stored text; `None` for anything else.
-            pub fn parse(text: &str) -> Option<$ty> {
-                match text { $($text => Some($ty::$variant),)+ _ => None }
-            }
-        }
-    };
-}
-
-sql_enum!(DocKind { Receipt => "receipt", ShiftOpen => "shift_open", ShiftClose => "shift_close" });
-sql_enum!(KktState {
+named_enum!(DocKind { Receipt => "receipt", ShiftOpen => "shift_open", ShiftClose => "shift_close" });
+named_enum!(KktState {
     Received => "received",
     InFlight => "kkt_in_flight",
     Fiscalized => "fiscalized",
     Rejected => "rejected",
 });
-sql_enum!(OfdStatus { Pending => "pending", Synced => "synced", Dlq => "dlq" });
+named_enum!(OfdStatus { Pending => "pending", Synced => "synced", Dlq => "dlq" });
 
 /// Why a receipt was rejected, as its row's `error_code` keeps it (a closed set: the POS is told
 /// a code derived from it, and support staff read it in the journal).
@@ -89,7 +70,7 @@ pub enum RejectCode {
     ResolvedAbsent,
 }
 
-sql_enum!(RejectCode {
+named_enum!(RejectCode {
     KktPrinter => "kkt_printer",
     KktShift => "kkt_shift",
     KktDocumentState => "kkt_document_state",

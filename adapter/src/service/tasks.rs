@@ -67,35 +67,18 @@ impl Job {
     }
 }
 
+named_enum!(JobKind {
+    Receipt => "receipt",
+    OpenShift => "open_shift",
+    CloseShift => "close_shift",
+    ReportX => "report_x",
+    ShiftStatus => "shift_status",
+    DeviceStatus => "device_status",
+    FnInfo => "fn_info",
+    OfdExchangeStatus => "ofd_exchange_status",
+});
+
 impl JobKind {
-    fn name(self) -> &'static str {
-        match self {
-            JobKind::Receipt => "receipt",
-            JobKind::OpenShift => "open_shift",
-            JobKind::CloseShift => "close_shift",
-            JobKind::ReportX => "report_x",
-            JobKind::ShiftStatus => "shift_status",
-            JobKind::DeviceStatus => "device_status",
-            JobKind::FnInfo => "fn_info",
-            JobKind::OfdExchangeStatus => "ofd_exchange_status",
-        }
-    }
-
-    fn of_name(name: &str) -> Option<JobKind> {
-        [
-            JobKind::Receipt,
-            JobKind::OpenShift,
-            JobKind::CloseShift,
-            JobKind::ReportX,
-            JobKind::ShiftStatus,
-            JobKind::DeviceStatus,
-            JobKind::FnInfo,
-            JobKind::OfdExchangeStatus,
-        ]
-        .into_iter()
-        .find(|k| k.name() == name)
-    }
-
     /// A task that changes the device's fiscal state and may not run twice.
     fn mutates_shift(self) -> bool {
         matches!(self, JobKind::OpenShift | JobKind::CloseShift)
@@ -112,7 +95,7 @@ fn encode_jobs(jobs: &[Job]) -> String {
         .iter()
         .map(|j| match j {
             Job::Receipt(sale) => json!({"job": "receipt", "sale": journaled::encode(sale)}),
-            other => json!({"job": other.kind().name()}),
+            other => json!({"job": other.kind().as_str()}),
         })
         .collect();
     json!({"v": JOBS_VERSION, "jobs": list}).to_string()
@@ -136,7 +119,7 @@ fn decode_jobs(text: &str) -> Result<Vec<Job>, String> {
                 .get("job")
                 .and_then(Value::as_str)
                 .ok_or("a job without a name")?;
-            match JobKind::of_name(name).ok_or_else(|| format!("job `{name}`"))? {
+            match JobKind::parse(name).ok_or_else(|| format!("job `{name}`"))? {
                 JobKind::Receipt => {
                     let body = j
                         .get("sale")
