@@ -27,7 +27,7 @@ use super::status::{api_network_status, delivery, unix_ms_now};
 use super::{AppError, AppState, Requester, journal_error};
 use crate::config::Role;
 use crate::fiscal::DocKind;
-use crate::service::{DeviceSnapshot, KktError, KktState, OfdStatus, ReceiptRow};
+use crate::service::{DeviceSnapshot, Glance, GlanceMiss, KktState, OfdStatus, ReceiptRow};
 use crate::sync::BreakerState;
 
 /// Seconds between the page's own reloads.
@@ -36,9 +36,12 @@ pub const REFRESH_S: u32 = 5;
 pub const RECENT_MAX: u32 = 50;
 /// DLQ documents listed (the JSON route lists more).
 const DLQ_SHOWN_MAX: u32 = 100;
-/// How long the page waits for one register's status commands; a busy or unplugged register is
-/// shown as not answering, and the page still comes.
+/// How long the page waits for one register's status commands (an unplugged register is shown as
+/// not answering, and the page still comes).
 const DEVICE_WAIT: Duration = Duration::from_millis(1_500);
+/// A register's status read for the page serves every page load this long: any number of viewers
+/// cost the register at most one status read (four commands) per period, between sales.
+const GLANCE_FRESH: Duration = Duration::from_secs(2);
 /// The FN refuses to fiscalize once its oldest unsent document is this old (54-FZ, FN rules).
 const FN_UNSENT_LIMIT_MS: i64 = 30 * 24 * 3_600 * 1_000;
 /// Longest notice text taken from the query string.
@@ -58,7 +61,8 @@ struct RegisterView {
     link_ok: bool,
     link_error: Option<String>,
     unresolved: bool,
-    device: Result<DeviceSnapshot, String>,
+    /// The snapshot, with a note when it is not fresh; or why there is none.
+    device: Result<(DeviceSnapshot, Option<String>), String>,
     queued: u64,
     dlq: u64,
     oldest_undelivered_ms: Option<i64>,
@@ -84,7 +88,7 @@ pub(super) async fn status_page(
         .recent_receipts(RECENT_MAX)
         .await
         .map_err(journal_error)?;
-    // Every register's status commands at once, each bounded.
+    // Every register at once, each bounded; a register busy with a sale is not waited for.
     let asks: Vec<_> = state
         .shop
         .all()
@@ -92,17 +96,21 @@ pub(super) async fn status_page(
         .map(|r| {
             let f = r.fiscalizer.clone();
             tokio::spawn(
-                async move { tokio::time::timeout(DEVICE_WAIT, f.device_snapshot()).await },
+                async move { tokio::time::timeout(DEVICE_WAIT, f.glance(GLANCE_FRESH)).await },
             )
         })
         .collect();
     let mut registers = Vec::new();
     for (r, ask) in state.shop.all().iter().zip(asks) {
         let device = match ask.await {
-            Ok(Ok(Ok(snapshot))) => Ok(snapshot),
-            Ok(Ok(Err(e))) => Err(device_error(&e)),
+            Ok(Ok(Glance::Read { snapshot, .. })) => Ok((snapshot, None)),
+            Ok(Ok(Glance::Stale { snapshot, age, why })) => Ok((
+                snapshot,
+                Some(format!("as read {} ago: {}", span(millis(age)), miss(&why))),
+            )),
+            Ok(Ok(Glance::None(why))) => Err(miss(&why)),
             Ok(Err(_elapsed)) => Err(format!(
-                "did not answer within {} ms (busy with a sale or unplugged)",
+                "did not answer within {} ms",
                 DEVICE_WAIT.as_millis()
             )),
             Err(e) => return Err(AppError::internal(e)),
@@ -138,12 +146,20 @@ pub(super) async fn status_page(
     Ok(html(page.out))
 }
 
-/// A device error as the page shows it: the kind of failure, never the serial port's path.
-fn device_error(e: &KktError) -> String {
-    match e.device_error() {
-        Some(_) => format!("answered with an error: {e}"),
-        None => "no answer on the serial line".to_owned(),
+/// Why the page shows no fresh read of a register: the kind of failure, never the serial port's
+/// path.
+fn miss(why: &GlanceMiss) -> String {
+    match why {
+        GlanceMiss::Busy => "busy with a sale".to_owned(),
+        GlanceMiss::Failed(e) if e.device_error().is_some() => {
+            format!("answered with an error: {e}")
+        }
+        GlanceMiss::Failed(_) => "no answer on the serial line".to_owned(),
     }
+}
+
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// The page with the headers that keep it to itself: no caching, no framing (a hostile page
@@ -355,8 +371,15 @@ button{{font-size:14px;padding:4px 12px}}
                 ""
             };
             let (mode, shift, fn_number, last_fd, unsent) = match &r.device {
-                Ok(d) => (
-                    esc(&adapter_api::KktMode::from_code(d.mode.code()).to_string()),
+                Ok((d, note)) => (
+                    format!(
+                        "{}{}",
+                        esc(&adapter_api::KktMode::from_code(d.mode.code()).to_string()),
+                        note.as_deref().map_or_else(String::new, |n| format!(
+                            r#"<br><span class="warn">{}</span>"#,
+                            esc(n)
+                        ))
+                    ),
                     match d.shift_open {
                         true => format!(r#"<span class="ok">open</span> #{}"#, d.shift_number),
                         false => format!("closed (last #{})", d.shift_number),

@@ -31,8 +31,8 @@ pub type LegacySaleDecoder = fn(&str) -> Result<Sale, String>;
 /// A journaled task request before it is read as tasks ([`Fiscalizer::task_view`]).
 pub use crate::journal::TaskRequestRow;
 pub use query::{
-    BackupInfo, BufferCounts, DeviceSnapshot, DeviceStatus, DlqEntry, EffectiveSettings,
-    JournalError, KktError, KktState, OfdExchange, OfdStatus, ReceiptRow, RejectCode,
+    BackupInfo, BufferCounts, DeviceSnapshot, DeviceStatus, DlqEntry, EffectiveSettings, Glance,
+    GlanceMiss, JournalError, KktError, KktState, OfdExchange, OfdStatus, ReceiptRow, RejectCode,
 };
 pub use reconcile::{ReconcileError, ReconcilePolicy, ResolveError, Resolved, UnresolvedInfo};
 pub use tasks::{
@@ -100,6 +100,8 @@ struct Inner {
     task_queue: tokio::sync::Mutex<()>,
     /// Which task requests are being run, and where.
     running: Mutex<tasks::Running>,
+    /// The last status snapshot read for a person's view, and when ([`Fiscalizer::glance`]).
+    glanced: Mutex<Option<(Instant, query::DeviceSnapshot)>>,
 }
 
 /// The phase-1 service; cheap to clone.
@@ -133,6 +135,7 @@ impl Fiscalizer {
             link_probe_at: Mutex::new(None),
             fiscalized: tokio::sync::Notify::new(),
             task_queue: tokio::sync::Mutex::new(()),
+            glanced: Mutex::new(None),
             running: Mutex::new(tasks::Running::default()),
         };
         Fiscalizer {

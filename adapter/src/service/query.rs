@@ -89,6 +89,52 @@ impl Fiscalizer {
         r
     }
 
+    /// The device's snapshot for a person's view (the status page), never at a sale's expense: a
+    /// snapshot younger than `fresh_for` is answered from memory, so any number of viewers cost
+    /// at most one read per `fresh_for`; a device busy with a fiscal operation is not waited for,
+    /// the last snapshot is answered (`Glance::stale_by` says how old) or none.
+    pub async fn glance(&self, fresh_for: std::time::Duration) -> Glance {
+        let now = std::time::Instant::now();
+        let last = self.inner.glanced.lock().expect("glance cache").clone();
+        if let Some((at, snapshot)) = &last
+            && now.duration_since(*at) < fresh_for
+        {
+            return Glance::Read {
+                snapshot: snapshot.clone(),
+                age: now.duration_since(*at),
+            };
+        }
+        let stale = |why: GlanceMiss| match &last {
+            Some((at, snapshot)) => Glance::Stale {
+                snapshot: snapshot.clone(),
+                age: now.duration_since(*at),
+                why,
+            },
+            None => Glance::None(why),
+        };
+        let Ok(_device) = self.inner.fiscal_lock.try_lock() else {
+            return stale(GlanceMiss::Busy);
+        };
+        let r = self
+            .inner
+            .kkt
+            .run(crate::kkt::ops::snapshot)
+            .await
+            .and_then(|r| r);
+        self.note_link(r.as_ref().map(|_| ()));
+        match r {
+            Ok(snapshot) => {
+                *self.inner.glanced.lock().expect("glance cache") =
+                    Some((std::time::Instant::now(), snapshot.clone()));
+                Glance::Read {
+                    snapshot,
+                    age: std::time::Duration::ZERO,
+                }
+            }
+            Err(e) => stale(GlanceMiss::Failed(e)),
+        }
+    }
+
     /// The device's mode, FN number and last document number, asked of the KKT now.
     pub async fn device_status(&self) -> Result<DeviceStatus, KktError> {
         self.inner
@@ -97,4 +143,31 @@ impl Fiscalizer {
             .await
             .and_then(|r| r)
     }
+}
+
+/// What [`Fiscalizer::glance`] saw.
+#[derive(Debug)]
+pub enum Glance {
+    /// A snapshot read now or within the freshness asked for; `age` since it was read.
+    Read {
+        snapshot: DeviceSnapshot,
+        age: std::time::Duration,
+    },
+    /// No new read: the last snapshot, `age` old, and why it was not read again.
+    Stale {
+        snapshot: DeviceSnapshot,
+        age: std::time::Duration,
+        why: GlanceMiss,
+    },
+    /// No snapshot at all yet, and why.
+    None(GlanceMiss),
+}
+
+/// Why a glance did not read the device.
+#[derive(Debug)]
+pub enum GlanceMiss {
+    /// A fiscal operation (a sale, a shift report, reconciliation) held the device.
+    Busy,
+    /// The device did not answer or refused.
+    Failed(KktError),
 }

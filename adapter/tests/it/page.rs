@@ -204,3 +204,25 @@ async fn text_from_the_query_string_is_escaped() {
     assert!(page.contains("&quot;&gt;&lt;img"));
     assert!(!page.contains("<script") && !page.contains("<img"));
 }
+
+/// Any number of viewers cost the register at most one status read (FF40 among its four commands)
+/// per two seconds: ten page loads in a row read the device once per period, not ten times.
+#[tokio::test]
+async fn page_loads_share_one_status_read_of_the_register() {
+    let (s, _) = stack_with_a_dlq_document().await;
+    let ff40 = |v: &serde_json::Value| v["by_code"]["FF40"].as_u64().unwrap_or(0);
+    let before = ff40(&s.emu("GET", "/_emu/commands", None).await);
+    let started = std::time::Instant::now();
+    for _ in 0..10 {
+        let r = get_page(&s, "", &basic("ops", ADMIN)).await;
+        assert_eq!(r.status(), 200);
+        assert!(r.text().await.unwrap().contains("ShiftOpen"));
+    }
+    let periods = started.elapsed().as_secs() / 2 + 1;
+    let reads = ff40(&s.emu("GET", "/_emu/commands", None).await) - before;
+    assert!(
+        (1..=periods).contains(&reads),
+        "{reads} status reads for 10 page loads in {:?}",
+        started.elapsed()
+    );
+}
