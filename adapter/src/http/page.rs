@@ -150,7 +150,7 @@ pub(super) async fn status_page(
 /// path.
 fn miss(why: &GlanceMiss) -> String {
     match why {
-        GlanceMiss::Busy => "busy with a sale".to_owned(),
+        GlanceMiss::Busy => "busy (a sale, a shift report or reconciliation)".to_owned(),
         GlanceMiss::Failed(e) if e.device_error().is_some() => {
             format!("answered with an error: {e}")
         }

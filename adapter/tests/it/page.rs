@@ -226,3 +226,64 @@ async fn page_loads_share_one_status_read_of_the_register() {
         started.elapsed()
     );
 }
+
+/// With several registers the page has a row per register, each with its own FN, and a register
+/// that does not answer in time says so while the other's row is whole.
+#[tokio::test]
+async fn each_register_has_its_row_and_a_dead_one_does_not_hide_the_others() {
+    let s = Stack::with_registers(2, &[]).await;
+    let fn_of = |v: serde_json::Value| v["fn_serial"].as_str().unwrap().to_owned();
+    let (fn1, fn2) = (
+        fn_of(s.emu_n(1, "GET", "/_emu/state", None).await),
+        fn_of(s.emu_n(2, "GET", "/_emu/state", None).await),
+    );
+    // Both registers reconciled and answering first.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while s.call("GET", "/v1/ready", None, &[]).await.0 != 200 {
+        assert!(std::time::Instant::now() < deadline, "never ready");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    // till-2 answers its next commands three seconds late: past the page's wait.
+    s.emu_n(
+        2,
+        "POST",
+        "/_emu/fault",
+        Some(json!({"kind": "slow", "ms": 3000, "count": 4})),
+    )
+    .await;
+    let load = async || {
+        s.http
+            .get(format!("{}/", s.adapter_url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let row = |page: &str, kkt: &str| {
+        let start = page
+            .find(&format!("<tr data-kkt=\"{kkt}\">"))
+            .unwrap_or_else(|| panic!("no row for {kkt}: {page}"));
+        page[start..start + page[start..].find("</tr>").unwrap()].to_owned()
+    };
+    // till-1 may be between two of its own background reads at one load; not for five seconds.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    let page = loop {
+        let page = load().await;
+        if row(&page, "till-1").contains(&fn1) || std::time::Instant::now() >= deadline {
+            break page;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    let (r1, r2) = (row(&page, "till-1"), row(&page, "till-2"));
+    assert!(r1.contains(&fn1), "{r1}");
+    assert!(
+        !r2.contains(&fn2),
+        "a register that did not answer shows no FN: {r2}"
+    );
+    assert!(
+        r2.contains("no answer on the serial line") || r2.contains("did not answer"),
+        "{r2}"
+    );
+}
