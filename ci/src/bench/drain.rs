@@ -136,6 +136,7 @@ async fn drain(stack: &Stack, rep: usize, pace: &str, out: &mut Samples) -> anyh
     stack.reset_emu_counters().await?;
     stack.reset_mock_counters().await?;
     let commits = stack.journal_commits().await?;
+    let (kkt_s, commit_s) = stack.time_in_kkt_and_commits().await?;
     stack.mock_mode("online").await?;
     let switched = Instant::now();
     // Half the seed's design rate at least, and a minute for the backoff and breaker to let go.
@@ -178,11 +179,25 @@ async fn drain(stack: &Stack, rep: usize, pace: &str, out: &mut Samples) -> anyh
     let mock = stack.mock_counters().await?;
     let ofd_ms = mock.handling_time_us as f64 / 1e3 / mock.messages.max(1) as f64;
     let adapter_ms = 1e3 / rate - split.device_ms - split.wire_ms - ofd_ms;
+    // The adapter's own clock: its time inside KKT exchanges (the device's time, the pty and the
+    // link's handshakes) and inside journal commits, per document.
+    let (kkt_after, commit_after) = stack.time_in_kkt_and_commits().await?;
+    let per_doc = |s: f64| s * 1e3 / pending as f64;
+    let exchange_ms = per_doc(kkt_after - kkt_s);
+    let commit_ms = per_doc(commit_after - commit_s);
     push_split(
         out,
         "drain",
         &split,
-        &[("ofd_ms", "ms", ofd_ms), ("adapter_ms", "ms", adapter_ms)],
+        &[
+            ("ofd_ms", "ms", ofd_ms),
+            ("adapter_ms", "ms", adapter_ms),
+            ("kkt_exchange_ms", "ms", exchange_ms),
+            ("commit_ms", "ms", commit_ms),
+            // What one relay could drain if nothing but its serial exchanges took time: the FN
+            // hands out one document at a time, so these are one after the other.
+            ("serial_ceiling", "/s", 1e3 / exchange_ms.max(1e-3)),
+        ],
     );
     Ok(())
 }

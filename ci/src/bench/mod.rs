@@ -111,6 +111,7 @@ const RATIOS: &[(&str, &str)] = &[
     ("drain.unpaced_rate", "drain.design_ceiling"),
     ("drain.unpaced_rate", "drain.wire_limit_115200"),
     ("drain.unpaced_rate", "ceiling.ofd_bare_client"),
+    ("drain.unpaced_rate", "drain.serial_ceiling"),
     ("drain.paced_rate", "drain.design_ceiling"),
     ("drain.paced_rate", "drain.wire_limit_115200"),
     ("drain.paced_rate", "ceiling.ofd_bare_client"),

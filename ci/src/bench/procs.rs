@@ -504,6 +504,20 @@ impl Stack {
             .with_context(|| format!("no journal commit count in {url}"))
     }
 
+    /// Seconds the adapter spent so far inside KKT exchanges (every command, the device's time
+    /// included) and inside journal commits, from its `/metrics` histograms' sums.
+    pub async fn time_in_kkt_and_commits(&self) -> anyhow::Result<(f64, f64)> {
+        let url = format!("{}/metrics", self.adapter_url);
+        let text = self.call(Method::GET, &url, None).await?;
+        let sum = |name: &str| {
+            super::load::metric(&text, name).with_context(|| format!("no {name} in {url}"))
+        };
+        Ok((
+            sum("adapter_kkt_command_duration_seconds_sum")?,
+            sum("adapter_journal_commit_duration_seconds_sum")?,
+        ))
+    }
+
     /// `GET /v1/kkt/buffer/status`'s `pending`.
     pub async fn pending(&self) -> anyhow::Result<u64> {
         let st = self

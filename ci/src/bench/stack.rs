@@ -109,6 +109,18 @@ const NOTES: &[(&str, &str)] = &[
         "derived: 1000 / drain.unpaced_rate minus the device, line and OFD time per document",
     ),
     (
+        "drain.kkt_exchange_ms",
+        "the adapter's own time inside KKT exchanges per drained document (adapter_kkt_command_duration_seconds_sum in /metrics): the device's command time, the pty and the link's ENQ/ACK handshakes",
+    ),
+    (
+        "drain.commit_ms",
+        "the adapter's time inside journal commits per drained document (adapter_journal_commit_duration_seconds_sum)",
+    ),
+    (
+        "drain.serial_ceiling",
+        "1000 / drain.kkt_exchange_ms: the documents per second one relay could drain if nothing but its serial exchanges took time (the FN hands out one document at a time)",
+    ),
+    (
         "drain.wire_limit_115200",
         "115200 / (10 bits x a drained document's bytes each way summed): documents per second a real 115200 line carries",
     ),
