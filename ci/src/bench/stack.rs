@@ -109,6 +109,10 @@ const NOTES: &[(&str, &str)] = &[
         "derived: 1000 / drain.unpaced_rate minus the device, line and OFD time per document",
     ),
     (
+        "sale.kkt_exchange_ms",
+        "the adapter's own time inside KKT exchanges per sale at concurrency 1, unpaced (adapter_kkt_command_duration_seconds_sum): the device's command time, the pty and the link's handshakes; sale.commit_ms likewise inside journal commits",
+    ),
+    (
         "drain.kkt_exchange_ms",
         "the adapter's own time inside KKT exchanges per drained document (adapter_kkt_command_duration_seconds_sum in /metrics): the device's command time, the pty and the link's ENQ/ACK handshakes",
     ),

@@ -40,6 +40,8 @@ const FIGURES: &[&str] = &[
     "sale.wire_limit_115200",
     "sale.paced_wire_ms",
     "sale.paced_adapter_ms",
+    "sale.kkt_exchange_ms",
+    "sale.commit_ms",
     "drain.unpaced_rate",
     "drain.paced_rate",
     "drain.design_ceiling",
