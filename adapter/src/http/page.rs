@@ -29,6 +29,7 @@ use crate::config::Role;
 use crate::fiscal::DocKind;
 use crate::service::{DeviceSnapshot, Glance, GlanceMiss, KktState, OfdStatus, ReceiptRow};
 use crate::sync::BreakerState;
+use adapter_api::ErrorCode;
 
 /// Seconds between the page's own reloads.
 pub const REFRESH_S: u32 = 5;
@@ -44,8 +45,6 @@ const DEVICE_WAIT: Duration = Duration::from_millis(1_500);
 const GLANCE_FRESH: Duration = Duration::from_secs(2);
 /// The FN refuses to fiscalize once its oldest unsent document is this old (54-FZ, FN rules).
 const FN_UNSENT_LIMIT_MS: i64 = 30 * 24 * 3_600 * 1_000;
-/// Longest notice text taken from the query string.
-const NOTICE_CHARS_MAX: usize = 200;
 
 /// The query string of a redirect after a retry form: which document, and the refusal's code if
 /// the retry was refused.
@@ -279,22 +278,29 @@ button{{font-size:14px;padding:4px 12px}}
         );
     }
 
+    /// The notice after a retry form came back. Only a receipt id and a known refusal code are
+    /// taken from the query string, so a crafted link cannot put its own words on the page.
     fn notice(&mut self, q: &PageQuery) {
-        let cut = |s: &str| esc(&s.chars().take(NOTICE_CHARS_MAX).collect::<String>());
-        match (&q.retried, &q.retry_error) {
+        let id = q.retried.as_deref().filter(|id| is_receipt_id(id));
+        let refused = q.retry_error.as_deref().map(|code| {
+            ErrorCode::ALL
+                .iter()
+                .find(|c| c.as_str() == code)
+                .map_or("refused", |c| refusal(*c))
+        });
+        match (id, refused) {
             (Some(id), None) => {
                 let _ = write!(
                     self.out,
                     r#"<div class="notice ok" id="notice">Document {} was sent back to the OFD queue.</div>"#,
-                    cut(id)
+                    esc(id)
                 );
             }
-            (id, Some(code)) => {
+            (id, Some(why)) => {
                 let _ = write!(
                     self.out,
-                    r#"<div class="notice bad" id="notice">The retry of {} was refused: {}.</div>"#,
-                    id.as_deref().map_or_else(|| "a document".to_owned(), cut),
-                    cut(code)
+                    r#"<div class="notice bad" id="notice">The retry of {} was refused: {why}.</div>"#,
+                    id.map_or_else(|| "a document".to_owned(), esc)
                 );
             }
             (None, None) => {}
@@ -555,6 +561,22 @@ fn network_name(status: adapter_api::NetworkStatus) -> &'static str {
         adapter_api::NetworkStatus::Online => "online",
         adapter_api::NetworkStatus::Offline => "offline",
         adapter_api::NetworkStatus::Degraded => "degraded",
+    }
+}
+
+/// A receipt id as the adapter makes them (hex digits of its creation stamp), bounded.
+fn is_receipt_id(id: &str) -> bool {
+    (1..=64).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// What a refused retry's code means to a person at the page.
+fn refusal(code: ErrorCode) -> &'static str {
+    match code {
+        ErrorCode::NotFound => "there is no such document",
+        ErrorCode::NotInDlq => "it is not in the DLQ any more (retried already?)",
+        ErrorCode::Forbidden => "retrying needs a token with the admin role",
+        ErrorCode::JournalUnavailable => "the journal cannot be written right now; try again",
+        _ => "refused",
     }
 }
 
