@@ -79,6 +79,11 @@ impl Fiscalizer {
     /// commands, taken between fiscal operations (never inside a sale's), and the link state noted.
     pub async fn device_snapshot(&self) -> Result<DeviceSnapshot, KktError> {
         let _device = self.inner.fiscal_lock.lock().await;
+        self.snapshot_now().await
+    }
+
+    /// The four status commands and the link state noted; the caller holds the fiscal lock.
+    async fn snapshot_now(&self) -> Result<DeviceSnapshot, KktError> {
         let r = self
             .inner
             .kkt
@@ -92,7 +97,7 @@ impl Fiscalizer {
     /// The device's snapshot for a person's view (the status page), never at a sale's expense: a
     /// snapshot younger than `fresh_for` is answered from memory, so any number of viewers cost
     /// at most one read per `fresh_for`; a device busy with a fiscal operation is not waited for,
-    /// the last snapshot is answered (`Glance::stale_by` says how old) or none.
+    /// the last snapshot is answered ([`Glance::Stale`] with its age) or none.
     pub async fn glance(&self, fresh_for: std::time::Duration) -> Glance {
         let now = std::time::Instant::now();
         let last = self.inner.glanced.lock().expect("glance cache").clone();
@@ -115,14 +120,7 @@ impl Fiscalizer {
         let Ok(_device) = self.inner.fiscal_lock.try_lock() else {
             return stale(GlanceMiss::Busy);
         };
-        let r = self
-            .inner
-            .kkt
-            .run(crate::kkt::ops::snapshot)
-            .await
-            .and_then(|r| r);
-        self.note_link(r.as_ref().map(|_| ()));
-        match r {
+        match self.snapshot_now().await {
             Ok(snapshot) => {
                 *self.inner.glanced.lock().expect("glance cache") =
                     Some((std::time::Instant::now(), snapshot.clone()));

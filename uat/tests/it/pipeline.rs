@@ -4,7 +4,6 @@
 
 use std::collections::BTreeSet;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 use crate::cli::{text, uat_run};
 
@@ -207,31 +206,7 @@ fn an_interrupted_run_still_writes_the_junit_of_what_finished() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("b-long starts");
-        if line.contains("running b-long") {
-            break;
-        }
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    crate::interrupt_once_running(&mut child, "b-long");
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(i32::from(uat::EXIT_INFRA)));
     let junit = std::fs::read_to_string(tmp.path().join("junit.xml")).unwrap();

@@ -4,7 +4,6 @@
 //! control reports them as an expected failure. Also the crash-at-fsync loop, ENOSPC and heal.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
 
 use uat::history::{Event, Outcome, Phase};
 use uat::{Report, RunOptions, Verdict};
@@ -92,22 +91,7 @@ const CUT: &str = "[[step.steps]]\npower_cut = \"app\"";
 
 /// Builds `powercut-fs` once (the runner spawns the built binary) and returns the profile dir.
 fn bin_dir() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let dir = uat::paths::bin_dir().expect("the cargo profile directory");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let manifest = crate::workspace().join("Cargo.toml");
-            let mut cmd = std::process::Command::new(cargo);
-            cmd.args(["build", "--bin", "powercut-fs", "--manifest-path"])
-                .arg(manifest);
-            if dir.file_name().is_some_and(|n| n == "release") {
-                cmd.arg("--release");
-            }
-            assert!(cmd.status().unwrap().success(), "building powercut-fs");
-            dir
-        })
-        .clone()
+    crate::built(&["powercut-fs"])
 }
 
 fn run(text: &str) -> (Report, Vec<Event>, tempfile::TempDir) {

@@ -6,8 +6,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -15,24 +13,7 @@ use crate::cli::text;
 
 /// Builds the three binaries the scenario starts, once, and returns the profile directory.
 fn bin_dir() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    BUILT
-        .get_or_init(|| {
-            let dir = uat::paths::bin_dir().expect("the cargo profile directory");
-            let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-            let mut cmd = Command::new(cargo);
-            cmd.args(["build", "--manifest-path"])
-                .arg(crate::workspace().join("Cargo.toml"));
-            for b in ["adapter", "ofd-mock", "kkt-emulator"] {
-                cmd.args(["--bin", b]);
-            }
-            if dir.file_name().is_some_and(|n| n == "release") {
-                cmd.arg("--release");
-            }
-            assert!(cmd.status().unwrap().success(), "building the binaries");
-            dir
-        })
-        .clone()
+    crate::built(&["adapter", "ofd-mock", "kkt-emulator"])
 }
 
 /// The OFD goes offline until the breaker opens, three sales wait in the backlog, the adapter is
@@ -374,31 +355,7 @@ fn an_interrupted_run_still_writes_the_report_of_what_finished() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(stdout)
-            .lines()
-            .map_while(Result::ok)
-        {
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("b-long starts");
-        if line.contains("running b-long") {
-            break;
-        }
-    }
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap()),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    crate::interrupt_once_running(&mut child, "b-long");
     assert_eq!(
         child.wait().unwrap().code(),
         Some(i32::from(uat::EXIT_INFRA))
