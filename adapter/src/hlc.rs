@@ -4,9 +4,11 @@
 //! into one `i64` (`physical_ms << 16 | logical`) so SQLite can index and compare it as an
 //! INTEGER. The clock never goes backwards: when the wall clock jumps back, or several stamps
 //! fall in one millisecond, the logical counter advances instead; when the counter is full the
-//! physical part is carried forward by one millisecond. The journal persists the high-water
-//! mark in the same transaction as the writes it stamped, and a restarted clock starts from it
-//! with [`HlcClock::new`], so stamps stay monotonic across restarts too.
+//! physical part is carried forward by one millisecond. The journal persists a high-water mark
+//! at least as high as every stamp it commits, in the same transaction as the first write it
+//! stamps above the mark before (it sets the mark a little ahead of the clock, so most commits
+//! leave it alone), and a restarted clock starts from it with [`HlcClock::new`], so stamps stay
+//! monotonic across restarts too.
 
 use std::fmt;
 use std::sync::Arc;

@@ -119,13 +119,17 @@ impl Journal {
 
     /// Opens with an injected clock source (tests drive time by hand).
     pub fn open_with_clock(config: JournalConfig, source: Box<dyn ClockSource>) -> Result<Journal> {
+        let started = std::time::Instant::now();
         let conn = schema::open_writer(&config)?;
+        let opened = started.elapsed();
         invariants::check_all(&conn)?;
+        let checked = started.elapsed() - opened;
         let high_water = read::hlc_high_water(&conn)?;
         let counters = Arc::new(Counters::default());
         let writer = Writer {
             conn,
             clock: HlcClock::new(source, high_water),
+            mark: high_water,
             capacity_max: config.capacity_max,
             batch_len_max: config.batch_len_max.max(1),
             counters: Arc::clone(&counters),
@@ -138,7 +142,13 @@ impl Journal {
                 code: e.raw_os_error(),
                 message: format!("spawning the journal writer: {e}"),
             })?;
-        tracing::info!(path = %config.path.display(), ?high_water, "journal open");
+        tracing::info!(
+            path = %config.path.display(),
+            ?high_water,
+            open_ms = opened.as_millis() as u64,
+            check_ms = checked.as_millis() as u64,
+            "journal open"
+        );
         Ok(Journal {
             inner: Arc::new(Inner {
                 tx,

@@ -137,6 +137,20 @@ fn receipts_where(conn: &Connection, cond: &str, params: impl Params) -> Result<
     raws.into_iter().map(RawReceipt::into_row).collect()
 }
 
+/// Every `receipts` row, typed, handed to `f` one at a time in storage order; nothing is collected.
+/// A row whose stored shape is bad stops the scan with [`JournalError::Invariant`].
+pub(crate) fn for_each_receipt(
+    conn: &Connection,
+    mut f: impl FnMut(ReceiptRow) -> Result<()>,
+) -> Result<()> {
+    let mut stmt = conn.prepare(&format!("SELECT {RECEIPT_COLUMNS} FROM receipts"))?;
+    let mut rows = stmt.query([])?;
+    while let Some(r) = rows.next()? {
+        f(RawReceipt::from_row(r)?.into_row()?)?;
+    }
+    Ok(())
+}
+
 fn one(rows: Vec<ReceiptRow>) -> Option<ReceiptRow> {
     rows.into_iter().next()
 }
@@ -307,10 +321,17 @@ pub(crate) fn oldest_undelivered_by_fn(conn: &Connection) -> Result<Vec<(String,
     Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
 }
 
-/// Documents not yet delivered: what the capacity limit counts.
+/// Documents not yet delivered: what the capacity limit counts ([`UNDELIVERED_SQL`]), read as two
+/// disjoint counts (a row has a delivery status only once fiscalized), each over its own partial
+/// or status index, so taking a sale never scans the table.
 pub(crate) fn undelivered(conn: &Connection) -> Result<u64> {
-    let sql = format!("SELECT count(*) FROM receipts WHERE {UNDELIVERED_SQL}");
-    let n: i64 = conn.query_row(&sql, [], |r| r.get(0))?;
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT (SELECT count(*) FROM receipts \
+                     WHERE kkt_state IN ('received', 'kkt_in_flight')) \
+                  + (SELECT count(*) FROM receipts WHERE status IN ('pending', 'dlq'))",
+        )?
+        .query_row([], |r| r.get(0))?;
     Ok(u64::try_from(n).unwrap_or(0))
 }
 

@@ -11,7 +11,7 @@ use super::types::EffectiveSettings;
 
 /// Schema migrations; migration `i` takes the file from `user_version = i` to `i + 1`.
 /// Append only: a released migration is never edited.
-pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
+pub(super) const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5, V6];
 
 /// Version 1: receipts (phase 1), ofd_exchange and sync_lease (phase 2), meta.
 const V1: &str = "
@@ -136,6 +136,13 @@ CREATE TABLE task_outcomes (
     at          INTEGER NOT NULL,
     PRIMARY KEY (request_id, idx)
 );
+";
+
+/// Version 6: `receipts_in_kkt` (kkt_state, for the rows in `received` or `kkt_in_flight`) goes: its
+/// rows are exactly those of `receipts_kkt_unresolved` (kkt_id, hlc), which serves every query it
+/// served, so every change of a sale's state wrote one index page to the WAL for nothing.
+const V6: &str = "
+DROP INDEX IF EXISTS receipts_in_kkt;
 ";
 
 /// The id of the register an adapter with one `--kkt-port` drives.

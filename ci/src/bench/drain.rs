@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::bail;
+use anyhow::{Context, bail};
 
 use super::Plan;
 use super::figure::Samples;
@@ -32,9 +32,15 @@ const DRAIN_FLAGS: [(&str, &str); 5] = [
 /// The adapter's default `--wal-autocheckpoint` (pages), restored for the drains.
 const DEFAULT_WAL_AUTOCHECKPOINT: &str = "100";
 
-/// One repetition: a fresh stack, N sold offline, a crash and restart, the unpaced drain, the bare
-/// client, then Np sold offline and drained with the emulator paced.
-pub async fn rep(bins: &Bins, plan: &Plan, rep: usize, out: &mut Samples) -> anyhow::Result<Peaks> {
+/// One repetition: a fresh stack, N sold offline, a crash and restart, then (with `drains`) the
+/// unpaced drain, the bare client, and Np sold offline and drained with the emulator paced.
+pub async fn rep(
+    bins: &Bins,
+    plan: &Plan,
+    rep: usize,
+    drains: bool,
+    out: &mut Samples,
+) -> anyhow::Result<Peaks> {
     let n = plan.count(10_000, 20);
     let n_paced = plan.count(1_000, 20);
     let mut args: Vec<(&str, String)> = DRAIN_FLAGS
@@ -61,7 +67,16 @@ pub async fn rep(bins: &Bins, plan: &Plan, rep: usize, out: &mut Samples) -> any
         "  drain rep {r}: sold in {:.1} s",
         sold.elapsed().as_secs_f64()
     );
-    recover(&mut stack, &dir, rep, out).await?;
+    recover(&mut stack, &dir, rep, "recovery.", out).await?;
+    if !drains {
+        let peaks = Peaks {
+            adapter_mib: stack.adapter_peak_mib(),
+            emulator_mib: stack.emulator_peak_mib(),
+        };
+        drop(stack);
+        let _ = std::fs::remove_dir_all(&dir);
+        return Ok(peaks);
+    }
     // The drain runs as in a shop: the adapter restarted cleanly (its journal checkpointed on
     // close) with the default checkpoint interval, not on the un-checkpointed WAL the recovery
     // figure needs, whose lookups slow every read of the drain.
@@ -92,19 +107,58 @@ pub async fn rep(bins: &Bins, plan: &Plan, rep: usize, out: &mut Samples) -> any
     Ok(peaks)
 }
 
-/// SIGKILL with the backlog pending and the WAL un-checkpointed, restart, and time spawn to
-/// `/v1/ready` 200 and spawn to the first accepted sale (posted from the start line on, the same key
-/// again after each refusal, as a POS retries).
+/// The shop's recovery: a fresh stack with the adapter's default checkpoint interval, N sold
+/// offline, SIGKILL, restart (`recovery.shop_*`): the WAL holds what the last automatic checkpoint
+/// left, as after a crash in a shop.
+pub async fn shop_recovery(
+    bins: &Bins,
+    plan: &Plan,
+    rep: usize,
+    out: &mut Samples,
+) -> anyhow::Result<Peaks> {
+    let n = plan.count(10_000, 20);
+    let args = [("--capacity", (n + 100).to_string())];
+    let dir = plan.dir.join(format!("shop-recovery-{rep}"));
+    let mut stack = Stack::start(bins, &dir, None, &args).await?;
+    eprintln!(
+        "  shop recovery rep {}: selling {n} with the OFD offline",
+        rep + 1
+    );
+    load::sell(
+        stack.http(),
+        &stack.adapter_url,
+        BACKLOG_CONCURRENCY,
+        n,
+        &format!("s{rep}"),
+    )
+    .await?;
+    recover(&mut stack, &dir, rep, "recovery.shop_", out).await?;
+    let peaks = Peaks {
+        adapter_mib: stack.adapter_peak_mib(),
+        emulator_mib: stack.emulator_peak_mib(),
+    };
+    drop(stack);
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(peaks)
+}
+
+/// SIGKILL with the backlog pending, restart, and time spawn to `/v1/ready` 200 and spawn to the
+/// first accepted sale (posted from the start line on, the same key again after each refusal, as a
+/// POS retries); figures named `<prefix>*` (`recovery.`, `recovery.shop_`). Before the restart, SQLite alone opens a copy of the
+/// journal as the crash left it (`<prefix>sqlite_open_ms`): what reading the WAL back costs.
 async fn recover(
     stack: &mut Stack,
     dir: &std::path::Path,
     rep: usize,
+    prefix: &str,
     out: &mut Samples,
 ) -> anyhow::Result<()> {
     let pending = stack.pending().await?;
     stack.kill_adapter();
+    let db = dir.join("data/buffer.db");
     let wal_mib = std::fs::metadata(dir.join("data/buffer.db-wal"))
         .map_or(0.0, |m| m.len() as f64 / (1024.0 * 1024.0));
+    let sqlite_ms = sqlite_open_ms(&db, &dir.join("sqlite-open"))?;
     let started = stack.start_adapter()?;
     let limit = Duration::from_secs(60);
     let ready = async {
@@ -118,13 +172,60 @@ async fn recover(
     };
     let (ready, sale) = tokio::join!(ready, sale);
     let (ready_ms, sale_ms) = (ready?.as_secs_f64() * 1e3, sale?.as_secs_f64() * 1e3);
-    out.push("recovery.start_to_ready_ms", "ms", ready_ms);
-    out.push("recovery.start_to_first_sale_ms", "ms", sale_ms);
+    out.push(&format!("{prefix}start_to_ready_ms"), "ms", ready_ms);
+    out.push(&format!("{prefix}start_to_first_sale_ms"), "ms", sale_ms);
+    // Where the start's time went: the journal's own "journal open" line says how long its open
+    // (SQLite reading the WAL back, the schema) and the whole-journal invariant check took.
+    let log = stack.adapter_log()?;
+    let open_ms = log_field(&log, "journal open", "open_ms")?;
+    let check_ms = log_field(&log, "journal open", "check_ms")?;
+    out.push(&format!("{prefix}journal_open_ms"), "ms", open_ms);
+    out.push(&format!("{prefix}journal_check_ms"), "ms", check_ms);
+    out.push(&format!("{prefix}sqlite_open_ms"), "ms", sqlite_ms);
+    out.push(&format!("{prefix}wal_mib"), "MiB", wal_mib);
     eprintln!(
-        "  recovery rep {}: {pending} pending, WAL {wal_mib:.1} MiB: ready after {ready_ms:.0} ms, first sale after {sale_ms:.0} ms",
+        "  {prefix}* rep {}: {pending} pending, WAL {wal_mib:.1} MiB: ready after {ready_ms:.0} ms (journal open {open_ms:.0} ms, check {check_ms:.0} ms; SQLite alone opens it in {sqlite_ms:.0} ms), first sale after {sale_ms:.0} ms",
         rep + 1
     );
     Ok(())
+}
+
+/// Copies the journal (database, WAL, shared-memory index) as a crash left it into `scratch`, opens
+/// the copy with SQLite alone and times the open and first read (the WAL is read back then). The
+/// copy is removed afterwards; the original is not touched.
+fn sqlite_open_ms(db: &std::path::Path, scratch: &std::path::Path) -> anyhow::Result<f64> {
+    std::fs::create_dir_all(scratch).with_context(|| format!("create {}", scratch.display()))?;
+    let copy = scratch.join("buffer.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let from = std::path::PathBuf::from(format!("{}{suffix}", db.display()));
+        let to = std::path::PathBuf::from(format!("{}{suffix}", copy.display()));
+        if from.exists() {
+            std::fs::copy(&from, &to).with_context(|| format!("copy {}", from.display()))?;
+        }
+    }
+    let started = Instant::now();
+    let conn = rusqlite::Connection::open(&copy)?;
+    let _: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
+    let ms = started.elapsed().as_secs_f64() * 1e3;
+    drop(conn);
+    std::fs::remove_dir_all(scratch).with_context(|| format!("remove {}", scratch.display()))?;
+    Ok(ms)
+}
+
+/// The number `field=N` on the first log line that says `message`.
+fn log_field(log: &str, message: &str, field: &str) -> anyhow::Result<f64> {
+    let line = log
+        .lines()
+        .find(|l| l.contains(message))
+        .with_context(|| format!("no {message:?} line in the adapter's log"))?;
+    let key = format!("{field}=");
+    let value = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&key))
+        .with_context(|| format!("no {field} on the line {line:?}"))?;
+    value
+        .parse()
+        .with_context(|| format!("{field}={value} is not a number"))
 }
 
 /// Brings the OFD online and times the drain from the mock's first document to `pending 0`;

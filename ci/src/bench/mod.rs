@@ -115,6 +115,11 @@ const RATIOS: &[(&str, &str)] = &[
     ("drain.paced_rate", "drain.design_ceiling"),
     ("drain.paced_rate", "drain.wire_limit_115200"),
     ("drain.paced_rate", "ceiling.ofd_bare_client"),
+    ("recovery.journal_open_ms", "recovery.sqlite_open_ms"),
+    (
+        "recovery.shop_start_to_ready_ms",
+        "recovery.start_to_ready_ms",
+    ),
     ("registers.unpaced_n8_rate", "reference.sales_c64"),
     ("runner.uat08_uat10c_s", "runner.uat08_uat10c_target_s"),
     ("runner.ci_set_s", "runner.ci_set_target_s"),

@@ -122,7 +122,9 @@ impl Proc {
             .with_context(|| format!("create {}", err_path.display()))?;
         let child = Command::new(bin)
             .args(args)
-            .env("RUST_LOG", "warn")
+            // Warnings, and the journal's own lines (its open says how long the start's parts
+            // took, which the recovery figure reads).
+            .env("RUST_LOG", "warn,adapter::journal=info")
             .current_dir(dir)
             .stdin(Stdio::null())
             .stdout(out)
@@ -249,6 +251,8 @@ pub struct Stack {
     http: reqwest::Client,
     /// Starts so far, to name each one's log files.
     starts: usize,
+    /// The latest adapter's stderr log.
+    adapter_log: PathBuf,
     /// Peak RSS of the adapter and emulator processes already gone, KiB.
     adapter_peak_gone_kib: u64,
     emulator_peak_gone_kib: u64,
@@ -299,6 +303,7 @@ impl Stack {
             ofd_addr,
             http: reqwest::Client::builder().timeout(HTTP_TIMEOUT).build()?,
             starts: 0,
+            adapter_log: PathBuf::new(),
             adapter_peak_gone_kib: 0,
             emulator_peak_gone_kib: 0,
         };
@@ -360,6 +365,7 @@ impl Stack {
     pub fn start_adapter(&mut self) -> anyhow::Result<Instant> {
         anyhow::ensure!(self.adapter.is_none(), "the adapter already runs");
         let name = self.next_name("adapter");
+        self.adapter_log = self.dir.join(format!("{name}.stderr.log"));
         let started = Instant::now();
         let (proc, line) = Proc::start(&self.dir, &name, &self.bins.adapter, &self.adapter_args)?;
         self.adapter_url = line
@@ -384,6 +390,12 @@ impl Stack {
         if let Some(p) = self.adapter.take() {
             self.adapter_peak_gone_kib = self.adapter_peak_gone_kib.max(p.stop(limit));
         }
+    }
+
+    /// The latest adapter's log (its stderr) so far.
+    pub fn adapter_log(&self) -> anyhow::Result<String> {
+        std::fs::read_to_string(&self.adapter_log)
+            .with_context(|| format!("read {}", self.adapter_log.display()))
     }
 
     /// Replaces (or adds) one of the adapter's flags for its next start.

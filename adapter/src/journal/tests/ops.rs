@@ -38,7 +38,7 @@ async fn open_applies_durability_pragmas_on_the_writer_connection() {
         ),
         ("wal", "full", 7)
     );
-    assert_eq!((s.busy_timeout_ms, s.schema_version), (5_000, 5));
+    assert_eq!((s.busy_timeout_ms, s.schema_version), (5_000, 6));
     let unsafe_f = Fixture::with(|c| c.unsafe_synchronous_normal = true).await;
     let s = unsafe_f
         .journal
@@ -565,13 +565,49 @@ async fn stamps_stay_monotonic_across_a_restart_with_the_clock_set_back() {
     }
     f.clock.set(1_000);
     let f = f.reopen().await;
-    assert_eq!(f.journal.hlc_high_water().await.expect("hw"), last);
+    assert!(f.journal.hlc_high_water().await.expect("hw") >= last);
     let row = inserted(&f, "after").await;
     assert!(row.hlc > last, "{:?} <= {last:?}", row.hlc);
     let max_id: String = raw(&f.db_path())
         .query_row("SELECT max(id) FROM receipts", [], |r| r.get(0))
         .expect("max id");
     assert_eq!(max_id, row.receipt_id, "receipt ids sort by creation");
+}
+
+#[tokio::test]
+async fn the_high_water_mark_runs_ahead_so_commits_seldom_write_it_and_never_pass_it() {
+    let f = Fixture::new().await;
+    let meta = |f: &Fixture| -> i64 {
+        raw(&f.db_path())
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'hlc_high_water'",
+                [],
+                |r| r.get(0),
+            )
+            .expect("mark")
+    };
+    let first = inserted(&f, "a").await;
+    let mark = meta(&f);
+    assert_eq!(
+        HlcStamp::from_i64(mark).physical_ms(),
+        first.hlc.physical_ms() + crate::journal::writer::MARK_AHEAD_MS,
+        "the committed mark is set ahead of the stamp"
+    );
+    // Within the window, commits leave the mark alone and stay below it.
+    f.clock.advance(crate::journal::writer::MARK_AHEAD_MS / 2);
+    for k in ["b", "c", "d"] {
+        let row = inserted(&f, k).await;
+        assert!(row.hlc.as_i64() < mark);
+        assert_eq!(meta(&f), mark, "{k} wrote the mark again");
+    }
+    // Past it, the next commit moves the mark with it.
+    f.clock.advance(crate::journal::writer::MARK_AHEAD_MS);
+    let row = inserted(&f, "e").await;
+    assert!(meta(&f) > mark && row.hlc.as_i64() < meta(&f));
+    // A restart starts at the mark: its first stamp is above every stamp committed before.
+    let high = meta(&f);
+    let f = f.reopen().await;
+    assert!(inserted(&f, "after").await.hlc.as_i64() > high);
 }
 
 /// Runs `count` concurrent writes while an outside connection holds the write lock, so all
@@ -754,4 +790,46 @@ async fn a_request_that_fails_after_writing_is_rolled_back_alone() {
     assert!(f.journal.get_by_key("w1").await.expect("get").is_some());
     let stats = f.journal.stats();
     assert_eq!(stats.requests_committed - before.requests_committed, 2);
+}
+
+#[tokio::test]
+async fn a_journal_that_breaks_a_whole_journal_rule_is_refused_at_open_naming_the_rule() {
+    let cases = [
+        (
+            "UPDATE receipts SET status = NULL WHERE kkt_state = 'fiscalized'",
+            "status is set exactly when fiscalized: 1 rows",
+        ),
+        (
+            "UPDATE receipts SET fiscal_time = NULL WHERE kkt_state = 'fiscalized'",
+            "a fiscalized row has complete fiscal data: 1 rows",
+        ),
+        (
+            "UPDATE receipts SET fd_number = 9 WHERE kkt_state = 'received'",
+            "only a fiscalized row has fiscal data: 1 rows",
+        ),
+        (
+            "UPDATE receipts SET kkt_state = 'rejected', error_code = NULL \
+             WHERE kkt_state = 'received'",
+            "a rejected row has an error code: 1 rows",
+        ),
+    ];
+    for (damage, rule) in cases {
+        let f = Fixture::new().await;
+        fiscalized(&f, "done", 1).await;
+        inserted(&f, "waiting").await;
+        let config = f.journal.config().clone();
+        f.journal.close().await.expect("close");
+        let conn = raw(&config.path);
+        // As a damaged file or a hand edit would: past the table's CHECK constraints.
+        conn.execute_batch("PRAGMA ignore_check_constraints = 1")
+            .expect("pragma");
+        assert_eq!(conn.execute(damage, []).expect(damage), 1, "{damage}");
+        drop(conn);
+        let err = crate::journal::Journal::open_with_clock(config, Box::new(f.clock.clone()))
+            .expect_err(damage);
+        assert!(
+            matches!(&err, JournalError::Invariant(m) if m.starts_with(rule)),
+            "{damage}: {err:?}"
+        );
+    }
 }
