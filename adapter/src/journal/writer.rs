@@ -292,13 +292,17 @@ impl Writer {
     }
 
     /// Commits; when the batch issued a stamp above the committed high-water mark, first moves
-    /// the mark [`MARK_AHEAD_MS`] ahead of the clock in the same transaction. So no committed
+    /// the mark to [`MARK_AHEAD_MS`] past the wall clock (or to the stamp, if that is higher) in
+    /// the same transaction. So no committed
     /// stamp ever exceeds the committed mark, and `meta`'s page is written about once in that
     /// time instead of with every commit (one WAL frame less a commit under load).
     fn commit(&mut self) -> Result<()> {
         let high = self.clock.high_water();
         let mark = if high > self.mark {
-            let ahead = HlcStamp::new(high.physical_ms().saturating_add(MARK_AHEAD_MS), 0);
+            // Ahead of the wall clock, not of `high`: `high` may already be another process's
+            // mark, and each turn of two processes would otherwise push the stamps further ahead.
+            let wall_ahead = HlcStamp::new(self.clock.wall_ms().saturating_add(MARK_AHEAD_MS), 0);
+            let ahead = high.max(wall_ahead);
             self.conn
                 .prepare_cached("INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = max(value, excluded.value)")?
                 .execute(rusqlite::params![META_HLC_HIGH_WATER, ahead.as_i64()])?;

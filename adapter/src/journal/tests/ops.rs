@@ -610,6 +610,46 @@ async fn the_high_water_mark_runs_ahead_so_commits_seldom_write_it_and_never_pas
     assert!(inserted(&f, "after").await.hlc.as_i64() > high);
 }
 
+#[tokio::test]
+async fn two_processes_taking_turns_keep_their_stamps_within_the_window_of_the_wall_clock() {
+    // Each folds in the other's mark, which runs ahead of the clock; the next mark it writes
+    // must be set from the wall clock, or every turn would push the stamps further ahead.
+    let f = Fixture::new().await;
+    let other = super::open(f.journal.config().clone(), &f.clock);
+    let ceiling = (f.clock_ms() + crate::journal::writer::MARK_AHEAD_MS) as i64;
+    let mut last = 0;
+    for turn in 0..20 {
+        let key = format!("turn-{turn}");
+        let outcome = if turn % 2 == 0 {
+            f.journal.insert_received(sale(&key)).await
+        } else {
+            other.insert_received(sale(&key)).await
+        };
+        let InsertOutcome::Inserted(row) = outcome.expect("insert") else {
+            panic!("{key} was not inserted");
+        };
+        assert!(
+            row.hlc.as_i64() > last,
+            "{key}: stamps follow the commit order"
+        );
+        last = row.hlc.as_i64();
+        let mark =
+            HlcStamp::from_i64(f.sql_i64("SELECT value FROM meta WHERE key = 'hlc_high_water'"));
+        assert!(
+            row.hlc.physical_ms() as i64 <= ceiling && mark.physical_ms() as i64 <= ceiling,
+            "{key}: stamp {} and mark {} ran past the wall clock + {} ms ({ceiling})",
+            row.hlc.physical_ms(),
+            mark.physical_ms(),
+            crate::journal::writer::MARK_AHEAD_MS
+        );
+        assert!(
+            mark.as_i64() >= row.hlc.as_i64(),
+            "{key}: a committed stamp above the mark"
+        );
+    }
+    other.close().await.expect("close");
+}
+
 /// Runs `count` concurrent writes while an outside connection holds the write lock, so all
 /// of them are queued before the writer can start: group commit is then deterministic.
 async fn queued_behind_a_lock<T, Fut>(
