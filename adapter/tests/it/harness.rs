@@ -118,6 +118,39 @@ impl Stack {
         s
     }
 
+    /// A forced delivery pass on a [`Stack::with_manual_sync_and_a_rejecting_ofd`] whose FN
+    /// holds `documents`: the head is refused once and nothing behind it moves. A fiscalized
+    /// sale wakes the background pass too, so either pass may make that one attempt; a forced
+    /// pass that finds the background one holding the FN asks again (at most 5 s).
+    #[allow(dead_code)] // not used by the `flood` test binary, which shares this file
+    pub async fn force_sync_past_a_refused_head(&self, documents: u64) -> Value {
+        let mut r = Value::Null;
+        for _ in 0..100 {
+            r = self
+                .call("POST", "/v1/kkt/buffer/sync?force=true", None, &[])
+                .await
+                .1;
+            if r["stopped"] != "LockBusy" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let seen = (
+            r["failed"].clone(),
+            r["synced"].clone(),
+            r["skipped"].clone(),
+        );
+        let refused_here = (json!(1), json!(0), json!(documents - 1));
+        let refused_before = (json!(0), json!(0), json!(documents));
+        assert!(
+            seen == refused_here || (seen == refused_before && r["stopped"] == "DlqHead"),
+            "the forced pass: {r}"
+        );
+        let stats = self.mock("GET", "/_mock/stats", None).await;
+        assert_eq!(stats["rejected"], 1, "the head is refused once: {stats}");
+        r
+    }
+
     /// Like [`Stack::with_adapter`], with the adapter's open-file limit at `files`.
     #[allow(dead_code)] // used by the `flood` test binary, which shares this file
     pub async fn with_adapter_file_limit(args: &[&str], files: u64) -> Stack {

@@ -58,20 +58,7 @@ async fn a_refused_head_shows_in_health_and_buffer_status_until_a_retry_delivers
     sell(&s, "rej", 2).await;
     // The shift-open report at the head of the FN's queue is refused: one attempt, then nothing
     // behind it moves.
-    let (_, r) = s
-        .call("POST", "/v1/kkt/buffer/sync?force=true", None, &[])
-        .await;
-    assert_eq!(
-        (
-            r["failed"].clone(),
-            r["synced"].clone(),
-            r["skipped"].clone()
-        ),
-        (json!(1), json!(0), json!(2)),
-        "{r}"
-    );
-    let stats = s.mock("GET", "/_mock/stats", None).await;
-    assert_eq!(stats["rejected"], 1, "{stats}");
+    s.force_sync_past_a_refused_head(3).await;
     let (_, dlq) = s.call("GET", "/v1/kkt/buffer/dlq", None, &[]).await;
     assert_eq!(dlq["dlq_size"], 1, "{dlq}");
     assert_eq!(dlq["documents"][0]["response_code"], 14, "{dlq}");
