@@ -225,12 +225,10 @@ pub async fn run(config: Config) -> Result<(), RunError> {
         shop: shop.clone(),
         started: Instant::now(),
     });
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| RunError::Listen {
-            addr: config.listen.to_string(),
-            source,
-        })?;
+    let listener = http::listen(config.listen).map_err(|source| RunError::Listen {
+        addr: config.listen.to_string(),
+        source,
+    })?;
     let addr = listener.local_addr().map_err(RunError::Serve)?;
     println!("adapter listening on http://{addr}");
     let kkts: Vec<String> = config

@@ -132,13 +132,36 @@ async fn two_thousand_slow_connections_do_not_stop_a_sale() {
     // Each sale's time, or what went wrong; judged after the figures are printed.
     let mut took = Vec::new();
     let mut failures = Vec::new();
+    // A POS does what the API asks of it: a sale whose connection was closed before its head was
+    // read (in a burst of the flood's reconnects the oldest idle connection can be the POS's own,
+    // accepted a moment before) is asked again at once on a new connection with the same key,
+    // whether the close came as a definite 503 `overloaded` without `Retry-After` or as a
+    // connection closed without an answer. The sale's time counts from the first try, and the FN
+    // must hold each sale once. A 503 with `Retry-After` and a timeout are not retried here.
+    let mut retried = 0;
     for i in 0..5 {
         let sale_started = Instant::now();
-        let sent = fresh()
-            .post(format!("{}/v1/kkt/receipt", s.adapter_url))
-            .json(&lenses(&format!("flood-{i}")))
-            .send()
-            .await;
+        let mut sent = None;
+        for _ in 0..3 {
+            let answer = fresh()
+                .post(format!("{}/v1/kkt/receipt", s.adapter_url))
+                .json(&lenses(&format!("flood-{i}")))
+                .send()
+                .await;
+            let closed_for_room = match &answer {
+                Ok(a) => {
+                    a.status() == reqwest::StatusCode::SERVICE_UNAVAILABLE
+                        && !a.headers().contains_key(reqwest::header::RETRY_AFTER)
+                }
+                Err(e) => e.is_request() && !e.is_timeout(),
+            };
+            sent = Some(answer);
+            if !closed_for_room {
+                break;
+            }
+            retried += 1;
+        }
+        let sent = sent.expect("asked at least once");
         match sent {
             Ok(answer) => {
                 let status = answer.status().as_u16();
@@ -164,7 +187,7 @@ async fn two_thousand_slow_connections_do_not_stop_a_sale() {
         c.abort();
     }
     eprintln!(
-        "flood of {FLOOD_CONNECTIONS}: sales took {took:?}; {} connects, {} closed by the adapter, \
+        "flood of {FLOOD_CONNECTIONS}: sales took {took:?} ({retried} asked again on a new connection); {} connects, {} closed by the adapter, \
          {} connect failures; adapter open files {open_files} of {ADAPTER_OPEN_FILES}, \
          {refused} refusals logged, {closed_for_room} idle connections closed for room",
         flood.connected.load(Ordering::Relaxed),

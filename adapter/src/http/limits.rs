@@ -279,7 +279,11 @@ pub async fn track(
             Some(busy) => Some(busy),
             None => {
                 crate::metrics::http_limit("request_refused");
-                return overloaded("the connection is being closed; retry on a new one");
+                // Its connection was closed for room while the head was on its way: nothing to
+                // wait for, so no `Retry-After`; a new connection is served at once.
+                let mut answer = overloaded("the connection is being closed; retry on a new one");
+                answer.headers_mut().remove(header::RETRY_AFTER);
+                return answer;
             }
         },
         None => None,

@@ -31,7 +31,7 @@ pub use auth::{OPEN_REQUESTER, Requester};
 pub use convert::sale_from_request;
 pub use error::AppError;
 pub use receipt::decode_legacy_journaled_sale;
-pub use serve::{ServeConfig, serve};
+pub use serve::{ServeConfig, listen, serve};
 
 use crate::config::Config;
 use crate::service::{KktLinkState, UnresolvedInfo};

@@ -40,6 +40,23 @@ const ACCEPT_ERROR_PAUSE: Duration = Duration::from_secs(1);
 /// is asked again.
 const FREED_WAIT: Duration = Duration::from_millis(20);
 
+/// Connections the kernel queues for `accept` (capped by `net.core.somaxconn`). tokio's `bind`
+/// asks for 1024; a flood of reconnecting clients overflows that while the accept loop makes room,
+/// and a dropped SYN costs the POS's connection a one-second retransmit.
+pub const LISTEN_BACKLOG: u32 = 4096;
+
+/// Binds the POS API's listening socket with [`LISTEN_BACKLOG`] (and `SO_REUSEADDR`, as `bind`).
+pub fn listen(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// The server's timeouts.
 #[derive(Debug, Clone)]
 pub struct ServeConfig {
