@@ -11,9 +11,11 @@ pub mod ops;
 
 use std::path::PathBuf;
 use std::sync::mpsc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use kkt_proto::{Answer, DeviceError, ErrorClass, LinkConfig, LinkFailure, Reply, Request};
+use kkt_proto::{
+    Answer, DeviceError, DeviceMode, ErrorClass, LinkConfig, LinkFailure, Reply, Request,
+};
 
 pub use link::SerialLink;
 
@@ -119,6 +121,10 @@ pub struct Kkt {
     password: u32,
     /// Answers drained from the device that belonged to earlier commands (ENQ -> ACK), oldest first.
     stale: Vec<Vec<u8>>,
+    /// When this driver last saw the register at "shift open, no receipt open": a short status
+    /// saying so, or a receipt it closed itself. Any command that may change the register's mode,
+    /// and any failure, forgets it. See [`Kkt::known_ready`].
+    ready_seen: Option<Instant>,
 }
 
 impl Kkt {
@@ -127,15 +133,39 @@ impl Kkt {
             link: SerialLink::new(config.port.clone(), config.baud, config.link.clone()),
             password: config.password,
             stale: Vec::new(),
+            ready_seen: None,
         }
+    }
+
+    /// True when the register is known to be at "shift open, no receipt open" without asking it:
+    /// this driver saw it so less than [`READY_KNOWN_FOR`] ago and has sent nothing since that
+    /// could change it. A sale then skips its short status (one command of seven). What can still
+    /// change the mode behind the driver (the shift passing 24 hours, a device restarted by hand)
+    /// makes the device refuse the first item, definitely, and the sale asks the status then
+    /// ([`ops::sell`]).
+    pub fn known_ready(&self) -> bool {
+        self.ready_seen
+            .is_some_and(|seen| seen.elapsed() < READY_KNOWN_FOR)
+    }
+
+    /// Records that the register is at "shift open, no receipt open" now (a receipt just closed).
+    pub fn note_ready(&mut self) {
+        self.ready_seen = Some(Instant::now());
     }
 
     /// Runs one command and returns its typed answer, or the device's error. A device that answers
     /// "busy" (still printing the previous command) is asked again after a short pause, a bounded
     /// number of times: it did not execute the command, so repeating it is safe.
     pub fn call(&mut self, req: &Request) -> Result<Answer, KktError> {
-        let started = std::time::Instant::now();
+        let started = Instant::now();
         let result = self.call_retrying_busy(req);
+        self.ready_seen = match &result {
+            Ok(Answer::ShortStatus(s)) => {
+                (DeviceMode::from_byte(s.mode).0 == DeviceMode::ShiftOpen).then_some(started)
+            }
+            Ok(_) if leaves_mode_alone(req) => self.ready_seen,
+            _ => None,
+        };
         let error_code = result.as_ref().err().map(KktError::metric_code);
         crate::metrics::kkt_command(
             &req.code().to_string(),
@@ -186,9 +216,36 @@ impl Kkt {
 
     /// Drops the port so the next command reopens it (the device may have been replugged).
     pub fn reset_port(&mut self) {
+        self.ready_seen = None;
         self.link.close();
     }
 }
+
+/// Commands that only read the register or move data between the FN and the OFD: none opens,
+/// closes or cancels a receipt or a shift, so the register's mode is what it was before them.
+fn leaves_mode_alone(req: &Request) -> bool {
+    matches!(
+        req,
+        Request::ShortStatus
+            | Request::FnStatus
+            | Request::FnShiftParams
+            | Request::FnExchangeStatus
+            | Request::FnUnconfirmedCount
+            | Request::FnFindDocument { .. }
+            | Request::FnReadDocument { .. }
+            | Request::FnReadDocumentBlock
+            | Request::FnReadTicket { .. }
+            | Request::FnReadBufferStatus
+            | Request::FnReadBufferBlock { .. }
+            | Request::FnStartWriteBuffer { .. }
+            | Request::FnWriteBufferBlock { .. }
+            | Request::DeviceType
+    )
+}
+
+/// How long a register seen ready is taken to stay so without asking. Sales seconds apart (a
+/// busy till, a drained backlog) skip the status; an idle register is asked first, as before.
+const READY_KNOWN_FOR: Duration = Duration::from_secs(10);
 
 type Job = Box<dyn FnOnce(&mut Kkt) + Send>;
 
@@ -226,12 +283,18 @@ impl KktHandle {
         let job: Job = Box::new(move |kkt| {
             let _ = done_tx.send(f(kkt));
         });
-        let tx = self.tx.clone();
-        // The queue is bounded: waiting for a slot must not block the async runtime.
-        tokio::task::spawn_blocking(move || tx.send(job))
-            .await
-            .map_err(|_| KktError::Stopped)?
-            .map_err(|_| KktError::Stopped)?;
+        match self.tx.try_send(job) {
+            Ok(()) => {}
+            Err(mpsc::TrySendError::Disconnected(_)) => return Err(KktError::Stopped),
+            Err(mpsc::TrySendError::Full(job)) => {
+                // The queue is bounded: waiting for a slot must not block the async runtime.
+                let tx = self.tx.clone();
+                tokio::task::spawn_blocking(move || tx.send(job))
+                    .await
+                    .map_err(|_| KktError::Stopped)?
+                    .map_err(|_| KktError::Stopped)?;
+            }
+        }
         done_rx.await.map_err(|_| KktError::Stopped)
     }
 }

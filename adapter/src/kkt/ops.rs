@@ -3,7 +3,7 @@
 //!
 //! All of these run on the driver thread (blocking) and are called through [`super::KktHandle::run`].
 
-use kkt_proto::{Answer, DeviceMode, Request};
+use kkt_proto::{Answer, DeviceError, DeviceMode, ErrorClass, Request};
 
 use super::commands::receipt_commands;
 use super::{Kkt, KktError};
@@ -173,6 +173,54 @@ pub fn prepare_for_sale(
     Ok(produced)
 }
 
+/// What [`sell`] produced: the shift documents it made on the way (to be journaled), and the
+/// receipt's outcome.
+pub type SaleOutcome = (Vec<FiscalDocument>, Result<FiscalDocument, FiscalizeError>);
+
+/// Prepares the register ([`prepare_for_sale`]) and fiscalizes `sale` ([`fiscalize`]).
+///
+/// A register this driver knows to be ready ([`Kkt::known_ready`]) is not asked its mode first. If
+/// it turns out not to be (the shift passed 24 hours, or was closed or a receipt opened behind the
+/// driver), the first item is refused with a shift or document error: definitely, nothing was
+/// printed and the half-built receipt was cancelled. Then the sale is prepared as if the status
+/// had been read, and tried once more. A refusal the status could not have prevented (no paper,
+/// bad parameters) is the sale's outcome as before, with no second try.
+pub fn sell(
+    kkt: &mut Kkt,
+    auto_open_shift: bool,
+    sale: &Sale,
+    receipt_id: &str,
+) -> Result<SaleOutcome, KktError> {
+    let skipped_status = kkt.known_ready();
+    let mut shifts = if skipped_status {
+        Vec::new()
+    } else {
+        prepare_for_sale(kkt, auto_open_shift)?
+    };
+    let mut result = fiscalize(kkt, sale, receipt_id);
+    let again = match &result {
+        // An earlier session's commands ran in the middle of the receipt and it was cancelled
+        // before its close: once more, now that the line is clean.
+        Err(FiscalizeError::Definite(KktError::Interfered { .. })) => true,
+        Err(FiscalizeError::Definite(e)) => {
+            skipped_status
+                && e.device_error().is_some_and(|d| {
+                    matches!(d.class(), ErrorClass::Shift | ErrorClass::Document)
+                        || matches!(d, DeviceError::WrongMode | DeviceError::WrongSubmode)
+                })
+        }
+        _ => false,
+    };
+    if again {
+        if skipped_status {
+            tracing::info!(error = %result.as_ref().err().map(ToString::to_string).unwrap_or_default(), "the KKT was not ready as last seen; reading its status and trying the receipt again");
+        }
+        shifts.extend(prepare_for_sale(kkt, auto_open_shift)?);
+        result = fiscalize(kkt, sale, receipt_id);
+    }
+    Ok((shifts, result))
+}
+
 /// Fiscalizes `sale` as one receipt carrying tag 1192 = `receipt_id`: items (FF46), extra TLV (FF0C),
 /// close (FF45), then reads the document back. The device must be prepared ([`prepare_for_sale`]).
 pub fn fiscalize(
@@ -211,7 +259,11 @@ pub fn fiscalize(
         return Err(before_close(kkt, e));
     }
     let doc = match kkt.call(&commands.close) {
-        Ok(Answer::CloseReceipt(doc)) => doc,
+        Ok(Answer::CloseReceipt(doc)) => {
+            // The receipt is closed and the shift was open for it: ready for the next one.
+            kkt.note_ready();
+            doc
+        }
         Ok(other) => return Err(FiscalizeError::Indeterminate(unexpected("FF45", &other))),
         Err(e) if e.is_definite() => return Err(before_close(kkt, e)),
         Err(e) => return Err(FiscalizeError::Indeterminate(e)),

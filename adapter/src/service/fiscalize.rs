@@ -66,25 +66,7 @@ impl Fiscalizer {
         let outcome = self
             .inner
             .kkt
-            .run(
-                move |kkt| -> Result<
-                    (Vec<FiscalDocument>, Result<FiscalDocument, FiscalizeError>),
-                    KktError,
-                > {
-                    let mut shifts = ops::prepare_for_sale(kkt, auto)?;
-                    let mut result = ops::fiscalize(kkt, &sale, &receipt_id);
-                    // An earlier session's commands ran in the middle of the receipt and it was
-                    // cancelled before its close: once more, now that the line is clean.
-                    if matches!(
-                        result,
-                        Err(FiscalizeError::Definite(KktError::Interfered { .. }))
-                    ) {
-                        shifts.extend(ops::prepare_for_sale(kkt, auto)?);
-                        result = ops::fiscalize(kkt, &sale, &receipt_id);
-                    }
-                    Ok((shifts, result))
-                },
-            )
+            .run(move |kkt| ops::sell(kkt, auto, &sale, &receipt_id))
             .await;
         let fiscal = match outcome {
             Ok(Ok((shifts, fiscal))) => {

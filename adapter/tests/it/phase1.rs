@@ -426,3 +426,100 @@ async fn a_journaled_sale_of_a_newer_version_is_refused_by_name_never_guessed() 
     assert!(why.contains("version 2"), "{why}");
     assert!(s.fn_receipts().await.is_empty());
 }
+
+/// How many times the emulator ran command `code` between two `/_emu/commands` readings.
+fn ran(before: &Value, after: &Value, code: &str) -> u64 {
+    let count = |v: &Value| v["by_code"][code].as_u64().unwrap_or(0);
+    count(after) - count(before)
+}
+
+/// A register the adapter saw ready a moment ago is not asked its mode before the next sale; when
+/// it stopped being ready behind the adapter (its shift passed 24 hours), the first item is refused
+/// definitely, and the same sale then reads the status, closes and opens the shift, and prints once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_register_seen_ready_is_not_asked_again_and_a_shift_past_24_hours_is_caught_at_the_first_item()
+ {
+    let s = Stack::with_manual_sync().await;
+    let (code, first) = s.post_receipt(lenses("ready-1")).await;
+    assert_eq!(
+        (code, first["fiscal"]["fd_number"].clone()),
+        (200, json!(2)),
+        "{first}"
+    );
+
+    let before = s.emu("GET", "/_emu/commands", None).await;
+    let (code, second) = s.post_receipt(lenses("ready-2")).await;
+    let after = s.emu("GET", "/_emu/commands", None).await;
+    assert_eq!(
+        (code, second["status"].clone()),
+        (200, json!("printed")),
+        "{second}"
+    );
+    assert_eq!(second["fiscal"]["fd_number"], 3, "{second}");
+    assert_eq!(
+        (
+            ran(&before, &after, "10"),
+            ran(&before, &after, "FF46"),
+            ran(&before, &after, "FF45")
+        ),
+        (0, 1, 1),
+        "the second sale went straight to its item: {before} -> {after}"
+    );
+
+    // The shift passes 24 hours while the adapter still holds the register as ready.
+    s.emu("POST", "/_emu/clock", Some(json!({"offset_s": 25 * 3600})))
+        .await;
+    let state = s.emu("GET", "/_emu/state", None).await;
+    assert_eq!(
+        state["mode"], 3,
+        "the emulator's shift is past 24 hours: {state}"
+    );
+    let before = s.emu("GET", "/_emu/commands", None).await;
+    let (code, third) = s.post_receipt(lenses("ready-3")).await;
+    let after = s.emu("GET", "/_emu/commands", None).await;
+    assert_eq!(
+        (code, third["status"].clone()),
+        (200, json!("printed")),
+        "{third}"
+    );
+    // FD 4 closes the old shift, FD 5 opens shift 2, FD 6 is the receipt.
+    assert_eq!(third["fiscal"]["fd_number"], 6, "{third}");
+    assert_eq!(third["fiscal"]["shift_number"], 2, "{third}");
+    assert_eq!(
+        (
+            ran(&before, &after, "FF46"),
+            ran(&before, &after, "FF43"),
+            ran(&before, &after, "FF0B"),
+            ran(&before, &after, "FF45")
+        ),
+        (2, 1, 1, 1),
+        "the first item was refused, the shift closed and opened, the item sent again: {before} -> {after}"
+    );
+    assert!(ran(&before, &after, "10") >= 1, "{before} -> {after}");
+    let receipts = s.fn_receipts().await;
+    let ids: Vec<_> = receipts.iter().map(|r| r["tag_1192"].clone()).collect();
+    assert_eq!(
+        ids,
+        vec![
+            first["receipt_id"].clone(),
+            second["receipt_id"].clone(),
+            third["receipt_id"].clone()
+        ],
+        "each sale printed once"
+    );
+
+    // A refusal the status could not have foreseen (no paper) is the sale's answer, with no
+    // second try.
+    s.emu("POST", "/_emu/fault", Some(json!({"kind": "paper_out"})))
+        .await;
+    let before = s.emu("GET", "/_emu/commands", None).await;
+    let (code, e) = s.post_receipt(lenses("ready-4")).await;
+    let after = s.emu("GET", "/_emu/commands", None).await;
+    assert_eq!(
+        (code, e["code"].clone(), e["definite"].clone()),
+        (409, json!("kkt_refused"), json!(true)),
+        "{e}"
+    );
+    assert_eq!(ran(&before, &after, "FF46"), 1, "{before} -> {after}");
+    assert_eq!(s.fn_receipts().await.len(), 3);
+}
