@@ -112,6 +112,8 @@ const RATIOS: &[(&str, &str)] = &[
     ("drain.unpaced_rate", "drain.wire_limit_115200"),
     ("drain.unpaced_rate", "ceiling.ofd_bare_client"),
     ("drain.unpaced_rate", "drain.serial_ceiling"),
+    ("sale.adapter_ms", "sale.adapter_floor_ms"),
+    ("drain.adapter_ms", "drain.adapter_floor_ms"),
     ("drain.paced_rate", "drain.design_ceiling"),
     ("drain.paced_rate", "drain.wire_limit_115200"),
     ("drain.paced_rate", "ceiling.ofd_bare_client"),
@@ -172,6 +174,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         Err(_) => eprintln!("bench: scratch directory kept: {}", relative(&scratch)),
     }
     result?;
+    derive_floors(&mut figures);
     // Ratios first: a figure kept by `--only` may be measured against one it filters out.
     apply_ratios(&mut figures);
     if let Some(prefix) = &options.only {
@@ -204,6 +207,61 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// For the sale and the drained document: the part of `{unit}.adapter_ms` the machine alone
+/// already costs, `{unit}.adapter_floor_ms` (each journal commit at the rate of
+/// `ceiling.sqlite_commit_rows_1`, each KKT command as two `ceiling.pty_round_trip`s: ENQ -> NAK,
+/// frame -> ACK and answer), and the rest, `{unit}.adapter_beyond_floor_ms`: HTTP, JSON, SQL
+/// and the adapter's own hand-offs. Derived repetition by repetition (the i-th of each figure),
+/// so each keeps its spread; absent when a figure it needs was not measured (`--only`).
+fn derive_floors(figures: &mut Vec<Figure>) {
+    let runs = |figures: &[Figure], name: &str| {
+        figures
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.runs.clone())
+    };
+    let (Some(commit_rate), Some(pty_us)) = (
+        runs(figures, "ceiling.sqlite_commit_rows_1"),
+        runs(figures, "ceiling.pty_round_trip"),
+    ) else {
+        return;
+    };
+    for unit in ["sale", "drain"] {
+        let (Some(adapter), Some(commits), Some(commands)) = (
+            runs(figures, &format!("{unit}.adapter_ms")),
+            runs(figures, &format!("{unit}.journal_commits")),
+            runs(figures, &format!("{unit}.kkt_round_trips")),
+        ) else {
+            continue;
+        };
+        let n = [&adapter, &commits, &commands, &commit_rate, &pty_us]
+            .iter()
+            .map(|r| r.len())
+            .min()
+            .unwrap_or(0);
+        if n == 0 {
+            continue;
+        }
+        let floor: Vec<f64> = (0..n)
+            .map(|i| {
+                commits[i] * 1e3 / commit_rate[i].max(f64::MIN_POSITIVE)
+                    + commands[i] * 2.0 * pty_us[i] / 1e3
+            })
+            .collect();
+        let beyond = (0..n).map(|i| adapter[i] - floor[i]).collect();
+        let mut f = Figure::new(&format!("{unit}.adapter_floor_ms"), "ms", floor);
+        f.note = Some(format!(
+            "derived: {unit}.journal_commits / ceiling.sqlite_commit_rows_1 + {unit}.kkt_round_trips x 2 x ceiling.pty_round_trip: what the journal's fsyncs and the pty cost at best, inside {unit}.adapter_ms"
+        ));
+        figures.push(f);
+        let mut f = Figure::new(&format!("{unit}.adapter_beyond_floor_ms"), "ms", beyond);
+        f.note = Some(format!(
+            "derived: {unit}.adapter_ms minus {unit}.adapter_floor_ms: HTTP, JSON, SQL and the adapter's hand-offs between its tasks and threads"
+        ));
+        figures.push(f);
+    }
 }
 
 fn apply_ratios(figures: &mut [Figure]) {
@@ -243,6 +301,37 @@ fn relative(path: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_floor_of_a_sale_is_derived_repetition_by_repetition() {
+        let mut figures = vec![
+            Figure::new(
+                "ceiling.sqlite_commit_rows_1",
+                "rows/s",
+                vec![4000.0, 5000.0, 2000.0],
+            ),
+            Figure::new("ceiling.pty_round_trip", "us", vec![50.0, 100.0, 50.0]),
+            Figure::new("sale.adapter_ms", "ms", vec![2.0, 3.0, 2.5]),
+            Figure::new("sale.journal_commits", "commits", vec![3.0, 3.0, 3.0]),
+            Figure::new("sale.kkt_round_trips", "commands", vec![6.0, 6.0, 6.0]),
+        ];
+        derive_floors(&mut figures);
+        let runs = |name: &str| {
+            figures
+                .iter()
+                .find(|f| f.name == name)
+                .unwrap_or_else(|| panic!("{name} derived"))
+                .runs
+                .iter()
+                .map(|v| (v * 1e6).round() / 1e6)
+                .collect::<Vec<_>>()
+        };
+        // 3 commits at 4,000/s = 0.75 ms, 6 commands x 2 x 50 us = 0.6 ms.
+        assert_eq!(runs("sale.adapter_floor_ms"), vec![1.35, 1.8, 2.1]);
+        assert_eq!(runs("sale.adapter_beyond_floor_ms"), vec![0.65, 1.2, 0.4]);
+        // The drain's figures were not measured: nothing is made up for it.
+        assert!(!figures.iter().any(|f| f.name.starts_with("drain.")));
+    }
 
     #[test]
     fn options_are_parsed_and_unknown_ones_refused() {
