@@ -255,11 +255,13 @@ impl Requests {
 }
 
 /// A refusal for load, with the `Retry-After` header.
-fn overloaded(message: &str) -> Response {
+fn overloaded(message: &str, retry_after: bool) -> Response {
     let mut answer = AppError::definite(ErrorCode::Overloaded, message).into_response();
-    answer
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_S));
+    if retry_after {
+        answer
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(RETRY_AFTER_S));
+    }
     answer
         .headers_mut()
         .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -281,9 +283,7 @@ pub async fn track(
                 crate::metrics::http_limit("request_refused");
                 // Its connection was closed for room while the head was on its way: nothing to
                 // wait for, so no `Retry-After`; a new connection is served at once.
-                let mut answer = overloaded("the connection is being closed; retry on a new one");
-                answer.headers_mut().remove(header::RETRY_AFTER);
-                return answer;
+                return overloaded("the connection is being closed; retry on a new one", false);
             }
         },
         None => None,
@@ -291,7 +291,10 @@ pub async fn track(
     let Ok(permit) = requests.in_progress.clone().try_acquire_owned() else {
         crate::metrics::http_limit("request_refused");
         tracing::warn!("at the bound of concurrent requests: refused one");
-        return overloaded("the adapter is at its bound of concurrent requests; retry shortly");
+        return overloaded(
+            "the adapter is at its bound of concurrent requests; retry shortly",
+            true,
+        );
     };
     let answer = next.run(request).await;
     hold_until_sent(answer, (busy, permit))

@@ -148,11 +148,6 @@ impl Kkt {
             .is_some_and(|seen| seen.elapsed() < READY_KNOWN_FOR)
     }
 
-    /// Records that the register is at "shift open, no receipt open" now (a receipt just closed).
-    pub fn note_ready(&mut self) {
-        self.ready_seen = Some(Instant::now());
-    }
-
     /// Runs one command and returns its typed answer, or the device's error. A device that answers
     /// "busy" (still printing the previous command) is asked again after a short pause, a bounded
     /// number of times: it did not execute the command, so repeating it is safe.
@@ -163,6 +158,8 @@ impl Kkt {
             Ok(Answer::ShortStatus(s)) => {
                 (DeviceMode::from_byte(s.mode).0 == DeviceMode::ShiftOpen).then_some(started)
             }
+            // A receipt closed: the shift was open for it, and no receipt is open now.
+            Ok(Answer::CloseReceipt(_)) => Some(started),
             Ok(_) if leaves_mode_alone(req) => self.ready_seen,
             _ => None,
         };

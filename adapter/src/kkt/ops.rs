@@ -212,8 +212,8 @@ pub fn sell(
         _ => false,
     };
     if again {
-        if skipped_status {
-            tracing::info!(error = %result.as_ref().err().map(ToString::to_string).unwrap_or_default(), "the KKT was not ready as last seen; reading its status and trying the receipt again");
+        if skipped_status && let Err(e) = &result {
+            tracing::info!(error = %e, "the KKT was not ready as last seen; reading its status and trying the receipt again");
         }
         shifts.extend(prepare_for_sale(kkt, auto_open_shift)?);
         result = fiscalize(kkt, sale, receipt_id);
@@ -259,11 +259,7 @@ pub fn fiscalize(
         return Err(before_close(kkt, e));
     }
     let doc = match kkt.call(&commands.close) {
-        Ok(Answer::CloseReceipt(doc)) => {
-            // The receipt is closed and the shift was open for it: ready for the next one.
-            kkt.note_ready();
-            doc
-        }
+        Ok(Answer::CloseReceipt(doc)) => doc,
         Ok(other) => return Err(FiscalizeError::Indeterminate(unexpected("FF45", &other))),
         Err(e) if e.is_definite() => return Err(before_close(kkt, e)),
         Err(e) => return Err(FiscalizeError::Indeterminate(e)),

@@ -433,6 +433,14 @@ fn ran(before: &Value, after: &Value, code: &str) -> u64 {
     count(after) - count(before)
 }
 
+/// Posts a sale and returns its answer with the emulator's `/_emu/commands` before and after.
+async fn sale_between_command_counts(s: &Stack, key: &str) -> (u16, Value, Value, Value) {
+    let before = s.emu("GET", "/_emu/commands", None).await;
+    let (code, answer) = s.post_receipt(lenses(key)).await;
+    let after = s.emu("GET", "/_emu/commands", None).await;
+    (code, answer, before, after)
+}
+
 /// A register the adapter saw ready a moment ago is not asked its mode before the next sale; when
 /// it stopped being ready behind the adapter (its shift passed 24 hours), the first item is refused
 /// definitely, and the same sale then reads the status, closes and opens the shift, and prints once.
@@ -447,9 +455,7 @@ async fn a_register_seen_ready_is_not_asked_again_and_a_shift_past_24_hours_is_c
         "{first}"
     );
 
-    let before = s.emu("GET", "/_emu/commands", None).await;
-    let (code, second) = s.post_receipt(lenses("ready-2")).await;
-    let after = s.emu("GET", "/_emu/commands", None).await;
+    let (code, second, before, after) = sale_between_command_counts(&s, "ready-2").await;
     assert_eq!(
         (code, second["status"].clone()),
         (200, json!("printed")),
@@ -474,9 +480,7 @@ async fn a_register_seen_ready_is_not_asked_again_and_a_shift_past_24_hours_is_c
         state["mode"], 3,
         "the emulator's shift is past 24 hours: {state}"
     );
-    let before = s.emu("GET", "/_emu/commands", None).await;
-    let (code, third) = s.post_receipt(lenses("ready-3")).await;
-    let after = s.emu("GET", "/_emu/commands", None).await;
+    let (code, third, before, after) = sale_between_command_counts(&s, "ready-3").await;
     assert_eq!(
         (code, third["status"].clone()),
         (200, json!("printed")),
@@ -512,9 +516,7 @@ async fn a_register_seen_ready_is_not_asked_again_and_a_shift_past_24_hours_is_c
     // second try.
     s.emu("POST", "/_emu/fault", Some(json!({"kind": "paper_out"})))
         .await;
-    let before = s.emu("GET", "/_emu/commands", None).await;
-    let (code, e) = s.post_receipt(lenses("ready-4")).await;
-    let after = s.emu("GET", "/_emu/commands", None).await;
+    let (code, e, before, after) = sale_between_command_counts(&s, "ready-4").await;
     assert_eq!(
         (code, e["code"].clone(), e["definite"].clone()),
         (409, json!("kkt_refused"), json!(true)),
