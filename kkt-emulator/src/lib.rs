@@ -309,9 +309,9 @@ pub fn main_entry() -> ExitCode {
         // Colour codes only on a terminal: in a log file they are noise.
         .with_ansi(std::io::stderr().is_terminal())
         .init();
-    // Paced, every byte's release is a timed sleep, six of them a command; the kernel lets each
-    // run late by the thread's timer slack (50 us by default, over half a byte time at 115200
-    // baud). The line the emulator plays has no such lateness, so its threads ask for none.
+    // Paced, a write's bytes are released by timed sleeps; the kernel lets each run late by the
+    // thread's timer slack (50 us by default, over half a byte time at 115200 baud). The line the
+    // emulator plays has no such lateness, so its threads ask for none.
     set_exact_timers();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

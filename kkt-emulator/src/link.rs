@@ -61,17 +61,17 @@ pub async fn run(pty: Arc<Pty>, shared: Arc<Shared>) -> Result<(), PtyError> {
         } else {
             wire.pty.read(&mut buf).await?
         };
-        // Paced, the bytes are not heard before the line could have carried them.
-        wire.pty.pace_received(n).await;
-        // The last byte of any request in these bytes arrived by now: its command time starts here.
-        let received_at = Instant::now();
+        // Paced, the bytes are not heard before the line could have carried them: nothing answers them
+        // sooner. The last byte of any request in them arrives then, and its command time starts there.
+        let heard = wire.pty.hear(n);
+        let received_at = heard.unwrap_or_else(Instant::now);
         if !wire.shared.powered() {
             // A powered-off device hears nothing; the link restarts clean at power-on.
             wire.link = DeviceLink::new();
             continue;
         }
         let outputs: VecDeque<DeviceOutput> = wire.link.bytes_in(&buf[..n]).into();
-        wire.handle(outputs, received_at).await?;
+        wire.handle(outputs, heard, received_at).await?;
     }
 }
 
@@ -86,9 +86,11 @@ fn undecodable(payload: &[u8], e: &DecodeError) -> Option<Executed> {
 }
 
 impl Wire {
+    /// Acts on what the link made of bytes heard at `heard` (paced) and received at `received_at`.
     async fn handle(
         &mut self,
         mut outputs: VecDeque<DeviceOutput>,
+        heard: Option<Instant>,
         received_at: Instant,
     ) -> Result<(), PtyError> {
         while let Some(out) = outputs.pop_front() {
@@ -104,13 +106,13 @@ impl Wire {
                     let Some(DeviceOutput::Request(payload)) = outputs.pop_front() else {
                         continue;
                     };
-                    self.request(bytes, payload, received_at).await?;
+                    self.request(bytes, payload, heard, received_at).await?;
                 }
                 DeviceOutput::Write(bytes) => {
-                    self.pty.write_all(&bytes).await?;
+                    self.pty.write_all(&bytes, heard).await?;
                 }
                 DeviceOutput::Request(payload) => {
-                    self.request(vec![ACK], payload, received_at).await?;
+                    self.request(vec![ACK], payload, heard, received_at).await?;
                 }
                 DeviceOutput::BadFrame(e) => tracing::debug!(error = %e, "bad frame NAKed"),
             }
@@ -118,51 +120,116 @@ impl Wire {
         Ok(())
     }
 
-    /// Drops the request the link handed over without answering it (the NAK fault and unreadable frames).
-    fn abandon(&mut self) {
-        let _ = self.link.answer_ready(&[0x10, 0]);
-        // Our own ACK clears the held dummy answer, so nothing is re-delivered on ENQ.
-        let _ = self.link.bytes_in(&[ACK]);
-    }
-
-    /// Acknowledges, executes and answers one request whose last byte arrived at `received_at`.
+    /// Acknowledges, executes and answers one request whose last byte arrived at `received_at` (paced:
+    /// `heard`, where the ACK starts on the line).
     async fn request(
         &mut self,
         ack: Vec<u8>,
         payload: Vec<u8>,
+        heard: Option<Instant>,
         received_at: Instant,
     ) -> Result<(), PtyError> {
         let cmd_code = CommandCode::split(&payload).map_or(0, |(c, _)| c.value());
         let mut fx = Effects::default();
         self.shared.take_faults(cmd_code, PRE_EXEC, &mut fx);
         if fx.nak {
-            self.abandon();
-            self.pty.write_all(&[NAK]).await?;
+            abandon(&mut self.link);
+            self.pty.write_all(&[NAK], heard).await?;
             return Ok(());
         }
-        let paced = self.pty.write_all(&ack).await?;
-        let executed = match Request::from_payload(&payload) {
-            Ok(_) if fx.busy => Some(exec::error(
-                CommandCode::split(&payload).map_or(CommandCode::SHORT_STATUS, |(c, _)| c),
+        let noise = if fx.garbage { self.noise() } else { Vec::new() };
+        // The ACK, the execution (it fsyncs the FN state) and the answer are one step on a blocking
+        // thread: paced, every hand-over between the runtime and a thread is time a real device does
+        // not spend between the bytes.
+        let mut step = Step {
+            pty: Arc::clone(&self.pty),
+            shared: Arc::clone(&self.shared),
+            link: std::mem::take(&mut self.link),
+            cmd_code,
+            fx,
+            noise,
+        };
+        let (link, result) = tokio::task::spawn_blocking(move || {
+            let result = step.run(&ack, &payload, heard, received_at);
+            (step.link, result)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            tracing::error!(error = %e, "the request step failed; the link restarts clean");
+            (DeviceLink::new(), Ok(()))
+        });
+        self.link = link;
+        result
+    }
+
+    /// A few noise bytes that are not protocol control bytes (a line glitch, not a protocol message).
+    fn noise(&mut self) -> Vec<u8> {
+        let len = self.noise.random_range(3..=8);
+        (0..len)
+            .map(|_| {
+                let b: u8 = self.noise.random();
+                // Flipping the top bit turns a control byte into a plain one (0x02 -> 0x82, ...).
+                if [STX, ENQ, ACK, NAK].contains(&b) {
+                    b ^ 0x80
+                } else {
+                    b
+                }
+            })
+            .collect()
+    }
+}
+
+/// Drops the request the link handed over without answering it (the NAK fault and unreadable frames).
+fn abandon(link: &mut DeviceLink) {
+    let _ = link.answer_ready(&[0x10, 0]);
+    // Our own ACK clears the held dummy answer, so nothing is re-delivered on ENQ.
+    let _ = link.bytes_in(&[ACK]);
+}
+
+/// One request from its ACK to its answer, run on a blocking thread.
+struct Step {
+    pty: Arc<Pty>,
+    shared: Arc<Shared>,
+    link: DeviceLink,
+    cmd_code: u16,
+    /// The faults decided before execution.
+    fx: Effects,
+    /// The garbage fault's bytes (empty without it).
+    noise: Vec<u8>,
+}
+
+impl Step {
+    fn run(
+        &mut self,
+        ack: &[u8],
+        payload: &[u8],
+        heard: Option<Instant>,
+        received_at: Instant,
+    ) -> Result<(), PtyError> {
+        let paced = self.pty.send_blocking(ack, heard)?;
+        let executed = match Request::from_payload(payload) {
+            Ok(_) if self.fx.busy => Some(exec::error(
+                CommandCode::split(payload).map_or(CommandCode::SHORT_STATUS, |(c, _)| c),
                 DeviceError::PrintingPrevious,
             )),
             Ok((password, req)) => {
-                let shared = Arc::clone(&self.shared);
-                // Execution fsyncs the FN state, so it runs on the blocking pool.
-                tokio::task::spawn_blocking(move || shared.execute(password, &req))
-                    .await
-                    .ok()
+                let shared = &self.shared;
+                // A device that fails mid-command answers nothing; the host's timeout covers it.
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    shared.execute(password, &req)
+                }))
+                .ok()
             }
-            Err(e) => undecodable(&payload, &e),
+            Err(e) => undecodable(payload, &e),
         };
         let Some(executed) = executed else {
-            self.abandon();
+            abandon(&mut self.link);
             return Ok(());
         };
-        if executed.committed_fd.is_some() || self.shared.power_cut_armed_for(cmd_code) {
+        if executed.committed_fd.is_some() || self.shared.power_cut_armed_for(self.cmd_code) {
             let mut cut = Effects::default();
             self.shared
-                .take_faults(cmd_code, &[FaultKind::PowerCutAfterCommit], &mut cut);
+                .take_faults(self.cmd_code, &[FaultKind::PowerCutAfterCommit], &mut cut);
             if cut.power_cut {
                 tracing::info!(fd = ?executed.committed_fd, "power cut after commit");
                 self.shared.power_off();
@@ -184,58 +251,40 @@ impl Wire {
             }
         };
         let writes = self.link.answer_ready(&payload).unwrap_or_default();
-        self.send_answer(writes, &fx, received_at, paced).await
+        self.send_answer(writes, received_at, paced)
     }
 
     /// Sends the answer as the faults ask. The command time ends right before its first byte; `paced` is
     /// the pacing already spent on bytes since `received_at` (the ACK), which is line time, not device time.
-    async fn send_answer(
+    fn send_answer(
         &mut self,
         writes: Vec<DeviceOutput>,
-        fx: &Effects,
         received_at: Instant,
         mut paced: Duration,
     ) -> Result<(), PtyError> {
-        if fx.drop_answer {
+        if self.fx.drop_answer {
             // Committed and held: the host gets it only by asking with ENQ.
             return Ok(());
         }
-        if fx.slow_ms > 0 {
-            tokio::time::sleep(Duration::from_millis(fx.slow_ms)).await;
+        if self.fx.slow_ms > 0 {
+            std::thread::sleep(Duration::from_millis(self.fx.slow_ms));
         }
-        if fx.garbage {
-            let noise = self.noise();
-            paced += self.pty.write_all(&noise).await?;
+        if !self.noise.is_empty() {
+            paced += self.pty.send_blocking(&self.noise, None)?;
         }
         let counters = self.shared.counters();
         counters.command_time(received_at.elapsed().saturating_sub(paced));
         for w in writes {
             if let DeviceOutput::Write(mut bytes) = w {
-                if fx.bad_lrc
+                if self.fx.bad_lrc
                     && let Some(last) = bytes.last_mut()
                 {
                     // The link keeps the good frame; the host NAKs this one and gets the good one on ENQ.
                     *last ^= 0xFF;
                 }
-                self.pty.write_all(&bytes).await?;
+                self.pty.send_blocking(&bytes, None)?;
             }
         }
         Ok(())
-    }
-
-    /// A few noise bytes that are not protocol control bytes (a line glitch, not a protocol message).
-    fn noise(&mut self) -> Vec<u8> {
-        let len = self.noise.random_range(3..=8);
-        (0..len)
-            .map(|_| {
-                let b: u8 = self.noise.random();
-                // Flipping the top bit turns a control byte into a plain one (0x02 -> 0x82, ...).
-                if [STX, ENQ, ACK, NAK].contains(&b) {
-                    b ^ 0x80
-                } else {
-                    b
-                }
-            })
-            .collect()
     }
 }

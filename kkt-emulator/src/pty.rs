@@ -54,8 +54,11 @@ pub struct Pty {
     link_path: PathBuf,
     byte_delay: Option<Duration>,
     /// Paced only: when the last byte read from the host could have arrived over the line (the receive
-    /// clock of [`Pty::pace_received`]).
+    /// clock of [`Pty::hear`]).
     rx_ready: Mutex<Option<Instant>>,
+    /// Paced only: when the last byte of our latest write has crossed the line on its ideal timeline (the
+    /// send clock of [`Pty::write_all`]); a write never starts while an earlier one is still on the line.
+    tx_free: Mutex<Option<Instant>>,
     counters: Arc<Counters>,
     /// Frame tracking of each direction; only the wire loop reads and writes, so the locks are uncontended.
     scan_from_host: Mutex<FrameScan>,
@@ -101,6 +104,7 @@ impl Pty {
             link_path: link.to_path_buf(),
             byte_delay: baud.map(byte_delay_for_baud),
             rx_ready: Mutex::new(None),
+            tx_free: Mutex::new(None),
             counters,
             scan_from_host: Mutex::new(FrameScan::default()),
             scan_to_host: Mutex::new(FrameScan::default()),
@@ -118,7 +122,7 @@ impl Pty {
     }
 
     /// Reads whatever bytes are available, waiting until at least one is. The host's bytes reach the pty at
-    /// once; a paced reader calls [`Pty::pace_received`] before acting on them.
+    /// once; a paced reader asks [`Pty::hear`] when they could have arrived before answering them.
     pub async fn read(&self, buf: &mut [u8]) -> Result<usize, PtyError> {
         loop {
             let mut guard = self.master.readable().await.map_err(io("poll"))?;
@@ -137,18 +141,15 @@ impl Pty {
         }
     }
 
-    /// Paced: waits until `n` bytes just read could have come in over the line, and counts that wait as
-    /// line time; unpaced it returns at once. The receive clock moves by `n` byte times from the later of
-    /// now and the end of the previous bytes, so a host writing at pty speed is heard no faster than a real
-    /// line carries its bytes. It is a separate step from [`Pty::read`] so a read cancelled by the byte
-    /// timeout never loses bytes it already took from the pty.
-    pub async fn pace_received(&self, n: usize) {
-        let Some(delay) = self.byte_delay else {
-            return;
-        };
-        if n == 0 {
-            return;
-        }
+    /// Paced: when the last of `n` bytes just read could have come in over the line, counted as line time;
+    /// `None` unpaced. The receive clock moves by `n` byte times from the later of now and the end of the
+    /// previous bytes, so a host writing at pty speed is heard no faster than a real line carries its bytes.
+    ///
+    /// Nothing waits here: whatever the device sends in answer starts no sooner than this instant
+    /// ([`Pty::write_all`]'s `from`), which is when a real device could start it. One timed wait a reply
+    /// instead of two, and a late wake-up does not push the reply's own line time later still.
+    pub fn hear(&self, n: usize) -> Option<Instant> {
+        let delay = self.byte_delay?;
         let now = Instant::now();
         let ready = {
             let mut rx = self
@@ -161,39 +162,101 @@ impl Pty {
             ready
         };
         self.counters.wire_time(ready - now);
-        sleep_until_precise(ready).await;
+        Some(ready)
     }
 
-    /// Writes all bytes, no faster than the configured line speed: paced, each byte is handed to the pty
-    /// once it could have crossed the line (ten bit times a byte from the start). Returns the time pacing
-    /// held them back (zero unpaced), which is also counted as line time.
-    pub async fn write_all(&self, bytes: &[u8]) -> Result<Duration, PtyError> {
-        let Some(delay) = self.byte_delay else {
+    /// Writes all bytes, no faster than the configured line speed ([`Pty::send_blocking`], paced on a
+    /// blocking thread). Returns the line time (zero unpaced).
+    pub async fn write_all(
+        self: &Arc<Self>,
+        bytes: &[u8],
+        from: Option<Instant>,
+    ) -> Result<Duration, PtyError> {
+        if self.byte_delay.is_none() {
             self.write_raw(bytes).await?;
             return Ok(Duration::ZERO);
+        }
+        let this = Arc::clone(self);
+        let owned = bytes.to_vec();
+        tokio::task::spawn_blocking(move || this.send_blocking(&owned, from))
+            .await
+            .map_err(|e| io("paced write")(std::io::Error::other(e)))?
+    }
+
+    /// Writes all bytes from a blocking thread, no faster than the configured line speed. Paced, the
+    /// first byte starts to cross at `from` (the instant [`Pty::hear`] gave for the bytes this answers)
+    /// or now, never while an earlier write of ours is still on the line, and each byte is handed to the
+    /// pty once it has crossed (ten bit times a byte). Returns the line time: from that start to the
+    /// last byte's release (zero unpaced), also counted.
+    ///
+    /// The wait for the last byte ends spinning: the OS timer alone wakes 30 to 40 us late on this kind
+    /// of machine, and a real UART is not late at all.
+    pub fn send_blocking(&self, bytes: &[u8], from: Option<Instant>) -> Result<Duration, PtyError> {
+        let Some(delay) = self.byte_delay else {
+            self.write_waiting(bytes)?;
+            return Ok(Duration::ZERO);
         };
-        let start = Instant::now();
+        let now = Instant::now();
+        let start = {
+            let mut tx = self
+                .tx_free
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            let start = tx.map_or(from.unwrap_or(now), |free| free.max(from.unwrap_or(now)));
+            *tx = Some(start + delay * u32::try_from(bytes.len()).unwrap_or(u32::MAX));
+            start
+        };
         let at = |i: usize| start + delay * u32::try_from(i).unwrap_or(u32::MAX);
         let end = at(bytes.len());
         let mut sent = 0usize;
         while sent < bytes.len() {
-            // Bytes that are due go in one write: waits before the last one are left to tokio's timer,
-            // whose millisecond rounding only bunches bytes; the last one's release is timed precisely.
-            let crossed = usize::try_from(start.elapsed().as_nanos() / delay.as_nanos().max(1))
-                .unwrap_or(usize::MAX)
-                .min(bytes.len());
+            let now = Instant::now();
+            let crossed = usize::try_from(
+                now.saturating_duration_since(start).as_nanos() / delay.as_nanos().max(1),
+            )
+            .unwrap_or(usize::MAX)
+            .min(bytes.len());
             if crossed > sent {
-                self.write_raw(&bytes[sent..crossed]).await?;
+                self.write_waiting(&bytes[sent..crossed])?;
                 sent = crossed;
-            } else if end.saturating_duration_since(Instant::now()) <= COARSE_SLEEP_MIN {
-                sleep_until_precise(end).await;
-            } else {
-                tokio::time::sleep_until(at(sent + 1).into()).await;
+                continue;
             }
+            // Bytes before the last go out in bunches (a host reads them as a UART's FIFO hands them
+            // over); the last one's release is exact, it is what the host is waiting for.
+            let next = at(sent + 1).max(now + BUNCH).min(end);
+            wait_until(next, next == end);
         }
         let paced = start.elapsed();
         self.counters.wire_time(paced);
         Ok(paced)
+    }
+
+    /// Writes and counts all of `bytes` from a blocking thread. A pty the host has stopped reading
+    /// is given [`FULL_PTY_LIMIT`] to make room; then the rest is dropped, as a real line drops
+    /// bytes nobody listens to, so no thread waits forever on a host that went away.
+    fn write_waiting(&self, mut bytes: &[u8]) -> Result<(), PtyError> {
+        let since = Instant::now();
+        while !bytes.is_empty() {
+            match self.master.get_ref().write(bytes) {
+                Ok(n) => {
+                    self.count_to_host(&bytes[..n]);
+                    bytes = &bytes[n..];
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    if since.elapsed() > FULL_PTY_LIMIT {
+                        tracing::warn!(
+                            dropped = bytes.len(),
+                            "the host reads nothing and the pty is full: bytes dropped"
+                        );
+                        return Ok(());
+                    }
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+                Err(e) => return Err(io("write")(e)),
+            }
+        }
+        Ok(())
     }
 
     /// Counts `bytes` as sent, then writes them all at once.
@@ -238,22 +301,32 @@ impl Pty {
     }
 }
 
-/// Sleeps until `deadline`, to within the OS timer's tens of microseconds. Tokio's timer rounds up to
-/// whole milliseconds, a dozen byte times at 115200 baud, so only the part of the wait beyond
-/// [`COARSE_SLEEP_MIN`] is left to it and the rest is slept on the blocking pool.
-async fn sleep_until_precise(deadline: Instant) {
-    if deadline.saturating_duration_since(Instant::now()) > COARSE_SLEEP_MIN {
-        tokio::time::sleep_until((deadline - COARSE_SLEEP_MIN).into()).await;
-    }
+/// Sleeps on this (blocking) thread until `deadline`. `exact`: the last [`SPIN`] of the wait is spent
+/// spinning, so the wake-up is not late by the OS timer.
+fn wait_until(deadline: Instant, exact: bool) {
     let left = deadline.saturating_duration_since(Instant::now());
-    if !left.is_zero() {
-        // A lost blocking thread only ends the wait early; there is nothing to report.
-        let _ = tokio::task::spawn_blocking(move || std::thread::sleep(left)).await;
+    if !exact {
+        std::thread::sleep(left);
+        return;
+    }
+    if left > SPIN {
+        std::thread::sleep(left - SPIN);
+    }
+    while Instant::now() < deadline {
+        std::hint::spin_loop();
     }
 }
 
-/// Waits longer than this go to tokio's timer for all but this much (its rounding is under a millisecond).
-const COARSE_SLEEP_MIN: Duration = Duration::from_millis(2);
+/// How long an exact wait spins: an OS timer set for a byte time (87 us at 115200 baud) wakes 30 to
+/// 40 us late at the median here, and over 100 us late at the 99th percentile; 70 us of spinning
+/// leaves it exact to a microsecond at the 99th percentile.
+const SPIN: Duration = Duration::from_micros(70);
+
+/// Bytes before a write's last one are released at most this often.
+const BUNCH: Duration = Duration::from_millis(1);
+
+/// How long a blocking write waits for a host that reads nothing before dropping the bytes.
+const FULL_PTY_LIMIT: Duration = Duration::from_secs(1);
 
 /// The path the link points at: this process's own descriptor of the slave, `/proc/PID/fd/N`,
 /// not `/dev/pts/N`. The kernel hands a freed pty number to the next pty opened anywhere on the
@@ -293,7 +366,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let link = dir.path().join("kkt.tty");
         let counters = Arc::new(Counters::new());
-        let pty = Pty::open(&link, None, Arc::clone(&counters)).expect("open");
+        let pty = Arc::new(Pty::open(&link, None, Arc::clone(&counters)).expect("open"));
         let target = std::fs::read_link(&link).expect("link");
         assert!(
             target.starts_with(format!("/proc/{}/fd/", std::process::id())),
@@ -312,7 +385,9 @@ mod tests {
         let mut buf = [0u8; 8];
         let n = pty.read(&mut buf).await.expect("read");
         assert_eq!(&buf[..n], &[0x05]);
-        pty.write_all(&[0x15, 0x00, 0x0A]).await.expect("write");
+        pty.write_all(&[0x15, 0x00, 0x0A], None)
+            .await
+            .expect("write");
         let mut got = [0u8; 3];
         host.read_exact(&mut got).expect("read back");
         // Raw mode: 0x0A must not become 0x0D 0x0A and 0x00 must survive.
@@ -326,5 +401,59 @@ mod tests {
             ),
             (1, 1, 3)
         );
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_paced_reply_starts_when_the_bytes_it_answers_were_heard_and_never_overlaps() {
+        // 1200 baud: 8.33 ms a byte. The host's 3 bytes are heard 3 byte times after they were read;
+        // a 1-byte reply from then cannot reach the host before 4 byte times, and a 2-byte write
+        // asked for right after it starts only when the reply has crossed: 6 byte times in all.
+        // Lower bounds only: a late scheduler makes the figures larger, never smaller.
+        let dir = tempfile::tempdir().expect("tempdir");
+        let link = dir.path().join("kkt.tty");
+        let counters = Arc::new(Counters::new());
+        let pty = Arc::new(Pty::open(&link, Some(1200), Arc::clone(&counters)).expect("open"));
+        let byte = byte_delay_for_baud(1200);
+        let mut host = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&link)
+            .expect("open slave");
+        host.write_all(&[0x05, 0x05, 0x05]).expect("write");
+        let mut buf = [0u8; 8];
+        let mut n = 0;
+        while n < 3 {
+            n += pty.read(&mut buf[n..]).await.expect("read");
+        }
+        let read_at = Instant::now();
+        let heard = pty.hear(n).expect("paced");
+        assert!(heard >= read_at + byte * 3, "heard too soon");
+        let reader = std::thread::spawn(move || {
+            let mut got = [0u8; 3];
+            let mut at = Vec::new();
+            for b in &mut got {
+                host.read_exact(std::slice::from_mut(b)).expect("read back");
+                at.push(Instant::now());
+            }
+            (got, at)
+        });
+        let reply = pty.write_all(&[0x15], Some(heard)).await.expect("reply");
+        assert!(
+            reply >= byte,
+            "the reply's line time {reply:?} is under a byte time"
+        );
+        let next = pty.write_all(&[0x06, 0x02], None).await.expect("next");
+        assert!(next >= byte * 2, "{next:?}");
+        let (got, at) = reader.join().expect("reader");
+        assert_eq!(got, [0x15, 0x06, 0x02]);
+        assert!(
+            at[0] >= read_at + byte * 4,
+            "the reply left before the line carried it"
+        );
+        assert!(
+            at[2] >= read_at + byte * 6,
+            "the second write overlapped the first"
+        );
+        assert_eq!(counters.view().bytes_to_host, 3);
     }
 }
