@@ -175,3 +175,25 @@ fn a_smoke_run_prints_and_records_every_figure() {
         .collect();
     assert_eq!(recorded, printed);
 }
+
+#[test]
+fn a_mistyped_argument_is_one_line_on_stderr_even_with_backtraces_on() {
+    let out = Command::new(env!("CARGO_BIN_EXE_ci"))
+        .args(["bench", "--smok"])
+        .env("RUST_BACKTRACE", "1")
+        .current_dir(workspace())
+        .output()
+        .expect("ci runs");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(out.stdout.is_empty(), "nothing measured");
+    assert_eq!(
+        stderr.trim_end().lines().count(),
+        1,
+        "one line, no backtrace: {stderr}"
+    );
+    assert!(
+        stderr.starts_with("ci: ci bench: unknown argument `--smok`"),
+        "{stderr}"
+    );
+}
