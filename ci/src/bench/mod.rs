@@ -15,6 +15,7 @@
 //! Boundary: loopback only; every loop is bounded by a count, and every wait by a timeout; every
 //! process started is killed by its guard, whatever happens.
 
+mod bare;
 mod ceilings;
 mod drain;
 pub mod figure;
@@ -108,6 +109,8 @@ const RATIOS: &[(&str, &str)] = &[
     ("sale.unpaced_c8_rate", "reference.sales_c8"),
     ("sale.unpaced_c64_rate", "reference.sales_c64"),
     ("sale.paced_c1_rate", "sale.wire_limit_115200"),
+    ("sale.paced_c1_rate", "sale.paced_ceiling_rate"),
+    ("sale.paced_ceiling_rate", "sale.wire_limit_115200"),
     ("drain.unpaced_rate", "drain.design_ceiling"),
     ("drain.unpaced_rate", "drain.wire_limit_115200"),
     ("drain.unpaced_rate", "ceiling.ofd_bare_client"),
@@ -175,6 +178,7 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
     }
     result?;
     derive_floors(&mut figures);
+    derive_paced_ceiling(&mut figures);
     // Ratios first: a figure kept by `--only` may be measured against one it filters out.
     apply_ratios(&mut figures);
     if let Some(prefix) = &options.only {
@@ -264,6 +268,48 @@ fn derive_floors(figures: &mut Vec<Figure>) {
     }
 }
 
+/// `sale.paced_ceiling_rate`: the paced sale a host costing nothing of its own could reach, with
+/// the sale's own bytes on the line (`sale.wire_limit_115200`), its device time
+/// (`sale.paced_device_ms`) and, for each of its commands, the turnaround a bare host measured
+/// (`sale.paced_turnaround_us`). Derived repetition by repetition; absent when a figure it needs
+/// was not measured.
+fn derive_paced_ceiling(figures: &mut Vec<Figure>) {
+    let runs = |name: &str| {
+        figures
+            .iter()
+            .find(|f| f.name == name)
+            .map(|f| f.runs.clone())
+    };
+    let (Some(limit), Some(device), Some(commands), Some(turnaround)) = (
+        runs("sale.wire_limit_115200"),
+        runs("sale.paced_device_ms"),
+        runs("sale.kkt_round_trips"),
+        runs("sale.paced_turnaround_us"),
+    ) else {
+        return;
+    };
+    let n = [&limit, &device, &commands, &turnaround]
+        .iter()
+        .map(|r| r.len())
+        .min()
+        .unwrap_or(0);
+    if n == 0 {
+        return;
+    }
+    let ceiling = (0..n)
+        .map(|i| {
+            let line_ms = 1e3 / limit[i].max(f64::MIN_POSITIVE);
+            1e3 / (line_ms + device[i] + commands[i] * turnaround[i] / 1e3)
+        })
+        .collect();
+    let mut f = Figure::new("sale.paced_ceiling_rate", "/s", ceiling);
+    f.note = Some(
+        "derived: 1 / (the sale's line time at 115200 baud + sale.paced_device_ms + sale.kkt_round_trips x sale.paced_turnaround_us): a host with no cost of its own"
+            .to_owned(),
+    );
+    figures.push(f);
+}
+
 fn apply_ratios(figures: &mut [Figure]) {
     for (name, vs) in RATIOS {
         let Some(other) = figures.iter().find(|f| f.name == *vs).map(|f| f.median) else {
@@ -331,6 +377,32 @@ mod tests {
         assert_eq!(runs("sale.adapter_beyond_floor_ms"), vec![0.65, 1.2, 0.4]);
         // The drain's figures were not measured: nothing is made up for it.
         assert!(!figures.iter().any(|f| f.name.starts_with("drain.")));
+    }
+
+    #[test]
+    fn the_paced_ceiling_adds_each_commands_turnaround_to_the_line_and_the_device() {
+        let mut figures = vec![
+            Figure::new("sale.wire_limit_115200", "/s", vec![20.0, 25.0]),
+            Figure::new("sale.paced_device_ms", "ms", vec![2.0, 3.0]),
+            Figure::new("sale.kkt_round_trips", "commands", vec![6.0, 6.0]),
+            Figure::new("sale.paced_turnaround_us", "us", vec![500.0, 1000.0]),
+        ];
+        derive_paced_ceiling(&mut figures);
+        let ceiling = figures
+            .iter()
+            .find(|f| f.name == "sale.paced_ceiling_rate")
+            .expect("derived");
+        // 50 ms of line + 2 ms of device + 6 x 0.5 ms = 55 ms; 40 + 3 + 6 = 49 ms.
+        let rounded: Vec<f64> = ceiling
+            .runs
+            .iter()
+            .map(|v| (v * 1e6).round() / 1e6)
+            .collect();
+        assert_eq!(rounded, vec![18.181818, 20.408163]);
+        // Without the bare host's figure nothing is derived.
+        let mut partial = vec![Figure::new("sale.wire_limit_115200", "/s", vec![20.0])];
+        derive_paced_ceiling(&mut partial);
+        assert_eq!(partial.len(), 1);
     }
 
     #[test]

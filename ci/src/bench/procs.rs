@@ -318,6 +318,11 @@ impl Stack {
         format!("{what}-{}", self.starts)
     }
 
+    /// The emulator's pty link, where the adapter's `--kkt-port` points.
+    pub fn pty_link(&self) -> PathBuf {
+        self.dir.join("kkt.tty")
+    }
+
     /// Starts the emulator on the stack's FN state file and pty link, paced at `baud` when given.
     pub fn start_emulator(&mut self, baud: Option<u32>) -> anyhow::Result<()> {
         anyhow::ensure!(self.emulator.is_none(), "the emulator already runs");

@@ -95,6 +95,10 @@ const NOTES: &[(&str, &str)] = &[
         "derived: paced p50 at concurrency 1 minus the device and line time per sale",
     ),
     (
+        "sale.paced_turnaround_us",
+        "a bare host's paced command (status 10: ENQ, NAK, frame, ACK, answer, ACK from one thread straight over the pty, the adapter stopped), minus its bytes' line time and the device's time: what the pty and the emulator cost any host a command (400 commands, smoke: 20)",
+    ),
+    (
         "sale.wire_limit_115200",
         "115200 / (10 bits x the sale's bytes each way summed): the sales per second a real 115200 8N1 line carries",
     ),

@@ -40,6 +40,8 @@ const FIGURES: &[&str] = &[
     "sale.wire_limit_115200",
     "sale.paced_wire_ms",
     "sale.paced_adapter_ms",
+    "sale.paced_turnaround_us",
+    "sale.paced_ceiling_rate",
     "sale.kkt_exchange_ms",
     "sale.commit_ms",
     "sale.adapter_floor_ms",
