@@ -53,12 +53,12 @@ pub struct Pty {
     slave_path: PathBuf,
     link_path: PathBuf,
     byte_delay: Option<Duration>,
-    /// Paced only: when the last byte read from the host could have arrived over the line (the receive
-    /// clock of [`Pty::hear`]).
-    rx_ready: Mutex<Option<Instant>>,
-    /// Paced only: when the last byte of our latest write has crossed the line on its ideal timeline (the
-    /// send clock of [`Pty::write_all`]); a write never starts while an earlier one is still on the line.
-    tx_free: Mutex<Option<Instant>>,
+    /// Paced only: the receive clock of [`Pty::hear`], when the host's bytes read so far could have
+    /// arrived over the line.
+    rx: LineClock,
+    /// Paced only: the send clock of [`Pty::send_blocking`], when our latest write has crossed the line
+    /// on its ideal timeline; a write never starts while an earlier one is still on the line.
+    tx: LineClock,
     counters: Arc<Counters>,
     /// Frame tracking of each direction; only the wire loop reads and writes, so the locks are uncontended.
     scan_from_host: Mutex<FrameScan>,
@@ -103,8 +103,8 @@ impl Pty {
             slave_path,
             link_path: link.to_path_buf(),
             byte_delay: baud.map(byte_delay_for_baud),
-            rx_ready: Mutex::new(None),
-            tx_free: Mutex::new(None),
+            rx: LineClock::default(),
+            tx: LineClock::default(),
             counters,
             scan_from_host: Mutex::new(FrameScan::default()),
             scan_to_host: Mutex::new(FrameScan::default()),
@@ -151,16 +151,7 @@ impl Pty {
     pub fn hear(&self, n: usize) -> Option<Instant> {
         let delay = self.byte_delay?;
         let now = Instant::now();
-        let ready = {
-            let mut rx = self
-                .rx_ready
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let ready =
-                rx.map_or(now, |r| r.max(now)) + delay * u32::try_from(n).unwrap_or(u32::MAX);
-            *rx = Some(ready);
-            ready
-        };
+        let (_, ready) = self.rx.claim(now, n, delay);
         self.counters.wire_time(ready - now);
         Some(ready)
     }
@@ -196,18 +187,10 @@ impl Pty {
             self.write_waiting(bytes)?;
             return Ok(Duration::ZERO);
         };
-        let now = Instant::now();
-        let start = {
-            let mut tx = self
-                .tx_free
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            let start = tx.map_or(from.unwrap_or(now), |free| free.max(from.unwrap_or(now)));
-            *tx = Some(start + delay * u32::try_from(bytes.len()).unwrap_or(u32::MAX));
-            start
-        };
-        let at = |i: usize| start + delay * u32::try_from(i).unwrap_or(u32::MAX);
-        let end = at(bytes.len());
+        let (start, end) = self
+            .tx
+            .claim(from.unwrap_or_else(Instant::now), bytes.len(), delay);
+        let at = |i: usize| start + byte_times(delay, i);
         let mut sent = 0usize;
         while sent < bytes.len() {
             let now = Instant::now();
@@ -299,6 +282,31 @@ impl Pty {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.counters.count_to_host(bytes, &mut scan);
     }
+}
+
+/// One direction of the paced line: when the bytes it has carried so far finish crossing, on the
+/// line's ideal timeline.
+#[derive(Debug, Default)]
+struct LineClock(Mutex<Option<Instant>>);
+
+impl LineClock {
+    /// Takes the line for `n` byte times from `base`, or from the end of the bytes before if that is
+    /// later; returns when they start and when they have crossed.
+    fn claim(&self, base: Instant, n: usize, delay: Duration) -> (Instant, Instant) {
+        let mut end = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let start = end.map_or(base, |e| e.max(base));
+        let done = start + byte_times(delay, n);
+        *end = Some(done);
+        (start, done)
+    }
+}
+
+/// `n` byte times of `delay` each.
+fn byte_times(delay: Duration, n: usize) -> Duration {
+    delay * u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// Sleeps on this (blocking) thread until `deadline`. `exact`: the last [`SPIN`] of the wait is spent

@@ -220,34 +220,19 @@ pub fn run(args: &[String]) -> anyhow::Result<()> {
 /// and the adapter's own hand-offs. Derived repetition by repetition (the i-th of each figure),
 /// so each keeps its spread; absent when a figure it needs was not measured (`--only`).
 fn derive_floors(figures: &mut Vec<Figure>) {
-    let runs = |figures: &[Figure], name: &str| {
-        figures
-            .iter()
-            .find(|f| f.name == name)
-            .map(|f| f.runs.clone())
-    };
-    let (Some(commit_rate), Some(pty_us)) = (
-        runs(figures, "ceiling.sqlite_commit_rows_1"),
-        runs(figures, "ceiling.pty_round_trip"),
-    ) else {
-        return;
-    };
     for unit in ["sale", "drain"] {
-        let (Some(adapter), Some(commits), Some(commands)) = (
-            runs(figures, &format!("{unit}.adapter_ms")),
-            runs(figures, &format!("{unit}.journal_commits")),
-            runs(figures, &format!("{unit}.kkt_round_trips")),
+        let Some(([commit_rate, pty_us, adapter, commits, commands], n)) = aligned_runs(
+            figures,
+            [
+                "ceiling.sqlite_commit_rows_1",
+                "ceiling.pty_round_trip",
+                &format!("{unit}.adapter_ms"),
+                &format!("{unit}.journal_commits"),
+                &format!("{unit}.kkt_round_trips"),
+            ],
         ) else {
             continue;
         };
-        let n = [&adapter, &commits, &commands, &commit_rate, &pty_us]
-            .iter()
-            .map(|r| r.len())
-            .min()
-            .unwrap_or(0);
-        if n == 0 {
-            continue;
-        }
         let floor: Vec<f64> = (0..n)
             .map(|i| {
                 commits[i] * 1e3 / commit_rate[i].max(f64::MIN_POSITIVE)
@@ -274,28 +259,17 @@ fn derive_floors(figures: &mut Vec<Figure>) {
 /// (`sale.paced_turnaround_us`). Derived repetition by repetition; absent when a figure it needs
 /// was not measured.
 fn derive_paced_ceiling(figures: &mut Vec<Figure>) {
-    let runs = |name: &str| {
-        figures
-            .iter()
-            .find(|f| f.name == name)
-            .map(|f| f.runs.clone())
-    };
-    let (Some(limit), Some(device), Some(commands), Some(turnaround)) = (
-        runs("sale.wire_limit_115200"),
-        runs("sale.paced_device_ms"),
-        runs("sale.kkt_round_trips"),
-        runs("sale.paced_turnaround_us"),
+    let Some(([limit, device, commands, turnaround], n)) = aligned_runs(
+        figures,
+        [
+            "sale.wire_limit_115200",
+            "sale.paced_device_ms",
+            "sale.kkt_round_trips",
+            "sale.paced_turnaround_us",
+        ],
     ) else {
         return;
     };
-    let n = [&limit, &device, &commands, &turnaround]
-        .iter()
-        .map(|r| r.len())
-        .min()
-        .unwrap_or(0);
-    if n == 0 {
-        return;
-    }
     let ceiling = (0..n)
         .map(|i| {
             let line_ms = 1e3 / limit[i].max(f64::MIN_POSITIVE);
@@ -308,6 +282,21 @@ fn derive_paced_ceiling(figures: &mut Vec<Figure>) {
             .to_owned(),
     );
     figures.push(f);
+}
+
+/// The runs of each named figure and the count of repetitions they all have, for a figure derived
+/// repetition by repetition (the i-th of each); `None` when one of them was not measured (`--only`)
+/// or has no runs.
+fn aligned_runs<const N: usize>(
+    figures: &[Figure],
+    names: [&str; N],
+) -> Option<([Vec<f64>; N], usize)> {
+    let mut runs = [const { Vec::new() }; N];
+    for (slot, name) in runs.iter_mut().zip(names) {
+        *slot = figures.iter().find(|f| f.name == name)?.runs.clone();
+    }
+    let n = runs.iter().map(Vec::len).min().unwrap_or(0);
+    (n > 0).then_some((runs, n))
 }
 
 fn apply_ratios(figures: &mut [Figure]) {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::Plan;
 use super::bare;
 use super::figure::Samples;
-use super::load;
+use super::load::{self, wire_limit};
 use super::procs::{BAUD, Bins, Peaks, Stack};
 use super::split::{Split, push_split};
 
@@ -155,8 +155,7 @@ async fn paced_turnaround(stack: &Stack, count: usize) -> anyhow::Result<f64> {
         emu.commands
     );
     let n = count as f64;
-    let byte_us = 10e6 / f64::from(BAUD);
-    let line_us = (emu.bytes_from_host + emu.bytes_to_host) as f64 * byte_us / n;
+    let line_us = 1e6 / wire_limit(BAUD, (emu.bytes_from_host + emu.bytes_to_host) as f64 / n);
     let device_us = emu.command_time_us as f64 / n;
     Ok(elapsed.as_secs_f64() * 1e6 / n - line_us - device_us)
 }
