@@ -111,6 +111,22 @@ const NOTES: &[(&str, &str)] = &[
         "as drain.unpaced_rate with the emulator restarted at --baud 115200 on the same FN state; 1,000 documents (smoke: 20), not 10,000: a paced drain of 10,000 takes about 8 minutes, too long for 3 repetitions",
     ),
     (
+        "drain.paced_wire_ms",
+        "line time per drained document at 115200 baud as the emulator paces it (its counters' wire_time_us); drain.paced_device_ms and drain.paced_ofd_ms as unpaced, over the paced drain",
+    ),
+    (
+        "drain.paced_kkt_exchange_ms",
+        "the adapter's own time inside KKT exchanges per document of the paced drain: the line, the device and the turnarounds; drain.paced_commit_ms likewise inside journal commits",
+    ),
+    (
+        "drain.paced_outside_kkt_ms",
+        "derived: 1000 / drain.paced_rate minus drain.paced_kkt_exchange_ms: what a paced document costs while the line is idle (the adapter's commits, the OFD round trip, the pass's own steps)",
+    ),
+    (
+        "drain.paced_adapter_ms",
+        "derived: 1000 / drain.paced_rate minus the device, line and OFD time per document",
+    ),
+    (
         "drain.design_ceiling",
         "the seed's design: a batch of 100 documents per 10 s poll (a constant)",
     ),
