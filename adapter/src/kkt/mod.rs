@@ -6,6 +6,7 @@
 //! FN before anything is sent again.
 
 pub mod commands;
+mod durable;
 mod link;
 pub mod ops;
 
@@ -17,6 +18,7 @@ use kkt_proto::{
     Answer, DeviceError, DeviceMode, ErrorClass, LinkConfig, LinkFailure, Reply, Request,
 };
 
+pub use durable::{Durable, DurableTell};
 pub use link::SerialLink;
 
 /// Why a KKT command failed.

@@ -6,7 +6,7 @@
 use kkt_proto::{Answer, DeviceError, DeviceMode, ErrorClass, Request};
 
 use super::commands::receipt_commands;
-use super::{Kkt, KktError};
+use super::{Durable, Kkt, KktError};
 use crate::fiscal::FiscalDocument;
 use crate::sale::Sale;
 
@@ -28,6 +28,12 @@ pub enum FiscalizeError {
     /// The close command may have been executed: reconciliation must find out.
     #[error("{0}")]
     Indeterminate(KktError),
+    /// The sale was never journaled as in flight, so the close command was never sent and the
+    /// half-built receipt was cancelled: certainly no document.
+    #[error(
+        "the sale could not be journaled as in flight; its receipt was cancelled before the close"
+    )]
+    NotJournaled,
 }
 
 /// Reads the mode (10) and the FN's last document number (FF01). The first command of a session also
@@ -177,7 +183,8 @@ pub fn prepare_for_sale(
 /// receipt's outcome.
 pub type SaleOutcome = (Vec<FiscalDocument>, Result<FiscalDocument, FiscalizeError>);
 
-/// Prepares the register ([`prepare_for_sale`]) and fiscalizes `sale` ([`fiscalize`]).
+/// Prepares the register ([`prepare_for_sale`]) and fiscalizes `sale` ([`fiscalize`]), its close
+/// only once `in_flight` says the sale is journaled as in flight.
 ///
 /// A register this driver knows to be ready ([`Kkt::known_ready`]) is not asked its mode first. If
 /// it turns out not to be (the shift passed 24 hours, or was closed or a receipt opened behind the
@@ -190,6 +197,7 @@ pub fn sell(
     auto_open_shift: bool,
     sale: &Sale,
     receipt_id: &str,
+    in_flight: &mut Durable,
 ) -> Result<SaleOutcome, KktError> {
     let skipped_status = kkt.known_ready();
     let mut shifts = if skipped_status {
@@ -197,7 +205,7 @@ pub fn sell(
     } else {
         prepare_for_sale(kkt, auto_open_shift)?
     };
-    let mut result = fiscalize(kkt, sale, receipt_id);
+    let mut result = fiscalize(kkt, sale, receipt_id, in_flight);
     let again = match &result {
         // An earlier session's commands ran in the middle of the receipt and it was cancelled
         // before its close: once more, now that the line is clean.
@@ -216,24 +224,27 @@ pub fn sell(
             tracing::info!(error = %e, "the KKT was not ready as last seen; reading its status and trying the receipt again");
         }
         shifts.extend(prepare_for_sale(kkt, auto_open_shift)?);
-        result = fiscalize(kkt, sale, receipt_id);
+        result = fiscalize(kkt, sale, receipt_id, in_flight);
     }
     Ok((shifts, result))
 }
 
 /// Fiscalizes `sale` as one receipt carrying tag 1192 = `receipt_id`: items (FF46), extra TLV (FF0C),
 /// close (FF45), then reads the document back. The device must be prepared ([`prepare_for_sale`]).
+///
+/// The close, the first command that can make a fiscal document, waits for `in_flight`: the sale's
+/// in-flight state is committed while the items are on the line, and a sale the journal does not
+/// hold as in flight is cancelled before its close ([`FiscalizeError::NotJournaled`]).
 pub fn fiscalize(
     kkt: &mut Kkt,
     sale: &Sale,
     receipt_id: &str,
+    in_flight: &mut Durable,
 ) -> Result<FiscalDocument, FiscalizeError> {
     // Until the close command is sent no fiscal document can exist: every failure is definite, and
     // the half-built receipt is cancelled (best effort; the next sale cancels it otherwise).
     let before_close = |kkt: &mut Kkt, e: KktError| {
-        if let Err(cancel) = cancel_open_receipt(kkt) {
-            tracing::warn!(error = %cancel, "could not cancel the half-built receipt");
-        }
+        cancel_half_built(kkt);
         FiscalizeError::Definite(e)
     };
     // Built (and encoded) before the first byte goes out: a sale the commands cannot carry fails
@@ -258,6 +269,10 @@ pub fn fiscalize(
     if let Err(e) = kkt.call(&commands.extra_tlv) {
         return Err(before_close(kkt, e));
     }
+    if !in_flight.wait() {
+        cancel_half_built(kkt);
+        return Err(FiscalizeError::NotJournaled);
+    }
     let doc = match kkt.call(&commands.close) {
         Ok(Answer::CloseReceipt(doc)) => doc,
         Ok(other) => return Err(FiscalizeError::Indeterminate(unexpected("FF45", &other))),
@@ -266,6 +281,14 @@ pub fn fiscalize(
     };
     // The document exists now. If reading it back fails, reconciliation reads it later by its 1192.
     read_fiscal_data(kkt, doc.fd_number).map_err(FiscalizeError::Indeterminate)
+}
+
+/// Cancels the receipt being built before its close (best effort; the next sale cancels it
+/// otherwise).
+fn cancel_half_built(kkt: &mut Kkt) {
+    if let Err(cancel) = cancel_open_receipt(kkt) {
+        tracing::warn!(error = %cancel, "could not cancel the half-built receipt");
+    }
 }
 
 /// Reads a whole document (FF3A, then FF3B blocks) as its TLV bytes.

@@ -11,6 +11,7 @@ use kkt_proto::{DeviceError, ErrorClass};
 
 use super::{Fiscalizer, SubmitError};
 use crate::fiscal::{DocKind, FiscalDocument};
+use crate::kkt::Durable;
 use crate::kkt::ops::{self, FiscalizeError};
 use crate::sale::Sale;
 use crate::service::{KktError, KktState, ReceiptRow, RejectCode};
@@ -51,31 +52,56 @@ pub(super) enum Attempt {
 }
 
 impl Fiscalizer {
-    /// Sends an in-flight row's sale to the KKT and journals the outcome. Once the close command may
-    /// have reached the device, no journal failure turns into a definite error: the answer is built
-    /// from what is known in memory, and reconciliation brings the journal up to date.
+    /// Sends an in-flight row's sale to the KKT and journals the outcome (see
+    /// [`Self::record_outcome`]).
     pub(super) async fn fiscalize_row(
         &self,
         row: ReceiptRow,
         sale: Sale,
         attempt: Attempt,
     ) -> Result<ReceiptRow, SubmitError> {
+        let fiscal = self
+            .sell_on_kkt(&row.receipt_id, sale, Durable::already())
+            .await;
+        self.record_outcome(row, fiscal, attempt).await
+    }
+
+    /// Prepares the register and fiscalizes `sale` under `receipt_id`, its close only once
+    /// `in_flight` says the row is journaled in flight; journals the shift documents made on the
+    /// way.
+    pub(super) async fn sell_on_kkt(
+        &self,
+        receipt_id: &str,
+        sale: Sale,
+        mut in_flight: Durable,
+    ) -> Result<FiscalDocument, FiscalizeError> {
         let auto = self.inner.auto_open_shift;
-        let id = row.receipt_id.as_str();
-        let receipt_id = id.to_owned();
+        let receipt_id = receipt_id.to_owned();
         let outcome = self
             .inner
             .kkt
-            .run(move |kkt| ops::sell(kkt, auto, &sale, &receipt_id))
+            .run(move |kkt| ops::sell(kkt, auto, &sale, &receipt_id, &mut in_flight))
             .await;
-        let fiscal = match outcome {
+        match outcome {
             Ok(Ok((shifts, fiscal))) => {
                 self.journal_shift_documents(shifts).await;
                 fiscal
             }
             // Preparing failed: the close command was never sent for this sale.
             Ok(Err(e)) | Err(e) => Err(FiscalizeError::Definite(e)),
-        };
+        }
+    }
+
+    /// Journals the outcome of an in-flight row's fiscalization. Once the close command may have
+    /// reached the device, no journal failure turns into a definite error: the answer is built
+    /// from what is known in memory, and reconciliation brings the journal up to date.
+    pub(super) async fn record_outcome(
+        &self,
+        row: ReceiptRow,
+        fiscal: Result<FiscalDocument, FiscalizeError>,
+        attempt: Attempt,
+    ) -> Result<ReceiptRow, SubmitError> {
+        let id = row.receipt_id.as_str();
         match fiscal {
             Ok(data) => {
                 self.note_link(Ok(()));
@@ -125,6 +151,13 @@ impl Fiscalizer {
                 }
                 Err(kkt_failure(&e, "the receipt"))
             }
+            Err(FiscalizeError::NotJournaled) => {
+                // Only a row whose in-flight commit failed gets here, and its caller handles
+                // that before asking for the outcome; kept so the row is never left to chance.
+                let why = FiscalizeError::NotJournaled.to_string();
+                self.reject_unjournaled(id, &why).await;
+                Err(SubmitError::JournalUnavailable(why))
+            }
             Err(FiscalizeError::Indeterminate(e)) => {
                 self.note_link(Err(&e));
                 tracing::warn!(receipt_id = id, error = %e, "KKT outcome unknown; receipt left in flight for reconciliation");
@@ -133,6 +166,17 @@ impl Fiscalizer {
                 Ok(row)
             }
         }
+    }
+
+    /// A sale whose in-flight state could not be journaled: nothing fiscal was sent for it (its
+    /// close waits for that state), so it is rejected. If even the refusal cannot be journaled, the
+    /// row stays `received`, which reconciliation refuses for good: either way it never prints.
+    pub(super) async fn reject_unjournaled(&self, id: &str, why: &str) {
+        let _ = self
+            .inner
+            .journal
+            .mark_rejected(id, RejectCode::JournalUnavailable, why)
+            .await;
     }
 
     async fn journal_shift_documents(&self, docs: Vec<FiscalDocument>) {

@@ -7,8 +7,9 @@ use std::sync::Arc;
 use super::fiscalize::Attempt;
 use super::{Fiscalizer, Inner, SubmitError};
 use crate::journal::{InsertOutcome, NewReceipt};
+use crate::kkt::Durable;
 use crate::sale::Sale;
-use crate::service::{JournalError, ReceiptRow, RejectCode};
+use crate::service::{JournalError, ReceiptRow};
 
 /// Removes the key from the in-progress set when the fiscal task ends, however it ends.
 struct InProgressGuard(Arc<Inner>, String);
@@ -107,23 +108,31 @@ impl Fiscalizer {
             }
             Err(e) => return Err(SubmitError::Internal(e.to_string())),
         };
-        let row = match self.inner.journal.mark_in_flight(&row.receipt_id).await {
-            Ok(row) => row,
-            Err(e) => {
-                // Nothing was sent. If even the refusal cannot be journaled, the row stays
-                // `received`, which reconciliation refuses for good: either way it never prints.
-                let _ = self
-                    .inner
-                    .journal
-                    .mark_rejected(
-                        &row.receipt_id,
-                        RejectCode::JournalUnavailable,
-                        &e.to_string(),
-                    )
-                    .await;
-                return Err(SubmitError::JournalUnavailable(e.to_string()));
-            }
+        // The in-flight state is committed while the register is prepared and takes the items;
+        // the close, the first command that can make a fiscal document, waits for it on the
+        // driver thread (`ops::fiscalize`).
+        let (tell, in_flight) = Durable::pending();
+        let marked = async {
+            let marked = self.inner.journal.mark_in_flight(&row.receipt_id).await;
+            tell.tell(marked.is_ok());
+            marked
         };
-        self.fiscalize_row(row, sale, Attempt::First).await
+        let (marked, fiscal) =
+            tokio::join!(marked, self.sell_on_kkt(&row.receipt_id, sale, in_flight));
+        match marked {
+            Ok(row) => self.record_outcome(row, fiscal, Attempt::First).await,
+            // The close never went: the receipt was cancelled before it, or failed earlier.
+            Err(e) if fiscal.is_err() => {
+                self.reject_unjournaled(&row.receipt_id, &e.to_string())
+                    .await;
+                Err(SubmitError::JournalUnavailable(e.to_string()))
+            }
+            Err(e) => {
+                // Cannot happen (the close waits for the commit that failed); should it ever, a
+                // receipt printed and the cashier is told so, never "failed".
+                tracing::error!(receipt_id = %row.receipt_id, error = %e, "a receipt closed although its in-flight state was not journaled");
+                self.record_outcome(row, fiscal, Attempt::First).await
+            }
+        }
     }
 }

@@ -4,7 +4,7 @@
 use kkt_proto::{Answer, Request};
 
 use super::relay::{FnQueue, FnRelay, RelayError, RelayFuture};
-use crate::kkt::{Kkt, KktError, KktHandle};
+use crate::kkt::{Durable, Kkt, KktError, KktHandle};
 
 fn relay_err(e: KktError) -> RelayError {
     match e.device_error() {
@@ -50,14 +50,19 @@ fn read_message(kkt: &mut Kkt) -> Result<Vec<u8>, KktError> {
     Ok(message)
 }
 
-/// FF32 then FF33 blocks.
-fn write_reply(kkt: &mut Kkt, reply: &[u8]) -> Result<(), KktError> {
+/// FF32, then FF33 blocks once the reply is durable; `Ok(false)` when it never became durable
+/// (nothing but FF32 went, which changes nothing the FN keeps).
+fn write_reply(kkt: &mut Kkt, reply: &[u8], mut journaled: Durable) -> Result<bool, KktError> {
     let size = u16::try_from(reply.len())
         .map_err(|_| KktError::Encode(format!("OFD reply of {} bytes", reply.len())))?;
     let block = match kkt.call(&Request::FnStartWriteBuffer { size })? {
         Answer::FnStartWriteBuffer { block_size_max } => usize::from(block_size_max.max(1)),
         other => return Err(unexpected("FF32", &other)),
     };
+    // The commit ran while FF32 was on the line; the driver thread waits for it here.
+    if !journaled.wait() {
+        return Ok(false);
+    }
     for (i, chunk) in reply.chunks(block).enumerate() {
         let req = Request::FnWriteBufferBlock {
             offset: u16::try_from(i * block).unwrap_or(u16::MAX),
@@ -65,7 +70,7 @@ fn write_reply(kkt: &mut Kkt, reply: &[u8]) -> Result<(), KktError> {
         };
         kkt.call(&req)?;
     }
-    Ok(())
+    Ok(true)
 }
 
 impl FnRelay for KktHandle {
@@ -94,8 +99,13 @@ impl FnRelay for KktHandle {
         Box::pin(on_device(self, read_message))
     }
 
-    fn write_reply(&self, reply: Vec<u8>) -> RelayFuture<'_, ()> {
-        Box::pin(on_device(self, move |kkt| write_reply(kkt, &reply)))
+    fn write_reply(&self, reply: Vec<u8>, journaled: Durable) -> RelayFuture<'_, ()> {
+        Box::pin(async move {
+            match on_device(self, move |kkt| write_reply(kkt, &reply, journaled)).await? {
+                true => Ok(()),
+                false => Err(RelayError::NotJournaled),
+            }
+        })
     }
 
     fn read_ticket(&self, fd: u32) -> RelayFuture<'_, Vec<u8>> {

@@ -11,6 +11,8 @@ use std::pin::Pin;
 
 use kkt_proto::DeviceError;
 
+use crate::kkt::Durable;
+
 /// A boxed future of a relay step.
 pub type RelayFuture<'a, T> = Pin<Box<dyn Future<Output = Result<T, RelayError>> + Send + 'a>>;
 
@@ -32,6 +34,10 @@ pub enum RelayError {
     /// The KKT could not be reached or its answer was not understood: the outcome is unknown.
     #[error("KKT unavailable: {0}")]
     Unavailable(String),
+    /// The OFD's reply did not become durable in the journal, so it was not written to the FN
+    /// (only its size was announced, which the next FF32 replaces).
+    #[error("the OFD's reply was not journaled, so it was not written to the FN")]
+    NotJournaled,
 }
 
 /// The FN as the sync worker sees it. Each method is one serialized device operation.
@@ -42,8 +48,11 @@ pub trait FnRelay: Send + Sync + 'static {
     fn queue(&self) -> RelayFuture<'_, FnQueue>;
     /// FF30 + FF31: the whole outgoing message for the first unsent document (empty if none).
     fn read_message(&self) -> RelayFuture<'_, Vec<u8>>;
-    /// FF32 + FF33: hands the OFD's reply to the FN for the first unsent document.
-    fn write_reply(&self, reply: Vec<u8>) -> RelayFuture<'_, ()>;
+    /// FF32 + FF33: hands the OFD's reply to the FN for the first unsent document. FF32 only
+    /// announces the reply's size; the reply itself (FF33) goes once `journaled` says it is
+    /// durable. When it is not, nothing but FF32 went (which the next FF32 replaces) and the step
+    /// fails as [`RelayError::NotJournaled`].
+    fn write_reply(&self, reply: Vec<u8>, journaled: Durable) -> RelayFuture<'_, ()>;
     /// FF3C: the ticket (operator acknowledgement TLV) the FN stored for `fd`.
     fn read_ticket(&self, fd: u32) -> RelayFuture<'_, Vec<u8>>;
 }

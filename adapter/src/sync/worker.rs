@@ -1,12 +1,17 @@
-//! The relay pass: FF39 -> FF30/FF31 -> journal the copy -> send -> journal the reply ->
-//! FF32/FF33 -> synced, repeated in FD order up to `batch_size_max` documents.
+//! The relay pass: FF39 -> FF30/FF31 -> send (the copy journaled meanwhile) -> journal the reply
+//! (FF32 meanwhile) -> FF33 -> synced (the next FF30/FF31 meanwhile), repeated in FD order up to
+//! `batch_size_max` documents.
 //!
 //! The FN hands out its documents strictly in order and never skips the head of its queue, so
 //! the pass never gives up on the head either:
 //!
-//! **Invariant:** a reply is journaled before it is written to the FN, so a crash between the
-//! two resumes by writing the journaled reply without a second delivery; a crash before the
-//! reply is journaled resends the same bytes, which the OFD acknowledges idempotently.
+//! **Invariant:** a reply is journaled before it is written to the FN (FF33 waits for the
+//! commit; only FF32, the reply's size, goes meanwhile), so a crash between the two resumes by
+//! writing the journaled reply without a second delivery; a crash before the reply is journaled
+//! resends the same bytes, which the OFD acknowledges idempotently. The outgoing copy is
+//! journaled while the message is on its way: a crash before it is durable leaves the document at
+//! the FN's head with nothing journaled for it, which the next pass sends again, as after a crash
+//! before the reply is journaled (its `send_count` then misses that one attempt).
 //! **Invariant:** transient failures (connect, reset, timeout, garbage, a lost ack, an ack for
 //! another document, an ack the FN refuses) never move a document to the DLQ: the document
 //! stays pending and is retried after the jittered, capped backoff for as long as it takes.
@@ -24,10 +29,12 @@ use ofd_proto::OperatorAck;
 use tokio::time::Instant;
 
 use super::lock::Held;
+use super::ofd_client::OfdAnswer;
 use super::ofd_client::TransportError;
 use super::relay::{FnQueue, RelayError};
 use super::{PassKind, Shared, StopReason, SyncError, SyncResult};
 use crate::journal::{JournalError, OfdReply, OfdStatus, ReceiptRow};
+use crate::kkt::Durable;
 
 /// What the pass remembers between passes (guarded by the pass mutex).
 #[derive(Debug, Default)]
@@ -250,7 +257,13 @@ impl<'a> Pass<'a> {
                 x.response_code.unwrap_or_default()
             }
             Some(x) => match self.deliver(fn_number, fd, x.outgoing_message).await? {
-                Ok((_, code)) => code,
+                Ok(answer) => {
+                    let (reply, code) = reply_of(&answer);
+                    if let Some(stop) = self.record_reply(fn_number, fd, reply).await? {
+                        return Ok(Some(stop));
+                    }
+                    code
+                }
                 Err(stop) => return Ok(Some(stop)),
             },
             None => match self.sh.relay.read_ticket(fd).await {
@@ -289,7 +302,15 @@ impl<'a> Pass<'a> {
             self.sh.set_stuck_head(None);
             return Ok(Step::Stop(StopReason::Drained));
         }
-        let message = match self.sh.relay.read_message().await {
+        // What the journal knows of the head is read while the FN hands its message out; it is
+        // used only when the message turns out to be that document.
+        let (message, known) = tokio::join!(
+            self.sh.relay.read_message(),
+            self.sh
+                .journal
+                .document_and_exchange(&self.fn_number, queue.first_fd)
+        );
+        let message = match message {
             Ok(m) => m,
             Err(e) => return Ok(Step::Stop(StopReason::Kkt(e.to_string()))),
         };
@@ -328,7 +349,9 @@ impl<'a> Pass<'a> {
         }
         let behind = u32::from(queue.queue_len).saturating_sub(1);
         let journal = &self.sh.journal;
-        let (row, mut exchange) = journal.document_and_exchange(&fn_number, fd).await?;
+        // The message is the document `known` was read for (`fd` is the queue's first, the FN
+        // this relay's).
+        let (row, mut exchange) = known?;
         if let Some(row) = row
             && row.status == Some(OfdStatus::Dlq)
         {
@@ -343,26 +366,35 @@ impl<'a> Pass<'a> {
         }
         self.sh.set_stuck_head(None);
         let journaled = exchange.and_then(|x| Some((x.reply?, x.response_code?)));
-        let (reply, code) = match journaled {
-            Some(found) => {
+        // The reply to write to the FN, its code, and its record when it is not journaled yet.
+        let (reply, code, record) = match journaled {
+            Some((reply, code)) => {
                 tracing::info!(%fn_number, fd, "resuming with the journaled OFD reply");
-                found
+                (reply, code, None)
             }
             None => match self.deliver(&fn_number, fd, message).await? {
-                Ok(found) => found,
+                Ok(answer) => {
+                    let (record, code) = reply_of(&answer);
+                    (answer.reply, code, Some(record))
+                }
                 Err(stop) => return Ok(Step::Stop(stop)),
             },
         };
         if code != 0 {
             // A definite rejection: the reply stays in the journal and never reaches the FN,
             // which keeps the document at the head of its queue for a later retry.
+            if let Some(record) = record
+                && let Some(stop) = self.record_reply(&fn_number, fd, record).await?
+            {
+                return Ok(Step::Stop(stop));
+            }
             self.head_counted = true;
             if let Some(stop) = self.conclude(&fn_number, fd, code).await? {
                 return Ok(Step::Stop(stop));
             }
             return Ok(Step::Stop(self.stuck(&fn_number, fd, behind)));
         }
-        self.write_back(&fn_number, fd, reply, code).await
+        self.write_back(&fn_number, fd, reply, code, record).await
     }
 
     /// Records `fd` as the stuck head of the FN's queue, with `behind` documents waiting.
@@ -378,15 +410,34 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// Writes the journaled reply to the FN and concludes the document.
+    /// Writes the reply to the FN and concludes the document. A `record` not journaled yet is
+    /// committed while FF32 goes, and FF33 waits for it.
     async fn write_back(
         &mut self,
         fn_number: &str,
         fd: u32,
         reply: Vec<u8>,
         code: i64,
+        record: Option<OfdReply>,
     ) -> Result<Step, SyncError> {
-        match self.sh.relay.write_reply(reply).await {
+        let written = match record {
+            None => self.sh.relay.write_reply(reply, Durable::already()).await,
+            Some(record) => {
+                let (tell, journaled) = Durable::pending();
+                let commit = async {
+                    let committed = self.record_reply(fn_number, fd, record).await;
+                    tell.tell(matches!(committed, Ok(None)));
+                    committed
+                };
+                let (committed, written) =
+                    tokio::join!(commit, self.sh.relay.write_reply(reply, journaled));
+                if let Some(stop) = committed? {
+                    return Ok(Step::Stop(stop));
+                }
+                written
+            }
+        };
+        match written {
             Ok(()) => {}
             Err(RelayError::Refused(dev)) => {
                 // The FN's own check failed: the OFD's ack is at fault. Forget it, back off and
@@ -411,6 +462,10 @@ impl<'a> Pass<'a> {
                 return Ok(Step::Stop(StopReason::FnRefusedAck(text)));
             }
             Err(RelayError::Unavailable(e)) => return Ok(Step::Stop(StopReason::Kkt(e))),
+            // The commit said so and its own outcome was returned above; kept for the type.
+            Err(e @ RelayError::NotJournaled) => {
+                return Ok(Step::Stop(StopReason::Kkt(e.to_string())));
+            }
         }
         self.head_counted = true;
         // Only an accepted document comes here (a refusal stays at the FN's head): the reply is
@@ -457,43 +512,60 @@ impl<'a> Pass<'a> {
         }
     }
 
-    /// Sends one message and journals the OFD's reply. `Ok(Err(stop))` ends the pass.
+    /// Sends one message, its copy journaled while it is on its way, and returns the OFD's
+    /// answer, not journaled yet. `Ok(Err(stop))` ends the pass.
     async fn deliver(
         &mut self,
         fn_number: &str,
         fd: u32,
         message: Vec<u8>,
-    ) -> Result<Result<(Vec<u8>, i64), StopReason>, SyncError> {
+    ) -> Result<Result<OfdAnswer, StopReason>, SyncError> {
         if !self.force() && !self.sh.breaker_lock().try_acquire(Instant::now()) {
             return Ok(Err(StopReason::BreakerOpen));
         }
-        let journal = &self.sh.journal;
-        journal
-            .record_ofd_outgoing(fn_number, fd, message.clone())
-            .await?;
         self.attempts += 1;
-        let sent = self.sh.client.send(&message).await;
-        let answer = match sent.and_then(|a| a.check_for(fn_number, fd).map(|()| a)) {
-            Ok(a) => a,
+        // Both end before anything else: a failure is recorded on a journaled copy, and a
+        // journal that failed stops the pass whatever the OFD said (the FN still holds the
+        // document, so the next pass sends it again).
+        let (recorded, sent) = tokio::join!(
+            self.sh
+                .journal
+                .record_ofd_outgoing(fn_number, fd, message.clone()),
+            self.sh.client.send(&message)
+        );
+        recorded?;
+        match sent.and_then(|a| a.check_for(fn_number, fd).map(|()| a)) {
+            Ok(answer) => {
+                self.sh.on_ofd_success();
+                Ok(Ok(answer))
+            }
             Err(e) => {
                 self.transport_failure(fn_number, fd, &e).await?;
-                return Ok(Err(StopReason::Transport(e.to_string())));
+                Ok(Err(StopReason::Transport(e.to_string())))
             }
-        };
-        self.sh.on_ofd_success();
-        if !self.sh.lock.check_fence(&self.held).await? {
-            return Ok(Err(StopReason::LockLost));
         }
-        let code = i64::from(answer.ack.response_code);
-        let reply = OfdReply {
-            reply: answer.reply.clone(),
-            response_code: code,
-            operator_sign: answer.ack.operator_sign.clone(),
-        };
+    }
+
+    /// Journals the OFD's reply, fenced by the sync lock; `Some(stop)` once the lock was lost.
+    async fn record_reply(
+        &self,
+        fn_number: &str,
+        fd: u32,
+        reply: OfdReply,
+    ) -> Result<Option<StopReason>, SyncError> {
+        // The journal's lease fences the commit itself; a Redis lock is asked first.
         let lease = self.held.journal_lease();
-        match journal.record_ofd_reply(fn_number, fd, reply, lease).await {
-            Ok(_) => Ok(Ok((answer.reply, code))),
-            Err(JournalError::Fenced { .. }) => Ok(Err(StopReason::LockLost)),
+        if lease.is_none() && !self.sh.lock.check_fence(&self.held).await? {
+            return Ok(Some(StopReason::LockLost));
+        }
+        match self
+            .sh
+            .journal
+            .record_ofd_reply(fn_number, fd, reply, lease)
+            .await
+        {
+            Ok(_) => Ok(None),
+            Err(JournalError::Fenced { .. }) => Ok(Some(StopReason::LockLost)),
             Err(e) => Err(e.into()),
         }
     }
@@ -567,6 +639,17 @@ impl<'a> Pass<'a> {
         }
         Ok(None)
     }
+}
+
+/// The journal's record of the OFD's answer, and its response code.
+fn reply_of(answer: &OfdAnswer) -> (OfdReply, i64) {
+    let code = i64::from(answer.ack.response_code);
+    let record = OfdReply {
+        reply: answer.reply.clone(),
+        response_code: code,
+        operator_sign: answer.ack.operator_sign.clone(),
+    };
+    (record, code)
 }
 
 /// A state-machine refusal on a bookkeeping write (e.g. a row already moved by an explicit

@@ -525,3 +525,64 @@ async fn a_register_seen_ready_is_not_asked_again_and_a_shift_past_24_hours_is_c
     assert_eq!(ran(&before, &after, "FF46"), 1, "{before} -> {after}");
     assert_eq!(s.fn_receipts().await.len(), 3);
 }
+
+/// The sale's in-flight commit runs while its items are on the line, and its close waits for it.
+/// When that commit fails (here a trigger makes SQLite refuse exactly that change, as a failing
+/// disk would), the close is never sent: the half-built receipt is cancelled, the POS gets a
+/// definite `journal_unavailable`, nothing is fiscalized, and the register sells on afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sale_whose_in_flight_state_cannot_be_journaled_is_cancelled_before_its_close() {
+    let s = Stack::with_manual_sync().await;
+    let (code, first) = s.post_receipt(lenses("journal-ok-1")).await;
+    assert_eq!(code, 200, "{first}");
+
+    let conn = rusqlite::Connection::open(s.db_path()).expect("journal opens");
+    conn.execute_batch(
+        "CREATE TRIGGER refuse_in_flight BEFORE UPDATE OF kkt_state ON receipts \
+         WHEN NEW.kkt_state = 'kkt_in_flight' \
+         BEGIN SELECT RAISE(ABORT, 'injected: the in-flight state cannot be written'); END;",
+    )
+    .expect("trigger");
+    let (code, refused, before, after) = sale_between_command_counts(&s, "journal-bad").await;
+    assert_eq!(code, 503, "{refused}");
+    assert_eq!(refused["code"], "journal_unavailable", "{refused}");
+    assert_eq!(refused["definite"], true, "{refused}");
+    assert_eq!(
+        (
+            ran(&before, &after, "FF46"),
+            ran(&before, &after, "FF45"),
+            ran(&before, &after, "88")
+        ),
+        (1, 0, 1),
+        "the item went while the commit ran; the close never did; the receipt was cancelled"
+    );
+    assert_eq!(
+        s.fn_receipts().await.len(),
+        1,
+        "only the first sale printed"
+    );
+    let state: String = conn
+        .query_row(
+            "SELECT kkt_state FROM receipts WHERE idempotency_key = 'journal-bad'",
+            [],
+            |r| r.get(0),
+        )
+        .expect("the refused sale's row");
+    assert_eq!(state, "rejected");
+    // The same key keeps its definite answer.
+    let (code, again) = s.post_receipt(lenses("journal-bad")).await;
+    assert_eq!(
+        (code, again["code"].clone()),
+        (503, json!("journal_unavailable"))
+    );
+
+    conn.execute_batch("DROP TRIGGER refuse_in_flight")
+        .expect("drop trigger");
+    let (code, next) = s.post_receipt(lenses("journal-ok-2")).await;
+    assert_eq!(
+        (code, next["status"].clone()),
+        (200, json!("printed")),
+        "{next}"
+    );
+    assert_eq!(s.fn_receipts().await.len(), 2);
+}

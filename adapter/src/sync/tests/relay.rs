@@ -8,9 +8,10 @@ use serde_json::json;
 
 use super::{Mock, Shop, count, settings};
 use crate::journal::OfdReply;
+use crate::kkt::Durable;
 use crate::sync::lock::lease_name;
 use crate::sync::ofd_client::OfdClient;
-use crate::sync::relay::FnRelay;
+use crate::sync::relay::{FnRelay, RelayError};
 use crate::sync::{BreakerState, NetworkStatus, StopReason, SyncHandle};
 use ofd_proto::envelope::message_ids as envelope_ids;
 
@@ -183,7 +184,10 @@ async fn a_crash_after_the_reply_is_journaled_resumes_without_a_second_delivery(
         .unwrap()
         .unwrap()
         .reply;
-    shop.kkt.write_reply(reply.unwrap()).await.unwrap();
+    shop.kkt
+        .write_reply(reply.unwrap(), Durable::already())
+        .await
+        .unwrap();
     // FD 2: a "crash" after the reply was journaled, before it reached the FN.
     let (_, fd2) = relay_until_reply_journaled(&shop, &client).await;
     assert_eq!((fd, fd2), (1, 2));
@@ -218,6 +222,49 @@ async fn a_crash_after_the_reply_is_journaled_resumes_without_a_second_delivery(
         assert_eq!(x.send_count, 1);
         assert!(x.written_to_fn);
     }
+}
+
+/// FF33 waits for the reply's commit: a reply whose commit failed, or whose commit was abandoned,
+/// never reaches the FN (only FF32 went), and the same reply goes in whole once it is durable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_the_journal_did_not_take_is_never_written_to_the_fn() {
+    let shop = Shop::open().await;
+    let mock = Mock::start().await;
+    shop.sell(0).await;
+    let unsent = shop.unsent();
+    assert!(unsent > 0, "the sale left documents for the OFD");
+    let client = OfdClient::new(mock.addr(), Duration::from_secs(2), Duration::from_secs(2));
+    let message = shop.kkt.read_message().await.unwrap();
+    let reply = client.send(&message).await.unwrap().reply;
+
+    let (tell, journaled) = Durable::pending();
+    let (written, ()) = tokio::join!(shop.kkt.write_reply(reply.clone(), journaled), async move {
+        // FF32 is on its way or done by now; the commit "fails".
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        tell.tell(false);
+    });
+    assert_eq!(written, Err(RelayError::NotJournaled));
+    assert_eq!(shop.unsent(), unsent, "the FN still holds the document");
+
+    let (tell, journaled) = Durable::pending();
+    drop(tell);
+    assert_eq!(
+        shop.kkt.write_reply(reply.clone(), journaled).await,
+        Err(RelayError::NotJournaled),
+        "an abandoned commit is not a durable one"
+    );
+    assert_eq!(shop.unsent(), unsent, "the FN still holds the document");
+
+    let (tell, journaled) = Durable::pending();
+    let (written, ()) = tokio::join!(shop.kkt.write_reply(reply, journaled), async move {
+        tell.tell(true)
+    });
+    assert_eq!(written, Ok(()));
+    assert_eq!(
+        shop.unsent(),
+        unsent - 1,
+        "the FN took the reply once it was durable"
+    );
 }
 
 /// Two workers relay at the same moment; exactly one may hold the lock.
