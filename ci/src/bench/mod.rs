@@ -120,6 +120,8 @@ const RATIOS: &[(&str, &str)] = &[
     ("drain.paced_rate", "drain.design_ceiling"),
     ("drain.paced_rate", "drain.wire_limit_115200"),
     ("drain.paced_rate", "ceiling.ofd_bare_client"),
+    ("drain.paced_rate", "drain.paced_ceiling_rate"),
+    ("drain.paced_ceiling_rate", "drain.wire_limit_115200"),
     ("recovery.journal_open_ms", "recovery.sqlite_open_ms"),
     (
         "recovery.shop_start_to_ready_ms",
@@ -253,35 +255,37 @@ fn derive_floors(figures: &mut Vec<Figure>) {
     }
 }
 
-/// `sale.paced_ceiling_rate`: the paced sale a host costing nothing of its own could reach, with
-/// the sale's own bytes on the line (`sale.wire_limit_115200`), its device time
-/// (`sale.paced_device_ms`) and, for each of its commands, the turnaround a bare host measured
-/// (`sale.paced_turnaround_us`). Derived repetition by repetition; absent when a figure it needs
-/// was not measured.
+/// `sale.paced_ceiling_rate` and `drain.paced_ceiling_rate`: what a host costing nothing of its
+/// own could reach paced, with the unit's own bytes on the line (`*.wire_limit_115200`), its
+/// device time (`*.paced_device_ms`) and, for each of its commands, the turnaround a bare host
+/// measured (`*.paced_turnaround_us`). Derived repetition by repetition; absent when a figure it
+/// needs was not measured.
 fn derive_paced_ceiling(figures: &mut Vec<Figure>) {
-    let Some(([limit, device, commands, turnaround], n)) = aligned_runs(
-        figures,
-        [
-            "sale.wire_limit_115200",
-            "sale.paced_device_ms",
-            "sale.kkt_round_trips",
-            "sale.paced_turnaround_us",
-        ],
-    ) else {
-        return;
-    };
-    let ceiling = (0..n)
-        .map(|i| {
-            let line_ms = 1e3 / limit[i].max(f64::MIN_POSITIVE);
-            1e3 / (line_ms + device[i] + commands[i] * turnaround[i] / 1e3)
-        })
-        .collect();
-    let mut f = Figure::new("sale.paced_ceiling_rate", "/s", ceiling);
-    f.note = Some(
-        "derived: 1 / (the sale's line time at 115200 baud + sale.paced_device_ms + sale.kkt_round_trips x sale.paced_turnaround_us): a host with no cost of its own"
-            .to_owned(),
-    );
-    figures.push(f);
+    for unit in ["sale", "drain"] {
+        let names = [
+            "wire_limit_115200",
+            "paced_device_ms",
+            "kkt_round_trips",
+            "paced_turnaround_us",
+        ]
+        .map(|name| format!("{unit}.{name}"));
+        let Some(([limit, device, commands, turnaround], n)) =
+            aligned_runs(figures, names.each_ref().map(String::as_str))
+        else {
+            continue;
+        };
+        let ceiling = (0..n)
+            .map(|i| {
+                let line_ms = 1e3 / limit[i].max(f64::MIN_POSITIVE);
+                1e3 / (line_ms + device[i] + commands[i] * turnaround[i] / 1e3)
+            })
+            .collect();
+        let mut f = Figure::new(&format!("{unit}.paced_ceiling_rate"), "/s", ceiling);
+        f.note = Some(format!(
+            "derived: 1 / (the {unit}'s line time at 115200 baud + {unit}.paced_device_ms + {unit}.kkt_round_trips x {unit}.paced_turnaround_us): a host with no cost of its own"
+        ));
+        figures.push(f);
+    }
 }
 
 /// The runs of each named figure and the count of repetitions they all have, for a figure derived
@@ -388,6 +392,27 @@ mod tests {
             .map(|v| (v * 1e6).round() / 1e6)
             .collect();
         assert_eq!(rounded, vec![18.181818, 20.408163]);
+        assert!(
+            !figures.iter().any(|f| f.name.starts_with("drain.")),
+            "the drain's figures were not measured: nothing is made up for it"
+        );
+        // The drain's, from its own figures: 50 ms of line + 1 ms of device + 5 x 0.2 ms = 52 ms.
+        let mut drain = vec![
+            Figure::new("drain.wire_limit_115200", "/s", vec![20.0]),
+            Figure::new("drain.paced_device_ms", "ms", vec![1.0]),
+            Figure::new("drain.kkt_round_trips", "commands", vec![5.0]),
+            Figure::new("drain.paced_turnaround_us", "us", vec![200.0]),
+        ];
+        derive_paced_ceiling(&mut drain);
+        let ceiling = drain
+            .iter()
+            .find(|f| f.name == "drain.paced_ceiling_rate")
+            .expect("derived");
+        assert!(
+            (ceiling.runs[0] - 1e3 / 52.0).abs() < 1e-9,
+            "{:?}",
+            ceiling.runs
+        );
         // Without the bare host's figure nothing is derived.
         let mut partial = vec![Figure::new("sale.wire_limit_115200", "/s", vec![20.0])];
         derive_paced_ceiling(&mut partial);

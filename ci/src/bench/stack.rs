@@ -119,6 +119,10 @@ const NOTES: &[(&str, &str)] = &[
         "the adapter's own time inside KKT exchanges per document of the paced drain: the line, the device and the turnarounds; drain.paced_commit_ms likewise inside journal commits",
     ),
     (
+        "drain.paced_turnaround_us",
+        "a bare host's paced command reading the FN's outgoing message as the relay does (FF30, then FF31 blocks of up to 200 bytes; the full ENQ/NAK/frame/ACK/answer/ACK exchange from one thread straight over the pty, the adapter stopped, before the paced drain), minus its bytes' line time and the device's time: what the pty and the emulator cost any host a command of the drain's kind (100 message reads, smoke: 5)",
+    ),
+    (
         "drain.paced_outside_kkt_ms",
         "derived: 1000 / drain.paced_rate minus drain.paced_kkt_exchange_ms: what a paced document costs while the line is idle (the adapter's commits, the OFD round trip, the pass's own steps)",
     ),

@@ -55,6 +55,8 @@ const FIGURES: &[&str] = &[
     "drain.paced_kkt_exchange_ms",
     "drain.paced_commit_ms",
     "drain.paced_outside_kkt_ms",
+    "drain.paced_turnaround_us",
+    "drain.paced_ceiling_rate",
     "drain.design_ceiling",
     "drain.wire_limit_115200",
     "drain.journal_commits",
