@@ -16,10 +16,12 @@ use super::split::{Split, push_split};
 
 /// Clients selling the backlog: enough to keep the one register busy.
 const BACKLOG_CONCURRENCY: usize = 8;
-/// How often the drain's end (`pending 0`) is polled.
+/// How often the journal's `pending 0` is polled once the mock has every document. Not while the
+/// drain runs: the adapter counts its buffer with a scan of the whole journal.
 const PENDING_POLL: Duration = Duration::from_millis(50);
-/// How often the mock is asked whether the first document arrived.
-const FIRST_POLL: Duration = Duration::from_millis(5);
+/// How often the mock is asked how many documents arrived (an in-memory count), for the drain's
+/// first and last document alike.
+const MOCK_POLL: Duration = Duration::from_millis(10);
 /// The adapter's settings for a fast drain, as a shop would set them: a pass every second, 500
 /// documents a pass, and at most a second of backoff or open breaker after the OFD comes back.
 const DRAIN_FLAGS: [(&str, &str); 5] = [
@@ -238,11 +240,11 @@ fn log_field(log: &str, message: &str, field: &str) -> anyhow::Result<f64> {
         .with_context(|| format!("{field}={value} is not a number"))
 }
 
-/// Brings the OFD online and times the drain from the mock's first document to `pending 0`;
-/// counters are read around it for the per-document split.
+/// Brings the OFD online and times the drain from the mock's first document to its last, then
+/// waits for `pending 0`; counters are read around it all for the per-document split.
 async fn drain(stack: &Stack, rep: usize, pace: &str, out: &mut Samples) -> anyhow::Result<()> {
     let pending = stack.pending().await?;
-    anyhow::ensure!(pending > 0, "nothing pending to drain");
+    anyhow::ensure!(pending > 1, "{pending} pending: too few to time a drain");
     let received = stack.mock_documents_received().await?;
     stack.reset_emu_counters().await?;
     stack.reset_mock_counters().await?;
@@ -252,15 +254,26 @@ async fn drain(stack: &Stack, rep: usize, pace: &str, out: &mut Samples) -> anyh
     let switched = Instant::now();
     // Half the seed's design rate at least, and a minute for the backoff and breaker to let go.
     let limit = Duration::from_secs(60 + pending / 5);
-    let first = loop {
-        if stack.mock_documents_received().await? > received {
-            break Instant::now();
+    let poll_mock = async |done: &dyn Fn(u64) -> bool, what: &str| {
+        loop {
+            if done(stack.mock_documents_received().await?) {
+                return anyhow::Ok(Instant::now());
+            }
+            if switched.elapsed() > limit {
+                bail!("{pace} drain: {what} within {limit:?}");
+            }
+            tokio::time::sleep(MOCK_POLL).await;
         }
-        if switched.elapsed() > limit {
-            bail!("{pace} drain: no document reached the OFD within {limit:?}");
-        }
-        tokio::time::sleep(FIRST_POLL).await;
     };
+    let first = poll_mock(&|n| n > received, "no document reached the OFD").await?;
+    // Timed from the first document's arrival at the OFD to the last's: pending - 1 documents,
+    // each its whole relay step (the FN's exchanges, the journal, the OFD).
+    let last = poll_mock(
+        &|n| n >= received + pending,
+        "not every pending document reached the OFD",
+    )
+    .await?;
+    // The journal's side of the last document: concluded, nothing left pending.
     loop {
         let left = stack.pending().await?;
         if left == 0 {
@@ -271,10 +284,10 @@ async fn drain(stack: &Stack, rep: usize, pace: &str, out: &mut Samples) -> anyh
         }
         tokio::time::sleep(PENDING_POLL).await;
     }
-    let seconds = first.elapsed().as_secs_f64();
-    let rate = pending as f64 / seconds;
+    let seconds = (last - first).as_secs_f64();
+    let rate = (pending - 1) as f64 / seconds.max(1e-6);
     eprintln!(
-        "  drain rep {}: {pace}: {pending} documents in {seconds:.1} s ({rate:.1}/s), first after {:.2} s",
+        "  drain rep {}: {pace}: {pending} documents, the first to the last at the OFD in {seconds:.1} s ({rate:.1}/s), the first after {:.2} s",
         rep + 1,
         (first - switched).as_secs_f64()
     );

@@ -470,11 +470,12 @@ impl Stack {
     }
 
     /// Documents the mock has received (stored, duplicates included).
+    /// Distinct documents the mock has received (a resent document counts once).
     pub async fn mock_documents_received(&self) -> anyhow::Result<u64> {
         let stats = self.get(format!("{}/_mock/stats", self.mock_url)).await?;
-        stats["documents_received"]
+        stats["unique"]
             .as_u64()
-            .context("/_mock/stats has no documents_received")
+            .context("/_mock/stats has no unique")
     }
 
     pub async fn mock_counters(&self) -> anyhow::Result<MockCounters> {

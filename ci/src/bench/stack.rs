@@ -104,7 +104,7 @@ const NOTES: &[(&str, &str)] = &[
     ),
     (
         "drain.unpaced_rate",
-        "documents per second from the mock's first document to pending 0 in GET /v1/kkt/buffer/status (polled every 50 ms); 10,000 pending (smoke: 20); adapter flags --sync-interval-ms 1000 --batch-size-max 500 --backoff-initial-ms 200 --backoff-max-ms 1000 --breaker-open-ms 1000",
+        "(pending - 1) documents per second from the mock's first distinct document to its last (GET /_mock/stats polled every 10 ms; the journal's pending 0 checked after, not during: the adapter counts its buffer with a scan of the whole journal); 10,000 pending (smoke: 20); adapter flags --sync-interval-ms 1000 --batch-size-max 500 --backoff-initial-ms 200 --backoff-max-ms 1000 --breaker-open-ms 1000",
     ),
     (
         "drain.paced_rate",
