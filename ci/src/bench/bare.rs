@@ -16,19 +16,44 @@ use anyhow::{Context, bail};
 use kkt_proto::{ACK, Answer, ENQ, NAK, Reply, Request, STX};
 use nix::sys::termios::{SetArg, SpecialCharacterIndices, tcgetattr, tcsetattr};
 
+use super::load::wire_limit;
+use super::procs::{BAUD, Stack};
+
 /// The longest wait for one byte (a whole FF31 answer takes under 25 ms at 115200 baud).
 const BYTE_LIMIT_DECISECONDS: u8 = 20;
 
+/// What a paced command costs any host beyond its bytes' line time and the device's time: `host`
+/// (one of the runs below, given the pty) over the stack's paced emulator, per command. The
+/// adapter must be stopped, so the bare host is alone on the line.
+pub async fn turnaround(
+    stack: &Stack,
+    host: impl FnOnce(&Path) -> anyhow::Result<(Duration, usize)> + Send + 'static,
+) -> anyhow::Result<f64> {
+    stack.reset_emu_counters().await?;
+    let link = stack.pty_link();
+    let (elapsed, commands) = tokio::task::spawn_blocking(move || host(&link)).await??;
+    let emu = stack.emu_counters().await?;
+    anyhow::ensure!(
+        emu.commands == commands as u64,
+        "the emulator ran {} of the bare host's {commands} commands",
+        emu.commands
+    );
+    let n = commands as f64;
+    let line_us = 1e6 / wire_limit(BAUD, (emu.bytes_from_host + emu.bytes_to_host) as f64 / n);
+    let device_us = emu.command_time_us as f64 / n;
+    Ok(elapsed.as_secs_f64() * 1e6 / n - line_us - device_us)
+}
+
 /// Sends `count` status commands through the protocol's full exchange (ENQ, NAK, frame, ACK,
-/// answer, ACK) and returns the wall time of all of them.
-pub fn status_commands(link: &Path, count: usize) -> anyhow::Result<Duration> {
+/// answer, ACK) and returns the wall time of all of them and the commands sent.
+pub fn status_commands(link: &Path, count: usize) -> anyhow::Result<(Duration, usize)> {
     let mut port = open(link)?;
     let frame = encode(&Request::ShortStatus)?;
     let started = Instant::now();
     for i in 0..count {
         exchange(&mut port, &frame, i)?;
     }
-    Ok(started.elapsed())
+    Ok((started.elapsed(), count))
 }
 
 /// Reads the FN's outgoing message `count` times as the relay does (FF30 for its size, then FF31

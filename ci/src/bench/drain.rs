@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use super::Plan;
 use super::bare;
 use super::figure::Samples;
-use super::load::{self, wire_limit};
+use super::load;
 use super::procs::{BAUD, Bins, Peaks, Stack};
 use super::split::{Split, push_split};
 
@@ -101,11 +101,11 @@ pub async fn rep(
     stack.restart_emulator(Some(BAUD)).await?;
     // The adapter stops, so the bare host is alone on the paced line; the drain runs after it.
     stack.stop_adapter(Duration::from_secs(60));
-    out.push(
-        "drain.paced_turnaround_us",
-        "us",
-        paced_turnaround(&stack, plan.count(100, 5)).await?,
-    );
+    out.push("drain.paced_turnaround_us", "us", {
+        // The drain's long answers, where the sale's figure has status commands.
+        let reads = plan.count(100, 5);
+        bare::turnaround(&stack, move |link| bare::message_reads(link, reads)).await?
+    });
     stack.start_adapter()?;
     stack.wait_ready(Duration::from_secs(60)).await?;
     drain(&stack, rep, "paced", out).await?;
@@ -335,26 +335,6 @@ async fn drain(stack: &Stack, rep: usize, pace: &str, out: &mut Samples) -> anyh
         ],
     );
     Ok(())
-}
-
-/// The turnaround of a bare host reading the FN's outgoing message `reads` times
-/// ([`bare::message_reads`]) over the stack's paced emulator, per command: the drain's long
-/// answers, where the sale's figure has status commands.
-async fn paced_turnaround(stack: &Stack, reads: usize) -> anyhow::Result<f64> {
-    stack.reset_emu_counters().await?;
-    let link = stack.pty_link();
-    let (elapsed, commands) =
-        tokio::task::spawn_blocking(move || bare::message_reads(&link, reads)).await??;
-    let emu = stack.emu_counters().await?;
-    anyhow::ensure!(
-        emu.commands == commands as u64,
-        "the emulator ran {} of the bare host's {commands} commands",
-        emu.commands
-    );
-    let n = commands as f64;
-    let line_us = 1e6 / wire_limit(BAUD, (emu.bytes_from_host + emu.bytes_to_host) as f64 / n);
-    let device_us = emu.command_time_us as f64 / n;
-    Ok(elapsed.as_secs_f64() * 1e6 / n - line_us - device_us)
 }
 
 /// The mock's ceiling: one real message sent again and again over fresh connections.

@@ -10,7 +10,7 @@ use std::time::Duration;
 use super::Plan;
 use super::bare;
 use super::figure::Samples;
-use super::load::{self, wire_limit};
+use super::load;
 use super::procs::{BAUD, Bins, Peaks, Stack};
 use super::split::{Split, push_split};
 
@@ -87,11 +87,10 @@ pub async fn rep(bins: &Bins, plan: &Plan, rep: usize, out: &mut Samples) -> any
     }
     // The adapter stops, so the bare host is alone on the paced line.
     stack.stop_adapter(Duration::from_secs(10));
-    out.push(
-        "sale.paced_turnaround_us",
-        "us",
-        paced_turnaround(&stack, plan.count(400, 20)).await?,
-    );
+    out.push("sale.paced_turnaround_us", "us", {
+        let count = plan.count(400, 20);
+        bare::turnaround(&stack, move |link| bare::status_commands(link, count)).await?
+    });
     let peaks = Peaks {
         adapter_mib: stack.adapter_peak_mib(),
         emulator_mib: stack.emulator_peak_mib(),
@@ -139,23 +138,4 @@ async fn split(
         ],
     );
     Ok(())
-}
-
-/// What a paced command costs any host beyond its bytes' line time and the device's time: a bare
-/// host's status commands ([`bare::status_commands`]) over the stack's paced emulator, per command.
-async fn paced_turnaround(stack: &Stack, count: usize) -> anyhow::Result<f64> {
-    stack.reset_emu_counters().await?;
-    let link = stack.pty_link();
-    let elapsed =
-        tokio::task::spawn_blocking(move || bare::status_commands(&link, count)).await??;
-    let emu = stack.emu_counters().await?;
-    anyhow::ensure!(
-        emu.commands == count as u64,
-        "the emulator ran {} of the bare host's {count} commands",
-        emu.commands
-    );
-    let n = count as f64;
-    let line_us = 1e6 / wire_limit(BAUD, (emu.bytes_from_host + emu.bytes_to_host) as f64 / n);
-    let device_us = emu.command_time_us as f64 / n;
-    Ok(elapsed.as_secs_f64() * 1e6 / n - line_us - device_us)
 }
