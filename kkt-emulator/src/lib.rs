@@ -32,7 +32,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
 pub use control::app;
@@ -180,17 +180,71 @@ pub struct Running {
     pub pty_path: PathBuf,
     /// The shared state, for in-process tests.
     pub shared: Arc<Shared>,
-    wire: JoinHandle<()>,
+    wire: Option<Wire>,
     http: JoinHandle<()>,
     stop: watch::Sender<bool>,
+}
+
+/// The wire loop's thread ([`link::run`]), and how to stop it and hear that it ended.
+#[derive(Debug)]
+struct Wire {
+    thread: std::thread::JoinHandle<()>,
+    /// Written to (or dropped) to stop the loop: its read end wakes the loop's poll.
+    stop: std::io::PipeWriter,
+    /// Sent, or dropped, when the loop ends.
+    ended: oneshot::Receiver<()>,
+}
+
+impl Wire {
+    fn start(pty: Arc<pty::Pty>, shared: Arc<Shared>) -> Result<Self, ServeError> {
+        let (stopped, stop) = std::io::pipe().map_err(|source| pty::PtyError::Io {
+            what: "pipe",
+            source,
+        })?;
+        let (tell_ended, ended) = oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("kkt-wire".into())
+            .spawn(move || {
+                if let Err(e) = link::run(pty, shared, &stopped) {
+                    tracing::error!(error = %e, "wire loop stopped");
+                }
+                let _ = tell_ended.send(());
+            })
+            .map_err(|source| pty::PtyError::Io {
+                what: "spawn the wire thread",
+                source,
+            })?;
+        Ok(Self {
+            thread,
+            stop,
+            ended,
+        })
+    }
+
+    /// Stops the loop and waits for its thread: at most the command or paced write in progress.
+    fn stop(self) {
+        use std::io::Write;
+        let Self {
+            thread, mut stop, ..
+        } = self;
+        let _ = stop.write_all(&[1]);
+        if thread.join().is_err() {
+            tracing::error!("the wire thread panicked");
+        }
+    }
 }
 
 impl Running {
     /// Waits until the wire loop or the control server ends (normally never).
     pub async fn wait(&mut self) {
-        tokio::select! {
-            _ = &mut self.wire => {}
-            _ = &mut self.http => {}
+        match self.wire.as_mut() {
+            Some(wire) => tokio::select! {
+                _ = &mut wire.ended => {}
+                _ = &mut self.http => {}
+            },
+            None => {
+                let _ = (&mut self.http).await;
+            }
         }
     }
 
@@ -207,7 +261,9 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        self.wire.abort();
+        if let Some(wire) = self.wire.take() {
+            wire.stop();
+        }
         self.http.abort();
     }
 }
@@ -249,14 +305,7 @@ pub async fn serve(config: Config) -> Result<Running, ServeError> {
         source,
     })?;
     let pty_path = pty.slave_path().to_path_buf();
-    let wire = tokio::spawn({
-        let (pty, shared) = (Arc::clone(&pty), Arc::clone(&shared));
-        async move {
-            if let Err(e) = link::run(pty, shared).await {
-                tracing::error!(error = %e, "wire loop stopped");
-            }
-        }
-    });
+    let wire = Wire::start(Arc::clone(&pty), Arc::clone(&shared))?;
     let router = app(Arc::clone(&shared), config.control_token.clone());
     let serve_config = tool_http::ServeConfig {
         header_read_timeout: Duration::from_millis(config.header_read_timeout_ms),
@@ -274,7 +323,7 @@ pub async fn serve(config: Config) -> Result<Running, ServeError> {
         pty_link: config.pty_link,
         pty_path,
         shared,
-        wire,
+        wire: Some(wire),
         http,
         stop,
     })

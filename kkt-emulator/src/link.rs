@@ -2,6 +2,7 @@
 //! that act on the wire (NAK, busy, slow, garbage, bad LRC, dropped answer, power cut).
 
 use std::collections::VecDeque;
+use std::os::fd::AsFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::emu::Shared;
 use crate::exec::{self, Executed};
 use crate::faults::{Effects, FaultKind};
-use crate::pty::{Pty, PtyError};
+use crate::pty::{Heard, Pty, PtyError};
 
 /// Gap after which a partly received frame is dropped (javapos uses 100 ms between bytes).
 pub(crate) const BYTE_TIMEOUT: Duration = Duration::from_millis(100);
@@ -38,8 +39,11 @@ struct Wire {
     noise: ChaCha8Rng,
 }
 
-/// Runs the wire loop until the pty fails.
-pub async fn run(pty: Arc<Pty>, shared: Arc<Shared>) -> Result<(), PtyError> {
+/// Runs the wire loop on the calling (blocking) thread until the pty fails or `stop` becomes
+/// readable. One thread hears the host, answers and paces its bytes: a real device answers ENQ
+/// and a frame at once, so no hand-over between threads or a runtime's scheduler sits between the
+/// host's bytes and the device's answer.
+pub fn run(pty: Arc<Pty>, shared: Arc<Shared>, stop: &impl AsFd) -> Result<(), PtyError> {
     let mut wire = Wire {
         pty,
         shared,
@@ -48,18 +52,16 @@ pub async fn run(pty: Arc<Pty>, shared: Arc<Shared>) -> Result<(), PtyError> {
     };
     let mut buf = [0u8; 512];
     loop {
-        let n = if wire.link.is_mid_frame() {
-            match tokio::time::timeout(BYTE_TIMEOUT, wire.pty.read(&mut buf)).await {
-                Ok(r) => r?,
-                Err(_elapsed) => {
-                    if let Some(e) = wire.link.byte_timeout() {
-                        tracing::debug!(error = %e, "partial frame dropped");
-                    }
-                    continue;
+        let wait = wire.link.is_mid_frame().then_some(BYTE_TIMEOUT);
+        let n = match wire.pty.read_blocking(&mut buf, wait, stop)? {
+            Heard::Bytes(n) => n,
+            Heard::Stopped => return Ok(()),
+            Heard::TimedOut => {
+                if let Some(e) = wire.link.byte_timeout() {
+                    tracing::debug!(error = %e, "partial frame dropped");
                 }
+                continue;
             }
-        } else {
-            wire.pty.read(&mut buf).await?
         };
         // Paced, the bytes are not heard before the line could have carried them: nothing answers them
         // sooner. The last byte of any request in them arrives then, and its command time starts there.
@@ -71,7 +73,7 @@ pub async fn run(pty: Arc<Pty>, shared: Arc<Shared>) -> Result<(), PtyError> {
             continue;
         }
         let outputs: VecDeque<DeviceOutput> = wire.link.bytes_in(&buf[..n]).into();
-        wire.handle(outputs, heard, received_at).await?;
+        wire.handle(outputs, heard, received_at)?;
     }
 }
 
@@ -87,7 +89,7 @@ fn undecodable(payload: &[u8], e: &DecodeError) -> Option<Executed> {
 
 impl Wire {
     /// Acts on what the link made of bytes heard at `heard` (paced) and received at `received_at`.
-    async fn handle(
+    fn handle(
         &mut self,
         mut outputs: VecDeque<DeviceOutput>,
         heard: Option<Instant>,
@@ -106,13 +108,13 @@ impl Wire {
                     let Some(DeviceOutput::Request(payload)) = outputs.pop_front() else {
                         continue;
                     };
-                    self.request(bytes, payload, heard, received_at).await?;
+                    self.request(&bytes, &payload, heard, received_at)?;
                 }
                 DeviceOutput::Write(bytes) => {
-                    self.pty.write_all(&bytes, heard).await?;
+                    self.pty.send_blocking(&bytes, heard)?;
                 }
                 DeviceOutput::Request(payload) => {
-                    self.request(vec![ACK], payload, heard, received_at).await?;
+                    self.request(&[ACK], &payload, heard, received_at)?;
                 }
                 DeviceOutput::BadFrame(e) => tracing::debug!(error = %e, "bad frame NAKed"),
             }
@@ -122,25 +124,23 @@ impl Wire {
 
     /// Acknowledges, executes and answers one request whose last byte arrived at `received_at` (paced:
     /// `heard`, where the ACK starts on the line).
-    async fn request(
+    fn request(
         &mut self,
-        ack: Vec<u8>,
-        payload: Vec<u8>,
+        ack: &[u8],
+        payload: &[u8],
         heard: Option<Instant>,
         received_at: Instant,
     ) -> Result<(), PtyError> {
-        let cmd_code = CommandCode::split(&payload).map_or(0, |(c, _)| c.value());
+        let cmd_code = CommandCode::split(payload).map_or(0, |(c, _)| c.value());
         let mut fx = Effects::default();
         self.shared.take_faults(cmd_code, PRE_EXEC, &mut fx);
         if fx.nak {
             abandon(&mut self.link);
-            self.pty.write_all(&[NAK], heard).await?;
+            self.pty.send_blocking(&[NAK], heard)?;
             return Ok(());
         }
         let noise = if fx.garbage { self.noise() } else { Vec::new() };
-        // The ACK, the execution (it fsyncs the FN state) and the answer are one step on a blocking
-        // thread: paced, every hand-over between the runtime and a thread is time a real device does
-        // not spend between the bytes.
+        // The ACK, the execution (it fsyncs the FN state) and the answer, one after the other.
         let mut step = Step {
             pty: Arc::clone(&self.pty),
             shared: Arc::clone(&self.shared),
@@ -149,17 +149,20 @@ impl Wire {
             fx,
             noise,
         };
-        let (link, result) = tokio::task::spawn_blocking(move || {
-            let result = step.run(&ack, &payload, heard, received_at);
-            (step.link, result)
-        })
-        .await
-        .unwrap_or_else(|e| {
-            tracing::error!(error = %e, "the request step failed; the link restarts clean");
-            (DeviceLink::new(), Ok(()))
-        });
-        self.link = link;
-        result
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            step.run(ack, payload, heard, received_at)
+        }));
+        match ran {
+            Ok(result) => {
+                self.link = step.link;
+                result
+            }
+            Err(_) => {
+                tracing::error!("the request step panicked; the link restarts clean");
+                self.link = DeviceLink::new();
+                Ok(())
+            }
+        }
     }
 
     /// A few noise bytes that are not protocol control bytes (a line glitch, not a protocol message).
@@ -186,7 +189,7 @@ fn abandon(link: &mut DeviceLink) {
     let _ = link.bytes_in(&[ACK]);
 }
 
-/// One request from its ACK to its answer, run on a blocking thread.
+/// One request from its ACK to its answer.
 struct Step {
     pty: Arc<Pty>,
     shared: Arc<Shared>,

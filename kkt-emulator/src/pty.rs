@@ -3,14 +3,14 @@
 
 use std::fs::File;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use nix::poll::{PollFd, PollFlags, PollTimeout, poll};
 use nix::sys::termios::{SetArg, cfmakeraw, tcgetattr, tcsetattr};
-use tokio::io::unix::AsyncFd;
 
 use crate::counters::{Counters, FrameScan};
 
@@ -48,7 +48,8 @@ fn io(what: &'static str) -> impl FnOnce(std::io::Error) -> PtyError {
 /// Keeping our own slave fd open matters: when every slave fd is closed (the host closed its
 /// port), reads on the master fail with EIO, and the emulator must survive the host reconnecting.
 pub struct Pty {
-    master: AsyncFd<File>,
+    /// Non-blocking: reads wait in [`Pty::read_blocking`]'s poll, writes in [`Pty::send_blocking`].
+    master: File,
     _slave: OwnedFd,
     slave_path: PathBuf,
     link_path: PathBuf,
@@ -91,11 +92,7 @@ impl Pty {
         let flags = fcntl(&pair.master, FcntlArg::F_GETFL).map_err(sys("F_GETFL"))?;
         let flags = OFlag::from_bits_truncate(flags) | OFlag::O_NONBLOCK;
         fcntl(&pair.master, FcntlArg::F_SETFL(flags)).map_err(sys("F_SETFL"))?;
-        // `AsyncFd::register` is the non-deprecated spelling but is `unsafe`, which this workspace forbids.
-        // The deprecation is about an fd closed behind the reactor's back; here the AsyncFd owns the File,
-        // so the fd lives exactly as long as its registration.
-        #[allow(deprecated)]
-        let master = AsyncFd::new(File::from(pair.master)).map_err(io("register"))?;
+        let master = File::from(pair.master);
         publish_link(&held_slave_path(&pair.slave), link)?;
         Ok(Self {
             master,
@@ -121,22 +118,52 @@ impl Pty {
         &self.link_path
     }
 
-    /// Reads whatever bytes are available, waiting until at least one is. The host's bytes reach the pty at
-    /// once; a paced reader asks [`Pty::hear`] when they could have arrived before answering them.
-    pub async fn read(&self, buf: &mut [u8]) -> Result<usize, PtyError> {
+    /// Reads whatever bytes are available, waiting on this (blocking) thread until at least one is,
+    /// `wait` passes, or `stop` becomes readable. The host's bytes reach the pty at once; a paced
+    /// reader asks [`Pty::hear`] when they could have arrived before answering them.
+    pub fn read_blocking(
+        &self,
+        buf: &mut [u8],
+        wait: Option<Duration>,
+        stop: &impl AsFd,
+    ) -> Result<Heard, PtyError> {
+        let deadline = wait.map(|w| Instant::now() + w);
         loop {
-            let mut guard = self.master.readable().await.map_err(io("poll"))?;
-            match guard.try_io(|f| f.get_ref().read(buf)) {
-                Ok(Ok(n)) => {
+            match (&self.master).read(buf) {
+                Ok(n) => {
                     self.count_from_host(&buf[..n]);
-                    return Ok(n);
+                    return Ok(Heard::Bytes(n));
                 }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
                 // EIO means no slave is open right now; ours always is, so treat it as transient.
-                Ok(Err(e)) if e.raw_os_error() == Some(nix::libc::EIO) => {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                Err(e) if e.raw_os_error() == Some(nix::libc::EIO) => {
+                    std::thread::sleep(Duration::from_millis(5));
                 }
-                Ok(Err(e)) => return Err(io("read")(e)),
-                Err(_would_block) => continue,
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(e) => return Err(io("read")(e)),
+            }
+            let timeout = match deadline {
+                None => PollTimeout::NONE,
+                Some(d) => {
+                    let left = d.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        return Ok(Heard::TimedOut);
+                    }
+                    // Whole milliseconds, rounded up so a wait never ends early.
+                    let ms = left.as_micros().div_ceil(1000);
+                    PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+                }
+            };
+            let mut fds = [
+                PollFd::new(self.master.as_fd(), PollFlags::POLLIN),
+                PollFd::new(stop.as_fd(), PollFlags::POLLIN),
+            ];
+            match poll(&mut fds, timeout) {
+                Ok(_) | Err(nix::Error::EINTR) => {}
+                Err(e) => return Err(sys("poll")(e)),
+            }
+            if fds[1].any().unwrap_or(false) {
+                return Ok(Heard::Stopped);
             }
         }
     }
@@ -154,24 +181,6 @@ impl Pty {
         let (_, ready) = self.rx.claim(now, n, delay);
         self.counters.wire_time(ready - now);
         Some(ready)
-    }
-
-    /// Writes all bytes, no faster than the configured line speed ([`Pty::send_blocking`], paced on a
-    /// blocking thread). Returns the line time (zero unpaced).
-    pub async fn write_all(
-        self: &Arc<Self>,
-        bytes: &[u8],
-        from: Option<Instant>,
-    ) -> Result<Duration, PtyError> {
-        if self.byte_delay.is_none() {
-            self.write_raw(bytes).await?;
-            return Ok(Duration::ZERO);
-        }
-        let this = Arc::clone(self);
-        let owned = bytes.to_vec();
-        tokio::task::spawn_blocking(move || this.send_blocking(&owned, from))
-            .await
-            .map_err(|e| io("paced write")(std::io::Error::other(e)))?
     }
 
     /// Writes all bytes from a blocking thread, no faster than the configured line speed. Paced, the
@@ -220,7 +229,7 @@ impl Pty {
     fn write_waiting(&self, mut bytes: &[u8]) -> Result<(), PtyError> {
         let since = Instant::now();
         while !bytes.is_empty() {
-            match self.master.get_ref().write(bytes) {
+            match (&self.master).write(bytes) {
                 Ok(n) => {
                     self.count_to_host(&bytes[..n]);
                     bytes = &bytes[n..];
@@ -242,24 +251,10 @@ impl Pty {
         Ok(())
     }
 
-    /// Counts `bytes` as sent, then writes them all at once.
-    async fn write_raw(&self, mut bytes: &[u8]) -> Result<(), PtyError> {
-        self.count_to_host(bytes);
-        while !bytes.is_empty() {
-            let mut guard = self.master.writable().await.map_err(io("poll"))?;
-            match guard.try_io(|f| f.get_ref().write(bytes)) {
-                Ok(Ok(n)) => bytes = &bytes[n..],
-                Ok(Err(e)) => return Err(io("write")(e)),
-                Err(_would_block) => continue,
-            }
-        }
-        Ok(())
-    }
-
     /// Discards bytes the host wrote that nobody read yet (used after a simulated power cut).
     pub fn drain_input(&self) {
         let mut buf = [0u8; 256];
-        while let Ok(n) = self.master.get_ref().read(&mut buf) {
+        while let Ok(n) = (&self.master).read(&mut buf) {
             if n == 0 {
                 break;
             }
@@ -282,6 +277,17 @@ impl Pty {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         self.counters.count_to_host(bytes, &mut scan);
     }
+}
+
+/// What [`Pty::read_blocking`] came back with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    /// This many bytes from the host (at least one; zero only at end of file).
+    Bytes(usize),
+    /// The wait passed with nothing heard.
+    TimedOut,
+    /// The stop descriptor became readable.
+    Stopped,
 }
 
 /// One direction of the paced line: when the bytes it has carried so far finish crossing, on the
@@ -369,8 +375,39 @@ mod tests {
         assert_eq!(byte_delay_for_baud(9600), Duration::from_nanos(1_041_666));
     }
 
-    #[tokio::test]
-    async fn pty_round_trip_and_link() {
+    /// Reads at least one byte, failing after a second.
+    fn read_some(pty: &Pty, buf: &mut [u8]) -> usize {
+        let (never, _keep) = std::io::pipe().expect("pipe");
+        match pty
+            .read_blocking(buf, Some(Duration::from_secs(1)), &never)
+            .expect("read")
+        {
+            Heard::Bytes(n) => n,
+            other => panic!("nothing read: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_blocking_read_ends_when_its_wait_passes_or_when_stopped() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let pty =
+            Pty::open(&dir.path().join("kkt.tty"), None, Arc::new(Counters::new())).expect("open");
+        let (stop, mut stopper) = std::io::pipe().expect("pipe");
+        let mut buf = [0u8; 8];
+        let wait = Duration::from_millis(30);
+        let asked = Instant::now();
+        let got = pty
+            .read_blocking(&mut buf, Some(wait), &stop)
+            .expect("read");
+        assert_eq!(got, Heard::TimedOut);
+        assert!(asked.elapsed() >= wait, "the wait ended early");
+        stopper.write_all(&[1]).expect("stop");
+        let got = pty.read_blocking(&mut buf, None, &stop).expect("read");
+        assert_eq!(got, Heard::Stopped);
+    }
+
+    #[test]
+    fn pty_round_trip_and_link() {
         let dir = tempfile::tempdir().expect("tempdir");
         let link = dir.path().join("kkt.tty");
         let counters = Arc::new(Counters::new());
@@ -391,11 +428,9 @@ mod tests {
             .expect("open slave");
         host.write_all(&[0x05]).expect("write");
         let mut buf = [0u8; 8];
-        let n = pty.read(&mut buf).await.expect("read");
+        let n = read_some(&pty, &mut buf);
         assert_eq!(&buf[..n], &[0x05]);
-        pty.write_all(&[0x15, 0x00, 0x0A], None)
-            .await
-            .expect("write");
+        pty.send_blocking(&[0x15, 0x00, 0x0A], None).expect("write");
         let mut got = [0u8; 3];
         host.read_exact(&mut got).expect("read back");
         // Raw mode: 0x0A must not become 0x0D 0x0A and 0x00 must survive.
@@ -411,8 +446,8 @@ mod tests {
         );
     }
 
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_paced_reply_starts_when_the_bytes_it_answers_were_heard_and_never_overlaps() {
+    #[test]
+    fn a_paced_reply_starts_when_the_bytes_it_answers_were_heard_and_never_overlaps() {
         // 1200 baud: 8.33 ms a byte. The host's 3 bytes are heard 3 byte times after they were read;
         // a 1-byte reply from then cannot reach the host before 4 byte times, and a 2-byte write
         // asked for right after it starts only when the reply has crossed: 6 byte times in all.
@@ -431,7 +466,7 @@ mod tests {
         let mut buf = [0u8; 8];
         let mut n = 0;
         while n < 3 {
-            n += pty.read(&mut buf[n..]).await.expect("read");
+            n += read_some(&pty, &mut buf[n..]);
         }
         let read_at = Instant::now();
         let heard = pty.hear(n).expect("paced");
@@ -445,12 +480,12 @@ mod tests {
             }
             (got, at)
         });
-        let reply = pty.write_all(&[0x15], Some(heard)).await.expect("reply");
+        let reply = pty.send_blocking(&[0x15], Some(heard)).expect("reply");
         assert!(
             reply >= byte,
             "the reply's line time {reply:?} is under a byte time"
         );
-        let next = pty.write_all(&[0x06, 0x02], None).await.expect("next");
+        let next = pty.send_blocking(&[0x06, 0x02], None).expect("next");
         assert!(next >= byte * 2, "{next:?}");
         let (got, at) = reader.join().expect("reader");
         assert_eq!(got, [0x15, 0x06, 0x02]);

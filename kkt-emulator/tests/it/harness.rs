@@ -165,6 +165,17 @@ impl Host {
         got
     }
 
+    /// One read of up to one byte within `timeout`, as the port reports it (a timeout is an
+    /// error of kind `TimedOut`; a device that went away, `BrokenPipe`).
+    pub fn read_within(&mut self, timeout: Duration) -> std::io::Result<usize> {
+        use serialport::SerialPort;
+        self.port.set_timeout(timeout).expect("set timeout");
+        let mut b = [0u8; 1];
+        let got = self.port.read(&mut b);
+        self.port.set_timeout(READ_TIMEOUT).expect("set timeout");
+        got
+    }
+
     /// Reads one byte, failing the test if none arrives.
     pub fn read_byte(&mut self) -> u8 {
         self.read_byte_within(READ_TIMEOUT)

@@ -8,6 +8,7 @@ use std::process::{Child, Command, Stdio};
 use kkt_proto::{Answer, Request};
 
 use crate::harness::{Host, close, http, item};
+use kkt_emulator::Config;
 
 /// Starts the binary and reads its `kkt-emulator pty=... control=...` line.
 fn spawn(dir: &Path) -> (Child, SocketAddr) {
@@ -105,5 +106,29 @@ fn a_dead_emulators_link_leads_nowhere_even_when_its_pty_number_is_taken_again()
     assert!(
         opened.is_err(),
         "the dead emulator's link opened a live pty (it pointed at {pts:?}; the new pty is {other_path:?})"
+    );
+}
+
+#[test]
+fn a_stopped_emulator_lets_go_of_its_pty_at_once() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let running = rt
+        .block_on(kkt_emulator::serve(Config::in_dir(dir.path())))
+        .expect("serve");
+    let mut host = Host::open(&running.pty_link);
+    assert!(matches!(host.ok(&Request::FnStatus), Answer::FnStatus(_)));
+    // Stopping joins the wire thread, which holds the pty's master and the emulator's own slave: once
+    // both are closed, the host hears a hang-up, not a device that stays silent.
+    drop(running);
+    let read = host.read_within(std::time::Duration::from_secs(2));
+    assert_eq!(
+        read.as_ref().map_err(std::io::Error::kind).err(),
+        Some(std::io::ErrorKind::BrokenPipe),
+        "{read:?}"
     );
 }
