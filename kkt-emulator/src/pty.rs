@@ -251,17 +251,6 @@ impl Pty {
         Ok(())
     }
 
-    /// Discards bytes the host wrote that nobody read yet (used after a simulated power cut).
-    pub fn drain_input(&self) {
-        let mut buf = [0u8; 256];
-        while let Ok(n) = (&self.master).read(&mut buf) {
-            if n == 0 {
-                break;
-            }
-            self.count_from_host(&buf[..n]);
-        }
-    }
-
     fn count_from_host(&self, bytes: &[u8]) {
         let mut scan = self
             .scan_from_host
