@@ -128,6 +128,10 @@ const RATIOS: &[(&str, &str)] = &[
         "recovery.start_to_ready_ms",
     ),
     ("registers.unpaced_n8_rate", "reference.sales_c64"),
+    (
+        "registers.unpaced_n8_adapter_cpu_bound_rate",
+        "reference.sales_c64",
+    ),
     ("runner.uat08_uat10c_s", "runner.uat08_uat10c_target_s"),
     ("runner.ci_set_s", "runner.ci_set_target_s"),
 ];

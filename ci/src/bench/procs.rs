@@ -154,6 +154,11 @@ impl Proc {
         }
     }
 
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The highest resident set size the process has had (VmHWM), KiB; remembered across reads.
     pub fn peak_kib(&mut self) -> u64 {
         if let Some(kib) = vm_hwm_kib(self.child.id()) {
@@ -193,6 +198,56 @@ impl Drop for Proc {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// CPU time `pid` has used, user and system, in clock ticks (`/proc/PID/stat` fields 14 and 15: every
+/// thread of the process, not its children).
+pub fn cpu_ticks(pid: u32) -> Option<u64> {
+    cpu_ticks_split(pid).map(|(user, system)| user + system)
+}
+
+/// [`cpu_ticks`] as `(user, system)`.
+pub fn cpu_ticks_split(pid: u32) -> Option<(u64, u64)> {
+    stat_cpu_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// `(user, system)` clock ticks of one `/proc/PID/stat` text.
+fn stat_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
+    // The command name (field 2) is in parentheses and may hold spaces: count fields after it.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace().skip(11);
+    let user: u64 = fields.next()?.parse().ok()?;
+    let system: u64 = fields.next()?.parse().ok()?;
+    Some((user, system))
+}
+
+/// The machine's CPU time since boot from `/proc/stat`, in clock ticks summed over all CPUs:
+/// `(busy, total)`, busy being all but idle and waiting for I/O.
+pub fn machine_ticks() -> Option<(u64, u64)> {
+    machine_stat_ticks(&std::fs::read_to_string("/proc/stat").ok()?)
+}
+
+/// [`machine_ticks`] of one `/proc/stat` text.
+fn machine_stat_ticks(stat: &str) -> Option<(u64, u64)> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    // user nice system idle iowait irq softirq steal (guest time is already inside user).
+    let total: u64 = ticks.iter().take(8).sum();
+    let idle = ticks.get(3)? + ticks.get(4)?;
+    Some((total - idle, total))
+}
+
+/// Clock ticks per second, the unit of [`cpu_ticks`] and [`machine_ticks`].
+pub fn ticks_per_s() -> f64 {
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
+        Ok(Some(t)) if t > 0 => t as f64,
+        _ => 100.0,
     }
 }
 
@@ -421,6 +476,17 @@ impl Stack {
         live.max(self.adapter_peak_gone_kib) as f64 / 1024.0
     }
 
+    /// CPU time the running adapter and emulator have used so far, clock ticks as `(user,
+    /// system)` (0 for one not running).
+    pub fn cpu_ticks(&self) -> [(u64, u64); 2] {
+        let ticks = |p: &Option<Proc>| {
+            p.as_ref()
+                .and_then(|p| cpu_ticks_split(p.pid()))
+                .unwrap_or((0, 0))
+        };
+        [ticks(&self.adapter), ticks(&self.emulator)]
+    }
+
     /// Peak RSS of every emulator process of this stack so far, MiB.
     pub fn emulator_peak_mib(&mut self) -> f64 {
         let live = self.emulator.as_mut().map_or(0, Proc::peak_kib);
@@ -581,5 +647,30 @@ impl Peaks {
             adapter_mib: self.adapter_mib.max(other.adapter_mib),
             emulator_mib: self.emulator_mib.max(other.emulator_mib),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_time_is_read_past_a_command_name_with_spaces_and_parentheses() {
+        // Fields 14 and 15 (utime 1200, stime 345) of a process named "kkt (emu) 1".
+        let stat = "4242 (kkt (emu) 1) S 1 4242 4242 0 -1 4194560 900 0 0 0 1200 345 0 0 20 0 3 0 100 \
+                    1000000 500 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0";
+        assert_eq!(stat_cpu_ticks(stat), Some((1200, 345)));
+        assert_eq!(stat_cpu_ticks("4242 (truncated) S 1 2"), None);
+    }
+
+    #[test]
+    fn the_machine_is_busy_in_all_but_idle_and_io_wait() {
+        let stat = "cpu  100 5 50 800 40 3 2 0 0 0\ncpu0 50 2 25 400 20 1 1 0 0 0\nintr 1\n";
+        // user + nice + system + irq + softirq + steal = 160 busy of 1000.
+        assert_eq!(machine_stat_ticks(stat), Some((160, 1000)));
+        assert_eq!(machine_stat_ticks("intr 1\n"), None);
+        let (busy, total) = machine_ticks().expect("this machine's /proc/stat");
+        assert!(busy <= total && total > 0, "{busy} of {total}");
+        assert!(cpu_ticks(std::process::id()).is_some());
     }
 }

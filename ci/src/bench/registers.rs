@@ -13,7 +13,7 @@ use anyhow::Context;
 use super::Plan;
 use super::figure::Samples;
 use super::load;
-use super::procs::{BAUD, Bins, Proc, field};
+use super::procs::{BAUD, Bins, Proc, cpu_ticks, field, machine_ticks, ticks_per_s};
 
 /// Register counts measured.
 pub const REGISTERS: [usize; 4] = [1, 2, 4, 8];
@@ -24,9 +24,9 @@ const CLIENTS_PER_REGISTER_UNPACED: usize = 8;
 
 /// Mock, `n` emulators and one adapter over them.
 struct Shop {
-    // Declared first so it is killed first; held for its guard.
-    _adapter: Proc,
-    _emulators: Vec<Proc>,
+    // Declared first so it is killed first.
+    adapter: Proc,
+    emulators: Vec<Proc>,
     _mock: Proc,
     url: String,
     kkt_ids: Vec<String>,
@@ -102,12 +102,107 @@ impl Shop {
             .trim_end_matches('/')
             .to_owned();
         Ok(Shop {
-            _adapter: adapter,
-            _emulators: emulators,
+            adapter,
+            emulators,
             _mock: mock,
             url,
             kkt_ids,
         })
+    }
+}
+
+impl Shop {
+    /// The adapter's `/metrics` sums so far: seconds inside KKT exchanges (every register's),
+    /// seconds inside journal commits, and the journal's group commits.
+    async fn journal_and_kkt(&self, http: &reqwest::Client) -> anyhow::Result<[f64; 3]> {
+        let url = format!("{}/metrics", self.url);
+        let text = http
+            .get(&url)
+            .send()
+            .await?
+            .error_for_status()?
+            .text()
+            .await?;
+        let sum =
+            |name: &str| load::metric(&text, name).with_context(|| format!("no {name} in {url}"));
+        Ok([
+            sum("adapter_kkt_command_duration_seconds_sum")?,
+            sum("adapter_journal_commit_duration_seconds_sum")?,
+            sum("adapter_journal_commit_duration_seconds_count")?,
+        ])
+    }
+}
+
+/// CPU time used so far, clock ticks: the adapter, the emulators together, this process (the
+/// load's clients) and the whole machine (busy, total; summed over its CPUs).
+#[derive(Debug, Clone, Copy)]
+struct CpuUse {
+    adapter: u64,
+    emulators: u64,
+    client: u64,
+    busy: u64,
+    total: u64,
+}
+
+impl CpuUse {
+    fn read(shop: &Shop) -> anyhow::Result<CpuUse> {
+        let ticks = |pid: u32| cpu_ticks(pid).with_context(|| format!("CPU time of pid {pid}"));
+        let mut emulators = 0;
+        for emulator in &shop.emulators {
+            emulators += ticks(emulator.pid())?;
+        }
+        let (busy, total) = machine_ticks().context("the machine's CPU time (/proc/stat)")?;
+        Ok(CpuUse {
+            adapter: ticks(shop.adapter.pid())?,
+            emulators,
+            client: ticks(std::process::id())?,
+            busy,
+            total,
+        })
+    }
+
+    /// Where the CPUs went between `before` and `self`, as figures `registers.<prefix>_...` per
+    /// sale of the `count` sold meanwhile.
+    fn push_split(&self, before: &CpuUse, prefix: &str, count: usize, out: &mut Samples) {
+        let per_sale_ms = |ticks: u64| ticks as f64 / ticks_per_s() * 1e3 / count as f64;
+        let adapter = self.adapter - before.adapter;
+        let emulators = self.emulators - before.emulators;
+        let client = self.client - before.client;
+        let busy = self.busy - before.busy;
+        let total = self.total - before.total;
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
+        out.push(
+            &format!("registers.{prefix}_machine_busy"),
+            "x",
+            busy as f64 / total.max(1) as f64,
+        );
+        out.push(
+            &format!("registers.{prefix}_adapter_cpu_ms"),
+            "ms",
+            per_sale_ms(adapter),
+        );
+        out.push(
+            &format!("registers.{prefix}_emulators_cpu_ms"),
+            "ms",
+            per_sale_ms(emulators),
+        );
+        out.push(
+            &format!("registers.{prefix}_client_cpu_ms"),
+            "ms",
+            per_sale_ms(client),
+        );
+        out.push(
+            &format!("registers.{prefix}_other_cpu_ms"),
+            "ms",
+            per_sale_ms(busy.saturating_sub(adapter + emulators + client)),
+        );
+        // A run shorter than one tick of the adapter's (a smoke run) counts one, so the bound
+        // stays finite.
+        out.push(
+            &format!("registers.{prefix}_adapter_cpu_bound_rate"),
+            "/s",
+            cpus * 1e3 / per_sale_ms(adapter.max(1)),
+        );
     }
 }
 
@@ -140,6 +235,12 @@ pub async fn rep(bins: &Bins, plan: &Plan, rep: usize, out: &mut Samples) -> any
             } else {
                 CLIENTS_PER_REGISTER_UNPACED
             };
+            let split = !paced && n == REGISTERS[REGISTERS.len() - 1];
+            let before = if split {
+                Some((CpuUse::read(&shop)?, shop.journal_and_kkt(&http).await?))
+            } else {
+                None
+            };
             let sales = load::sell_on(
                 &http,
                 &shop.url,
@@ -149,6 +250,25 @@ pub async fn rep(bins: &Bins, plan: &Plan, rep: usize, out: &mut Samples) -> any
                 &format!("r{rep}{pace}{n}"),
             )
             .await?;
+            if let Some((cpu, [kkt_s, commit_s, commits])) = before {
+                let prefix = format!("{pace}_n{n}");
+                CpuUse::read(&shop)?.push_split(&cpu, &prefix, count, out);
+                let [kkt_now, commit_now, commits_now] = shop.journal_and_kkt(&http).await?;
+                let run_s = count as f64 / sales.rate;
+                let per_sale_ms = |secs: f64| secs * 1e3 / count as f64;
+                for (name, unit, value) in [
+                    ("register_sale_ms", "ms", n as f64 * 1e3 / sales.rate),
+                    ("kkt_exchange_ms", "ms", per_sale_ms(kkt_now - kkt_s)),
+                    (
+                        "journal_commits",
+                        "commits",
+                        (commits_now - commits) / count as f64,
+                    ),
+                    ("writer_busy", "x", (commit_now - commit_s) / run_s),
+                ] {
+                    out.push(&format!("registers.{prefix}_{name}"), unit, value);
+                }
+            }
             let one = *one_register_rate.get_or_insert(sales.rate);
             out.push(&format!("registers.{pace}_n{n}_rate"), "/s", sales.rate);
             out.push(
@@ -181,6 +301,34 @@ pub const NOTES: &[(&str, &str)] = &[
     (
         "registers.unpaced_n1_rate",
         "as registers.paced_n1_rate with the emulators unpaced and 8 clients per register (64 at 8 registers), 150 sales per register: bound by the machine's CPUs, not by lines",
+    ),
+    (
+        "registers.unpaced_n8_machine_busy",
+        "during the 8-register unpaced run: the share of all CPUs' time busy (from /proc/stat; idle and I/O wait are not busy); 1.0 means the machine's CPUs were the limit",
+    ),
+    (
+        "registers.unpaced_n8_adapter_cpu_ms",
+        "CPU time (user + system, /proc/PID/stat) per sale over that run: the adapter's; below, the 8 emulators' together, this process's (the 64 clients), and the busy time none of them was charged (kernel threads flushing the journal and the FN files, the loopback, ofd-mock)",
+    ),
+    (
+        "registers.unpaced_n8_register_sale_ms",
+        "derived: 8 x 1000 / registers.unpaced_n8_rate, the time one register takes for a sale when all 8 are busy (one sale at a time goes to a register)",
+    ),
+    (
+        "registers.unpaced_n8_kkt_exchange_ms",
+        "the adapter's time inside KKT exchanges per sale over that run (adapter_kkt_command_duration_seconds_sum, every register's): the device's command time, its FN's fsync among them, the pty and the link",
+    ),
+    (
+        "registers.unpaced_n8_journal_commits",
+        "the journal's group commits per sale over that run: below 3 when commits of several registers share one fsync",
+    ),
+    (
+        "registers.unpaced_n8_writer_busy",
+        "the share of that run's wall time the one journal writer spent inside commits (adapter_journal_commit_duration_seconds_sum): near 1.0 it is the limit",
+    ),
+    (
+        "registers.unpaced_n8_adapter_cpu_bound_rate",
+        "the machine's CPUs over the adapter's CPU time per sale: the most sales per second the adapter could take on this machine if the registers and clients cost nothing",
     ),
 ];
 

@@ -11,7 +11,7 @@ use super::Plan;
 use super::bare;
 use super::figure::Samples;
 use super::load;
-use super::procs::{BAUD, Bins, Peaks, Stack};
+use super::procs::{BAUD, Bins, Peaks, Stack, ticks_per_s};
 use super::split::{Split, push_split};
 
 /// Sales before the measured runs: the first opens the shift and trips the breaker.
@@ -23,6 +23,8 @@ struct Before {
     /// Seconds the adapter had spent inside KKT exchanges and journal commits.
     kkt_s: f64,
     commit_s: f64,
+    /// CPU time of the adapter and the emulator so far, clock ticks (user, system).
+    cpu_ticks: [(u64, u64); 2],
 }
 
 /// One repetition: a fresh stack, unpaced then paced, concurrency 1, 8, 64.
@@ -57,6 +59,7 @@ pub async fn rep(bins: &Bins, plan: &Plan, rep: usize, out: &mut Samples) -> any
                     commits: stack.journal_commits().await?,
                     kkt_s,
                     commit_s,
+                    cpu_ticks: stack.cpu_ticks(),
                 })
             } else {
                 None
@@ -127,6 +130,9 @@ async fn split(
     // The adapter's own clock: inside KKT exchanges and inside journal commits, per sale.
     let (kkt_s, commit_s) = stack.time_in_kkt_and_commits().await?;
     let per_sale = |secs: f64| secs * 1e3 / sales;
+    let [adapter_now, emulator_now] = stack.cpu_ticks();
+    let [adapter_then, emulator_then] = before.cpu_ticks;
+    let cpu_ms = |now: u64, then: u64| per_sale(now.saturating_sub(then) as f64 / ticks_per_s());
     push_split(
         out,
         "sale",
@@ -135,6 +141,27 @@ async fn split(
             ("adapter_ms", "ms", adapter_ms),
             ("kkt_exchange_ms", "ms", per_sale(kkt_s - before.kkt_s)),
             ("commit_ms", "ms", per_sale(commit_s - before.commit_s)),
+            (
+                "adapter_cpu_ms",
+                "ms",
+                cpu_ms(
+                    adapter_now.0 + adapter_now.1,
+                    adapter_then.0 + adapter_then.1,
+                ),
+            ),
+            (
+                "adapter_system_cpu_ms",
+                "ms",
+                cpu_ms(adapter_now.1, adapter_then.1),
+            ),
+            (
+                "emulator_cpu_ms",
+                "ms",
+                cpu_ms(
+                    emulator_now.0 + emulator_now.1,
+                    emulator_then.0 + emulator_then.1,
+                ),
+            ),
         ],
     );
     Ok(())

@@ -151,6 +151,10 @@ const NOTES: &[(&str, &str)] = &[
         "the adapter's own time inside KKT exchanges per sale at concurrency 1, unpaced (adapter_kkt_command_duration_seconds_sum): the device's command time, the pty and the link's handshakes; sale.commit_ms likewise inside journal commits",
     ),
     (
+        "sale.adapter_cpu_ms",
+        "CPU time (user + system, /proc/PID/stat) the adapter used per sale at concurrency 1, unpaced: its own work, where sale.adapter_ms is the wall time it adds, waits included; sale.adapter_system_cpu_ms the part of it in the kernel (system calls: fsync, the pty, sockets, waking threads); sale.emulator_cpu_ms likewise the emulator's",
+    ),
+    (
         "drain.kkt_exchange_ms",
         "the adapter's own time inside KKT exchanges per drained document (adapter_kkt_command_duration_seconds_sum in /metrics): the device's command time, the pty and the link's ENQ/ACK handshakes",
     ),
