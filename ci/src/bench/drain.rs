@@ -248,8 +248,7 @@ async fn drain(stack: &Stack, rep: usize, pace: &str, out: &mut Samples) -> anyh
     let received = stack.mock_documents_received().await?;
     stack.reset_emu_counters().await?;
     stack.reset_mock_counters().await?;
-    let commits = stack.journal_commits().await?;
-    let (kkt_s, commit_s) = stack.time_in_kkt_and_commits().await?;
+    let before = stack.adapter_sums().await?;
     stack.mock_mode("online").await?;
     let switched = Instant::now();
     // Half the seed's design rate at least, and a minute for the backoff and breaker to let go.
@@ -293,17 +292,17 @@ async fn drain(stack: &Stack, rep: usize, pace: &str, out: &mut Samples) -> anyh
     );
     out.push(&format!("drain.{pace}_rate"), "/s", rate);
     let emu = stack.emu_counters().await?;
-    let commits = stack.journal_commits().await? - commits;
+    let after = stack.adapter_sums().await?;
+    let commits = after.commits - before.commits;
     let split = Split::new(&emu, commits, pending as f64);
     let mock = stack.mock_counters().await?;
     let ofd_ms = mock.handling_time_us as f64 / 1e3 / mock.messages.max(1) as f64;
     let adapter_ms = 1e3 / rate - split.device_ms - split.wire_ms - ofd_ms;
     // The adapter's own clock: its time inside KKT exchanges (the device's time, the pty and the
     // link's handshakes) and inside journal commits, per document.
-    let (kkt_after, commit_after) = stack.time_in_kkt_and_commits().await?;
     let per_doc = |s: f64| s * 1e3 / pending as f64;
-    let exchange_ms = per_doc(kkt_after - kkt_s);
-    let commit_ms = per_doc(commit_after - commit_s);
+    let exchange_ms = per_doc(after.kkt_s - before.kkt_s);
+    let commit_ms = per_doc(after.commit_s - before.commit_s);
     if pace == "paced" {
         // Paced, the exchanges hold the line time too: what they cost beyond the line and the
         // device is the turnarounds; what the document costs outside them is the rest of 1 / rate.

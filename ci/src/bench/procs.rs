@@ -201,25 +201,33 @@ impl Drop for Proc {
     }
 }
 
-/// CPU time `pid` has used, user and system, in clock ticks (`/proc/PID/stat` fields 14 and 15: every
-/// thread of the process, not its children).
-pub fn cpu_ticks(pid: u32) -> Option<u64> {
-    cpu_ticks_split(pid).map(|(user, system)| user + system)
+/// CPU time a process has used, in clock ticks ([`ticks_per_s`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CpuTicks {
+    pub user: u64,
+    pub system: u64,
 }
 
-/// [`cpu_ticks`] as `(user, system)`.
-pub fn cpu_ticks_split(pid: u32) -> Option<(u64, u64)> {
+impl CpuTicks {
+    pub fn total(self) -> u64 {
+        self.user + self.system
+    }
+}
+
+/// CPU time `pid` has used (`/proc/PID/stat` fields 14 and 15: every thread of the process, not
+/// its children).
+pub fn cpu_ticks(pid: u32) -> Option<CpuTicks> {
     stat_cpu_ticks(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
 }
 
-/// `(user, system)` clock ticks of one `/proc/PID/stat` text.
-fn stat_cpu_ticks(stat: &str) -> Option<(u64, u64)> {
+/// [`cpu_ticks`] of one `/proc/PID/stat` text.
+fn stat_cpu_ticks(stat: &str) -> Option<CpuTicks> {
     // The command name (field 2) is in parentheses and may hold spaces: count fields after it.
     let rest = &stat[stat.rfind(')')? + 1..];
     let mut fields = rest.split_whitespace().skip(11);
     let user: u64 = fields.next()?.parse().ok()?;
     let system: u64 = fields.next()?.parse().ok()?;
-    Some((user, system))
+    Some(CpuTicks { user, system })
 }
 
 /// The machine's CPU time since boot from `/proc/stat`, in clock ticks summed over all CPUs:
@@ -248,6 +256,31 @@ pub fn ticks_per_s() -> f64 {
     match nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK) {
         Ok(Some(t)) if t > 0 => t as f64,
         _ => 100.0,
+    }
+}
+
+/// What the benchmarks split the adapter's time by, from its `/metrics` histograms.
+#[derive(Debug, Clone, Copy)]
+pub struct AdapterSums {
+    /// Seconds inside KKT exchanges: every command of every register, the device's time included.
+    pub kkt_s: f64,
+    /// Seconds inside journal commits.
+    pub commit_s: f64,
+    /// Journal group commits.
+    pub commits: f64,
+}
+
+impl AdapterSums {
+    /// From the adapter's `/metrics` text, fetched from `url`.
+    pub fn parse(text: &str, url: &str) -> anyhow::Result<AdapterSums> {
+        let sum = |name: &str| {
+            super::load::metric(text, name).with_context(|| format!("no {name} in {url}"))
+        };
+        Ok(AdapterSums {
+            kkt_s: sum("adapter_kkt_command_duration_seconds_sum")?,
+            commit_s: sum("adapter_journal_commit_duration_seconds_sum")?,
+            commits: sum("adapter_journal_commit_duration_seconds_count")?,
+        })
     }
 }
 
@@ -476,13 +509,12 @@ impl Stack {
         live.max(self.adapter_peak_gone_kib) as f64 / 1024.0
     }
 
-    /// CPU time the running adapter and emulator have used so far, clock ticks as `(user,
-    /// system)` (0 for one not running).
-    pub fn cpu_ticks(&self) -> [(u64, u64); 2] {
+    /// CPU time the running adapter and emulator have used so far (0 for one not running).
+    pub fn cpu_ticks(&self) -> [CpuTicks; 2] {
         let ticks = |p: &Option<Proc>| {
             p.as_ref()
-                .and_then(|p| cpu_ticks_split(p.pid()))
-                .unwrap_or((0, 0))
+                .and_then(|p| cpu_ticks(p.pid()))
+                .unwrap_or_default()
         };
         [ticks(&self.adapter), ticks(&self.emulator)]
     }
@@ -580,26 +612,11 @@ impl Stack {
             .await
     }
 
-    /// Journal group commits so far (`adapter_journal_commit_duration_seconds_count` in /metrics).
-    pub async fn journal_commits(&self) -> anyhow::Result<f64> {
+    /// The adapter's time and commit sums so far, from one `GET /metrics`.
+    pub async fn adapter_sums(&self) -> anyhow::Result<AdapterSums> {
         let url = format!("{}/metrics", self.adapter_url);
         let text = self.call(Method::GET, &url, None).await?;
-        super::load::metric(&text, "adapter_journal_commit_duration_seconds_count")
-            .with_context(|| format!("no journal commit count in {url}"))
-    }
-
-    /// Seconds the adapter spent so far inside KKT exchanges (every command, the device's time
-    /// included) and inside journal commits, from its `/metrics` histograms' sums.
-    pub async fn time_in_kkt_and_commits(&self) -> anyhow::Result<(f64, f64)> {
-        let url = format!("{}/metrics", self.adapter_url);
-        let text = self.call(Method::GET, &url, None).await?;
-        let sum = |name: &str| {
-            super::load::metric(&text, name).with_context(|| format!("no {name} in {url}"))
-        };
-        Ok((
-            sum("adapter_kkt_command_duration_seconds_sum")?,
-            sum("adapter_journal_commit_duration_seconds_sum")?,
-        ))
+        AdapterSums::parse(&text, &url)
     }
 
     /// `GET /v1/kkt/buffer/status`'s `pending`.
@@ -659,7 +676,13 @@ mod tests {
         // Fields 14 and 15 (utime 1200, stime 345) of a process named "kkt (emu) 1".
         let stat = "4242 (kkt (emu) 1) S 1 4242 4242 0 -1 4194560 900 0 0 0 1200 345 0 0 20 0 3 0 100 \
                     1000000 500 18446744073709551615 1 1 0 0 0 0 0 4096 0 0 0 0 17 1 0 0 0 0 0";
-        assert_eq!(stat_cpu_ticks(stat), Some((1200, 345)));
+        assert_eq!(
+            stat_cpu_ticks(stat),
+            Some(CpuTicks {
+                user: 1200,
+                system: 345
+            })
+        );
         assert_eq!(stat_cpu_ticks("4242 (truncated) S 1 2"), None);
     }
 

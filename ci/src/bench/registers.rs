@@ -13,7 +13,9 @@ use anyhow::Context;
 use super::Plan;
 use super::figure::Samples;
 use super::load;
-use super::procs::{BAUD, Bins, Proc, cpu_ticks, field, machine_ticks, ticks_per_s};
+use super::procs::{
+    AdapterSums, BAUD, Bins, CpuTicks, Proc, cpu_ticks, field, machine_ticks, ticks_per_s,
+};
 
 /// Register counts measured.
 pub const REGISTERS: [usize; 4] = [1, 2, 4, 8];
@@ -109,12 +111,9 @@ impl Shop {
             kkt_ids,
         })
     }
-}
 
-impl Shop {
-    /// The adapter's `/metrics` sums so far: seconds inside KKT exchanges (every register's),
-    /// seconds inside journal commits, and the journal's group commits.
-    async fn journal_and_kkt(&self, http: &reqwest::Client) -> anyhow::Result<[f64; 3]> {
+    /// The adapter's time and commit sums so far, from one `GET /metrics`.
+    async fn adapter_sums(&self, http: &reqwest::Client) -> anyhow::Result<AdapterSums> {
         let url = format!("{}/metrics", self.url);
         let text = http
             .get(&url)
@@ -123,13 +122,7 @@ impl Shop {
             .error_for_status()?
             .text()
             .await?;
-        let sum =
-            |name: &str| load::metric(&text, name).with_context(|| format!("no {name} in {url}"));
-        Ok([
-            sum("adapter_kkt_command_duration_seconds_sum")?,
-            sum("adapter_journal_commit_duration_seconds_sum")?,
-            sum("adapter_journal_commit_duration_seconds_count")?,
-        ])
+        AdapterSums::parse(&text, &url)
     }
 }
 
@@ -146,7 +139,11 @@ struct CpuUse {
 
 impl CpuUse {
     fn read(shop: &Shop) -> anyhow::Result<CpuUse> {
-        let ticks = |pid: u32| cpu_ticks(pid).with_context(|| format!("CPU time of pid {pid}"));
+        let ticks = |pid: u32| {
+            cpu_ticks(pid)
+                .map(CpuTicks::total)
+                .with_context(|| format!("CPU time of pid {pid}"))
+        };
         let mut emulators = 0;
         for emulator in &shop.emulators {
             emulators += ticks(emulator.pid())?;
@@ -237,7 +234,7 @@ pub async fn rep(bins: &Bins, plan: &Plan, rep: usize, out: &mut Samples) -> any
             };
             let split = !paced && n == REGISTERS[REGISTERS.len() - 1];
             let before = if split {
-                Some((CpuUse::read(&shop)?, shop.journal_and_kkt(&http).await?))
+                Some((CpuUse::read(&shop)?, shop.adapter_sums(&http).await?))
             } else {
                 None
             };
@@ -250,21 +247,21 @@ pub async fn rep(bins: &Bins, plan: &Plan, rep: usize, out: &mut Samples) -> any
                 &format!("r{rep}{pace}{n}"),
             )
             .await?;
-            if let Some((cpu, [kkt_s, commit_s, commits])) = before {
+            if let Some((cpu, sums)) = before {
                 let prefix = format!("{pace}_n{n}");
                 CpuUse::read(&shop)?.push_split(&cpu, &prefix, count, out);
-                let [kkt_now, commit_now, commits_now] = shop.journal_and_kkt(&http).await?;
+                let now = shop.adapter_sums(&http).await?;
                 let run_s = count as f64 / sales.rate;
                 let per_sale_ms = |secs: f64| secs * 1e3 / count as f64;
                 for (name, unit, value) in [
                     ("register_sale_ms", "ms", n as f64 * 1e3 / sales.rate),
-                    ("kkt_exchange_ms", "ms", per_sale_ms(kkt_now - kkt_s)),
+                    ("kkt_exchange_ms", "ms", per_sale_ms(now.kkt_s - sums.kkt_s)),
                     (
                         "journal_commits",
                         "commits",
-                        (commits_now - commits) / count as f64,
+                        (now.commits - sums.commits) / count as f64,
                     ),
-                    ("writer_busy", "x", (commit_now - commit_s) / run_s),
+                    ("writer_busy", "x", (now.commit_s - sums.commit_s) / run_s),
                 ] {
                     out.push(&format!("registers.{prefix}_{name}"), unit, value);
                 }

@@ -11,7 +11,7 @@ use super::Plan;
 use super::bare;
 use super::figure::Samples;
 use super::load;
-use super::procs::{BAUD, Bins, Peaks, Stack, ticks_per_s};
+use super::procs::{AdapterSums, BAUD, Bins, CpuTicks, Peaks, Stack, ticks_per_s};
 use super::split::{Split, push_split};
 
 /// Sales before the measured runs: the first opens the shift and trips the breaker.
@@ -19,12 +19,9 @@ const WARMUP_SALES: usize = 3;
 
 /// Counter readings at the start of a measured run.
 struct Before {
-    commits: f64,
-    /// Seconds the adapter had spent inside KKT exchanges and journal commits.
-    kkt_s: f64,
-    commit_s: f64,
-    /// CPU time of the adapter and the emulator so far, clock ticks (user, system).
-    cpu_ticks: [(u64, u64); 2],
+    sums: AdapterSums,
+    /// CPU time of the adapter and the emulator so far.
+    cpu_ticks: [CpuTicks; 2],
 }
 
 /// One repetition: a fresh stack, unpaced then paced, concurrency 1, 8, 64.
@@ -54,11 +51,8 @@ pub async fn rep(bins: &Bins, plan: &Plan, rep: usize, out: &mut Samples) -> any
             let count = plan.count(if paced { 150 } else { 600 }, 10);
             let before = if concurrency == 1 {
                 stack.reset_emu_counters().await?;
-                let (kkt_s, commit_s) = stack.time_in_kkt_and_commits().await?;
                 Some(Before {
-                    commits: stack.journal_commits().await?,
-                    kkt_s,
-                    commit_s,
+                    sums: stack.adapter_sums().await?,
                     cpu_ticks: stack.cpu_ticks(),
                 })
             } else {
@@ -114,7 +108,8 @@ async fn split(
     out: &mut Samples,
 ) -> anyhow::Result<()> {
     let emu = stack.emu_counters().await?;
-    let commits = stack.journal_commits().await? - before.commits;
+    let sums = stack.adapter_sums().await?;
+    let commits = sums.commits - before.sums.commits;
     let split = Split::new(&emu, commits, sales);
     let adapter_ms = p50_ms - split.device_ms - split.wire_ms;
     if paced {
@@ -128,7 +123,6 @@ async fn split(
         split.commits, split.commands, split.to_kkt, split.from_kkt, split.device_ms
     );
     // The adapter's own clock: inside KKT exchanges and inside journal commits, per sale.
-    let (kkt_s, commit_s) = stack.time_in_kkt_and_commits().await?;
     let per_sale = |secs: f64| secs * 1e3 / sales;
     let [adapter_now, emulator_now] = stack.cpu_ticks();
     let [adapter_then, emulator_then] = before.cpu_ticks;
@@ -139,28 +133,30 @@ async fn split(
         &split,
         &[
             ("adapter_ms", "ms", adapter_ms),
-            ("kkt_exchange_ms", "ms", per_sale(kkt_s - before.kkt_s)),
-            ("commit_ms", "ms", per_sale(commit_s - before.commit_s)),
+            (
+                "kkt_exchange_ms",
+                "ms",
+                per_sale(sums.kkt_s - before.sums.kkt_s),
+            ),
+            (
+                "commit_ms",
+                "ms",
+                per_sale(sums.commit_s - before.sums.commit_s),
+            ),
             (
                 "adapter_cpu_ms",
                 "ms",
-                cpu_ms(
-                    adapter_now.0 + adapter_now.1,
-                    adapter_then.0 + adapter_then.1,
-                ),
+                cpu_ms(adapter_now.total(), adapter_then.total()),
             ),
             (
                 "adapter_system_cpu_ms",
                 "ms",
-                cpu_ms(adapter_now.1, adapter_then.1),
+                cpu_ms(adapter_now.system, adapter_then.system),
             ),
             (
                 "emulator_cpu_ms",
                 "ms",
-                cpu_ms(
-                    emulator_now.0 + emulator_now.1,
-                    emulator_then.0 + emulator_then.1,
-                ),
+                cpu_ms(emulator_now.total(), emulator_then.total()),
             ),
         ],
     );
